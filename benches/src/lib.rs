@@ -1,0 +1,1 @@
+//! Shared helpers for sandlock's criterion benches (see `benches/benches/`).

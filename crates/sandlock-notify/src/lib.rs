@@ -1,0 +1,1 @@
+//! seccomp user-notification supervisor.

@@ -1,0 +1,1 @@
+//! sandlock: a lightweight process sandbox for Linux.
