@@ -119,10 +119,10 @@ fn target<'a>(chain: &[&Resolved<'a>], default: Action) -> Target<'a> {
         }
     }
     let mut fallback = default;
-    if rules.last().is_some_and(|(c, _)| c.is_empty()) {
-        if let Some((_, a)) = rules.pop() {
-            fallback = a;
-        }
+    if rules.last().is_some_and(|(c, _)| c.is_empty())
+        && let Some((_, a)) = rules.pop()
+    {
+        fallback = a;
     }
     // A rule whose action equals what happens when it fails changes nothing.
     while rules.last().is_some_and(|(_, a)| *a == fallback) {

@@ -85,7 +85,7 @@ impl SeccompData {
     /// or `None` if the offset is misaligned or outside the structure (the
     /// kernel refuses such programs).
     pub fn word(&self, offset: u32) -> Option<u32> {
-        if offset % 4 != 0 || offset >= SECCOMP_DATA_SIZE {
+        if !offset.is_multiple_of(4) || offset >= SECCOMP_DATA_SIZE {
             return None;
         }
         let split = |v: u64, hi: bool| if hi { (v >> 32) as u32 } else { v as u32 };

@@ -84,10 +84,14 @@ fn field_name(k: u32) -> Option<(&'static str, Option<u32>, &'static str)> {
         offset::ARCH => ("arch", None, ""),
         offset::IP_LO => ("instruction_pointer", None, " (low)"),
         offset::IP_HI => ("instruction_pointer", None, " (high)"),
-        16..=63 if k % 4 == 0 => (
+        16..=63 if k.is_multiple_of(4) => (
             "args",
             Some((k - 16) / 8),
-            if k % 8 == 0 { " (low)" } else { " (high)" },
+            if k.is_multiple_of(8) {
+                " (low)"
+            } else {
+                " (high)"
+            },
         ),
         _ => return None,
     })

@@ -229,15 +229,15 @@ fn check_cond(nr: u32, c: &Cond) -> Result<(), BuildError> {
             }
         }
     }
-    if let CmpOp::MaskedEq(mask) = c.op() {
-        if c.value() & !mask != 0 {
-            return Err(BuildError::ValueOutsideMask {
-                nr,
-                arg,
-                mask,
-                value: c.value(),
-            });
-        }
+    if let CmpOp::MaskedEq(mask) = c.op()
+        && c.value() & !mask != 0
+    {
+        return Err(BuildError::ValueOutsideMask {
+            nr,
+            arg,
+            mask,
+            value: c.value(),
+        });
     }
     Ok(())
 }

@@ -217,10 +217,8 @@ fn check_scratch(insns: &[Insn]) -> Result<(), InterpError> {
         };
         match insn.code {
             BPF_ST | BPF_STX => valid |= bit,
-            LD_MEM | LDX_MEM => {
-                if valid & bit == 0 {
-                    return Err(InterpError::Uninit { pc, k: insn.k });
-                }
+            LD_MEM | LDX_MEM if valid & bit == 0 => {
+                return Err(InterpError::Uninit { pc, k: insn.k });
             }
             JA => {
                 merge(insn.k as usize);
