@@ -127,6 +127,19 @@ const TAX: u16 = BPF_MISC | BPF_TAX;
 const TXA: u16 = BPF_MISC | BPF_TXA;
 const NEG: u16 = BPF_ALU | BPF_NEG;
 const JA: u16 = BPF_JMP | BPF_JA;
+const JEQ_K: u16 = BPF_JMP | BPF_JEQ | BPF_K;
+const JEQ_X: u16 = BPF_JMP | BPF_JEQ | BPF_X;
+const JGT_K: u16 = BPF_JMP | BPF_JGT | BPF_K;
+const JGT_X: u16 = BPF_JMP | BPF_JGT | BPF_X;
+const JGE_K: u16 = BPF_JMP | BPF_JGE | BPF_K;
+const JGE_X: u16 = BPF_JMP | BPF_JGE | BPF_X;
+const JSET_K: u16 = BPF_JMP | BPF_JSET | BPF_K;
+const JSET_X: u16 = BPF_JMP | BPF_JSET | BPF_X;
+
+/// The offset a conditional jump takes.
+fn branch(insn: &Insn, taken: bool) -> usize {
+    usize::from(if taken { insn.jt } else { insn.jf })
+}
 
 /// The ALU operations seccomp accepts (with `BPF_K` or `BPF_X`): no `MOD`.
 const ALU_OPS: [u16; 9] = [
@@ -302,16 +315,14 @@ fn execute(insns: &[Insn], data: &SeccompData) -> Result<Outcome, InterpError> {
             RET_K => return Ok(Outcome { ret: k, steps }),
             RET_A => return Ok(Outcome { ret: a, steps }),
             JA => skip = usize::try_from(k).map_err(|_| InterpError::Jump { pc })?,
-            c if is_cond_jump(c) => {
-                let v = if c & BPF_X != 0 { x } else { k };
-                let taken = match c & 0xf0 {
-                    BPF_JEQ => a == v,
-                    BPF_JGT => a > v,
-                    BPF_JGE => a >= v,
-                    _ => a & v != 0,
-                };
-                skip = usize::from(if taken { insn.jt } else { insn.jf });
-            }
+            JEQ_K => skip = branch(insn, a == k),
+            JEQ_X => skip = branch(insn, a == x),
+            JGT_K => skip = branch(insn, a > k),
+            JGT_X => skip = branch(insn, a > x),
+            JGE_K => skip = branch(insn, a >= k),
+            JGE_X => skip = branch(insn, a >= x),
+            JSET_K => skip = branch(insn, a & k != 0),
+            JSET_X => skip = branch(insn, a & x != 0),
             c if is_alu(c) => {
                 let v = if c & BPF_X != 0 { x } else { k };
                 a = match c & 0xf0 {
