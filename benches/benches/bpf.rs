@@ -166,7 +166,7 @@ fn steps(insns: &[Insn], inputs: &[SeccompData], spec: &Spec) -> Steps {
 fn print_table(arch: Arch) {
     println!(
         "\nBPF instructions executed per syscall ({arch}, every table syscall, args 0)\n\
-         {:<10} {:<12} {:>6} {:>8} {:>7} {:>14} {:>15} {:>12}",
+         {:<14} {:<12} {:>6} {:>8} {:>7} {:>14} {:>15} {:>12}",
         "rules", "program", "len", "mean", "worst", "mean no-match", "worst no-match", "2log2(n)+8"
     );
     let inputs = inputs(arch);
@@ -179,7 +179,7 @@ fn print_table(arch: Arch) {
         ] {
             let s = steps(&insns, &inputs, &spec);
             println!(
-                "{:<10} {:<12} {:>6} {:>8.1} {:>7} {:>14.1} {:>15} {:>12.1}",
+                "{:<14} {:<12} {:>6} {:>8.1} {:>7} {:>14.1} {:>15} {:>12.1}",
                 format!("{name}({n})"),
                 who,
                 insns.len(),

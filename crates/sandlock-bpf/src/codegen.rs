@@ -216,29 +216,37 @@ fn emit_cond(asm: &mut Asm, c: &Cond, fail: Label) {
             low_half(asm, CmpOp::Ne, vl, p, f);
         }
         (Width::U64, op @ (CmpOp::Gt | CmpOp::Ge | CmpOp::Lt | CmpOp::Le)) => {
-            // The high halves decide unless they are equal; then the low ones
-            // do, unless the low comparison is the same for every value.
             let greater = matches!(op, CmpOp::Gt | CmpOp::Ge);
-            let (hi_gt, hi_lt) = if greater { (p, f) } else { (f, p) };
-            let lo = asm.label();
-            let hi_eq = match low_trivially(op, vl) {
-                Some(true) => p,
-                Some(false) => f,
-                None => Dest::To(lo),
-            };
             asm.load(hi_off);
-            // With `vh == 0`, "not above" already means "equal".
-            let not_gt = if vh == 0 { hi_eq } else { next };
-            if vh != u32::MAX {
-                asm.jump(op::BPF_JGT, vh, hi_gt, not_gt);
-            }
-            if vh != 0 {
-                asm.jump(op::BPF_JEQ, vh, hi_eq, hi_lt);
-            }
-            asm.bind(lo);
-            if hi_eq == Dest::To(lo) {
-                asm.load(lo_off);
-                low_half(asm, op, vl, p, f);
+            match low_trivially(op, vl) {
+                // The low halves cannot change the answer: one compare of the
+                // high halves decides (`arg >= 1 << 32` is `hi >= 1`).
+                Some(eq_passes) => {
+                    let code = if greater == eq_passes {
+                        op::BPF_JGE
+                    } else {
+                        op::BPF_JGT
+                    };
+                    let (jt, jf) = if greater { (p, f) } else { (f, p) };
+                    asm.jump(code, vh, jt, jf);
+                }
+                // The high halves decide unless they are equal; then the low
+                // halves do.
+                None => {
+                    let (hi_gt, hi_lt) = if greater { (p, f) } else { (f, p) };
+                    let lo = asm.label();
+                    // With `vh == 0`, "not above" already means "equal".
+                    let not_gt = if vh == 0 { Dest::To(lo) } else { next };
+                    if vh != u32::MAX {
+                        asm.jump(op::BPF_JGT, vh, hi_gt, not_gt);
+                    }
+                    if vh != 0 {
+                        asm.jump(op::BPF_JEQ, vh, Dest::To(lo), hi_lt);
+                    }
+                    asm.bind(lo);
+                    asm.load(lo_off);
+                    low_half(asm, op, vl, p, f);
+                }
             }
         }
     }
