@@ -1,0 +1,199 @@
+//! The terminal table (also used, as Markdown, in docs/benchmarks.md).
+
+use super::record::{Outcome, Record};
+use super::stats::Summary;
+
+/// A duration in nanoseconds with a readable unit.
+pub fn duration(ns: f64) -> String {
+    let (v, unit) = if ns >= 1e9 {
+        (ns / 1e9, "s")
+    } else if ns >= 1e6 {
+        (ns / 1e6, "ms")
+    } else if ns >= 1e3 {
+        (ns / 1e3, "µs")
+    } else {
+        (ns, "ns")
+    };
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$} {unit}")
+}
+
+fn ratio(r: Option<&Summary>) -> String {
+    match r {
+        Some(r) => format!("{:.2}x [{:.2}-{:.2}]", r.median, r.min, r.max),
+        None => "1.00x".to_owned(),
+    }
+}
+
+fn median(v: &[f64]) -> String {
+    Summary::of(v).map_or_else(|| "-".to_owned(), |s| duration(s.median))
+}
+
+/// The record as a terminal table.
+pub fn render(record: &Record) -> String {
+    let mut out = format!(
+        "sandlock bench ({} mode) — {} — commit {}{} — kernel {} — {} ({} CPUs)\n",
+        record.mode,
+        record.timestamp,
+        short(&record.commit),
+        if record.dirty { "+dirty" } else { "" },
+        record.kernel,
+        record.cpu,
+        record.cpus
+    );
+    for sc in &record.scenarios {
+        out.push_str(&format!("\n== {} — {}\n", sc.name, sc.title));
+        if let Some(reason) = &sc.skipped {
+            out.push_str(&format!("   skipped: {reason}\n"));
+            continue;
+        }
+        if sc.name == "notify" {
+            for c in record
+                .criterion
+                .iter()
+                .filter(|c| c.id.starts_with("notify"))
+            {
+                out.push_str(&format!(
+                    "   {:<34} {:>10}{}\n",
+                    c.id,
+                    duration(c.median_ns),
+                    c.ratio_to_bare
+                        .map(|r| format!("  {r:.2}x bare"))
+                        .unwrap_or_default()
+                ));
+            }
+            continue;
+        }
+        out.push_str(&format!(
+            "   {:<20} {:>10} {:>10} {:>10}  {:<20} {:>9} {:>9}   ({} time, {} rounds)\n",
+            "sandbox",
+            "median",
+            "min",
+            "max",
+            "ratio [min-max]",
+            "user",
+            "sys",
+            sc.metric,
+            sc.rounds
+        ));
+        for row in &sc.rows {
+            match &row.outcome {
+                Outcome::Measured(m) => {
+                    out.push_str(&format!(
+                        "   {:<20} {:>10} {:>10} {:>10}  {:<20} {:>9} {:>9}\n",
+                        row.sandbox,
+                        duration(m.summary.median),
+                        duration(m.summary.min),
+                        duration(m.summary.max),
+                        ratio(m.ratio.as_ref()),
+                        median(&m.user_ns),
+                        median(&m.sys_ns),
+                    ));
+                    for (name, values) in &m.extra {
+                        if let Some(s) = Summary::of(values) {
+                            out.push_str(&format!(
+                                "   {:<20} {name}: {:.0} (median)\n",
+                                "", s.median
+                            ));
+                        }
+                    }
+                    for note in &row.notes {
+                        out.push_str(&format!("   {:<20} note: {note}\n", ""));
+                    }
+                }
+                Outcome::Unavailable { reason } => {
+                    out.push_str(&format!("   {:<20} unavailable: {reason}\n", row.sandbox));
+                }
+            }
+        }
+    }
+    let others: Vec<_> = record
+        .criterion
+        .iter()
+        .filter(|c| !c.id.starts_with("notify"))
+        .collect();
+    if !others.is_empty() {
+        out.push_str("\n== criterion (sandlock-benches)\n");
+        for c in others {
+            out.push_str(&format!(
+                "   {:<34} {:>10}{}\n",
+                c.id,
+                duration(c.median_ns),
+                c.ratio_to_bare
+                    .map(|r| format!("  {r:.2}x bare"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
+/// The record as a Markdown table: one line per scenario and sandbox.
+pub fn markdown(record: &Record) -> String {
+    let mut out = String::from(
+        "| scenario | sandbox | median | min | max | ratio to bare (median [min–max]) |\n|---|---|---:|---:|---:|---|\n",
+    );
+    for sc in &record.scenarios {
+        if let Some(reason) = &sc.skipped {
+            out.push_str(&format!("| {} | — | | | | skipped: {reason} |\n", sc.name));
+            continue;
+        }
+        for row in &sc.rows {
+            match &row.outcome {
+                Outcome::Measured(m) => out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} |\n",
+                    sc.name,
+                    row.sandbox,
+                    duration(m.summary.median),
+                    duration(m.summary.min),
+                    duration(m.summary.max),
+                    ratio(m.ratio.as_ref()),
+                )),
+                Outcome::Unavailable { reason } => out.push_str(&format!(
+                    "| {} | {} | | | | unavailable: {} |\n",
+                    sc.name,
+                    row.sandbox,
+                    reason.replace('|', "\\|")
+                )),
+            }
+        }
+    }
+    out
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::record::testdata::sample_record;
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(duration(612.0), "612 ns");
+        assert_eq!(duration(1_500.0), "1.50 µs");
+        assert_eq!(duration(612_000.0), "612 µs");
+        assert_eq!(duration(3_100_000.0), "3.10 ms");
+        assert_eq!(duration(291_258_989.0), "291 ms");
+        assert_eq!(duration(12_300_000_000.0), "12.3 s");
+    }
+
+    #[test]
+    fn every_row_appears_with_its_ratio_or_reason() {
+        let r = sample_record(1_700_000_000, "full", 1.25);
+        let t = render(&r);
+        assert!(t.contains("1.25x [1.25-1.25]"), "{t}");
+        assert!(t.contains("unavailable: not installed"), "{t}");
+        let md = markdown(&r);
+        assert_eq!(md.lines().count(), 2 + 3, "{md}");
+        assert!(md.contains("| open | syd | | | | unavailable: not installed |"));
+    }
+}
