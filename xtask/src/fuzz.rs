@@ -83,6 +83,10 @@ pub struct Growth {
     pub artifacts: Vec<PathBuf>,
     /// A libFuzzer or panic message line, for the report.
     pub error: Option<String>,
+    /// `stat::number_of_executed_units` from the final stats.
+    pub total_execs: Option<u64>,
+    /// `stat::average_exec_per_sec` from the final stats.
+    pub average_exec_per_sec: Option<u64>,
 }
 
 impl Growth {
@@ -94,6 +98,10 @@ impl Growth {
             }
             self.peak_exec_per_sec = self.peak_exec_per_sec.max(s.exec_per_sec.unwrap_or(0));
             self.last = Some(s);
+        } else if let Some(v) = line.strip_prefix("stat::number_of_executed_units:") {
+            self.total_execs = v.trim().parse().ok();
+        } else if let Some(v) = line.strip_prefix("stat::average_exec_per_sec:") {
+            self.average_exec_per_sec = v.trim().parse().ok();
         } else if let Some(p) = parse_artifact(line) {
             self.artifacts.push(p);
         } else if self.error.is_none()
@@ -144,7 +152,13 @@ fn ensure_tools() -> Result<(), String> {
             "the nightly toolchain is missing: rustup toolchain install nightly".to_owned(),
         );
     }
-    if workspace::which("cargo-fuzz").is_none() {
+    let has_fuzz = workspace::rustup_cargo("nightly")
+        .args(["fuzz", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_fuzz {
         eprintln!("== cargo-fuzz is missing: installing it");
         let mut cmd = workspace::cargo();
         cmd.args(["install", "cargo-fuzz"]);
@@ -184,17 +198,12 @@ fn fuzz(opts: &FuzzOptions) -> Result<bool, String> {
     );
     for (target, g, ok, elapsed) in &summary {
         let last = g.last.clone().unwrap_or_default();
-        let rate = if elapsed.as_secs_f64() > 0.0 {
-            last.execs as f64 / elapsed.as_secs_f64()
-        } else {
-            0.0
-        };
         println!(
-            "{:<20} {:>6.0} {:>12} {:>9.0} {:>8}  {}{}",
+            "{:<20} {:>6.0} {:>12} {:>9} {:>8}  {}{}",
             target,
             elapsed.as_secs_f64(),
-            last.execs,
-            rate,
+            g.total_execs.unwrap_or(last.execs),
+            g.average_exec_per_sec.or(last.exec_per_sec).map_or("-".to_owned(), |r| r.to_string()),
             last.corpus.map_or("-".to_owned(), |c| c.to_string()),
             g.describe(),
             if *ok { "" } else { "  FAILED" }
@@ -204,7 +213,7 @@ fn fuzz(opts: &FuzzOptions) -> Result<bool, String> {
 }
 
 /// Runs one target; returns its growth, whether it ended clean, and how long
-/// it ran.
+/// it fuzzed (from libFuzzer's first status line, so the build is not counted).
 fn run_target(dir: &Path, target: &str, seconds: u64) -> Result<(Growth, bool, Duration), String> {
     let root = workspace::root();
     let seeds = dir.join("corpus").join(target);
@@ -234,7 +243,6 @@ fn run_target(dir: &Path, target: &str, seconds: u64) -> Result<(Growth, bool, D
         "== fuzz {target} for {seconds} s\n$ {}",
         workspace::display(&cmd)
     );
-    let start = Instant::now();
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("{}: {e}", workspace::display(&cmd)))?;
@@ -242,11 +250,15 @@ fn run_target(dir: &Path, target: &str, seconds: u64) -> Result<(Growth, bool, D
     let mut last_print = Instant::now();
     let mut printed_cov = None;
     let mut tail: Vec<String> = Vec::new();
+    let mut fuzz_start: Option<Instant> = None;
     if let Some(stderr) = child.stderr.take() {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             growth.feed(&line);
             let status = parse_status(&line);
+            if status.is_some() && fuzz_start.is_none() {
+                fuzz_start = Some(Instant::now());
+            }
             match &status {
                 Some(s) if s.cov.is_some() => {
                     // A progress line when coverage moved, at most every 5 s.
@@ -255,7 +267,7 @@ fn run_target(dir: &Path, target: &str, seconds: u64) -> Result<(Growth, bool, D
                     if s.event == "INITED" || s.event == "DONE" || due {
                         eprintln!(
                             "   {target} {:>5.0}s  {:<6} execs {:>10}  cov {:>6}  ft {:>6}  corp {:>5}  exec/s {:>7}",
-                            start.elapsed().as_secs_f64(),
+                            fuzz_start.map_or(0.0, |t| t.elapsed().as_secs_f64()),
                             s.event,
                             s.execs,
                             s.cov.unwrap_or(0),
@@ -279,7 +291,7 @@ fn run_target(dir: &Path, target: &str, seconds: u64) -> Result<(Growth, bool, D
     let status = child
         .wait()
         .map_err(|e| format!("waiting for cargo fuzz: {e}"))?;
-    let elapsed = start.elapsed();
+    let elapsed = fuzz_start.map_or(Duration::ZERO, |t| t.elapsed());
     let ok = status.success() && growth.artifacts.is_empty();
     if !ok {
         eprintln!("   {target}: FAILED ({status})");
@@ -344,6 +356,8 @@ mod tests {
             "#65536\tpulse  cov: 81 ft: 120 corp: 12/96b lim: 4 exec/s: 21845 rss: 31Mb",
             "thread '<unnamed>' panicked at src/decode.rs:10:5:",
             "==42== ERROR: libFuzzer: deadly signal",
+            "stat::number_of_executed_units: 70000",
+            "stat::average_exec_per_sec:     23333",
             "artifact_prefix='/w/fuzz/artifacts/decode_event/'; Test unit written to /w/fuzz/artifacts/decode_event/crash-0123abcd",
         ] {
             g.feed(line);
@@ -359,6 +373,7 @@ mod tests {
             )]
         );
         assert!(g.error.as_ref().unwrap().contains("panicked at"));
+        assert_eq!((g.total_execs, g.average_exec_per_sec), (Some(70000), Some(23333)));
     }
 
     #[test]

@@ -180,6 +180,7 @@ fn measure(opts: &BenchOptions, mode: &str) -> Result<Record, String> {
             continue;
         }
         eprintln!("== {}: {}", sc.name, sc.title);
+        let started = std::time::Instant::now();
         let rounds = opts.rounds.unwrap_or(sc.rounds);
         let rec: ScenarioRecord = match &sc.workload {
             Workload::Process {
@@ -210,6 +211,7 @@ fn measure(opts: &BenchOptions, mode: &str) -> Result<Record, String> {
                 }
             }
         };
+        eprintln!("   ({:.1} s)", started.elapsed().as_secs_f64());
         scenarios.push(rec);
     }
     drop(listener);

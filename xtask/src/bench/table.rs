@@ -5,6 +5,9 @@ use super::stats::Summary;
 
 /// A duration in nanoseconds with a readable unit.
 pub fn duration(ns: f64) -> String {
+    if ns == 0.0 {
+        return "0".to_owned();
+    }
     let (v, unit) = if ns >= 1e9 {
         (ns / 1e9, "s")
     } else if ns >= 1e6 {
@@ -47,6 +50,8 @@ pub fn render(record: &Record) -> String {
         record.cpu,
         record.cpus
     );
+    // A reason already printed for a sandbox is not repeated in full.
+    let mut said: Vec<(&str, &str, &str)> = Vec::new();
     for sc in &record.scenarios {
         out.push_str(&format!("\n== {} — {}\n", sc.name, sc.title));
         if let Some(reason) = &sc.skipped {
@@ -108,7 +113,16 @@ pub fn render(record: &Record) -> String {
                     }
                 }
                 Outcome::Unavailable { reason } => {
-                    out.push_str(&format!("   {:<20} unavailable: {reason}\n", row.sandbox));
+                    match said.iter().find(|(s, r, _)| *s == row.sandbox && *r == reason) {
+                        Some((_, _, first)) => out.push_str(&format!(
+                            "   {:<20} unavailable (as in {first})\n",
+                            row.sandbox
+                        )),
+                        None => {
+                            out.push_str(&format!("   {:<20} unavailable: {reason}\n", row.sandbox));
+                            said.push((&row.sandbox, reason, &sc.name));
+                        }
+                    }
                 }
             }
         }
@@ -178,6 +192,7 @@ mod tests {
 
     #[test]
     fn units() {
+        assert_eq!(duration(0.0), "0");
         assert_eq!(duration(612.0), "612 ns");
         assert_eq!(duration(1_500.0), "1.50 µs");
         assert_eq!(duration(612_000.0), "612 µs");
@@ -192,6 +207,14 @@ mod tests {
         let t = render(&r);
         assert!(t.contains("1.25x [1.25-1.25]"), "{t}");
         assert!(t.contains("unavailable: not installed"), "{t}");
+        // A second scenario with the same reason refers to the first.
+        let mut twice = r.clone();
+        let mut again = twice.scenarios[0].clone();
+        again.name = "fork".to_owned();
+        twice.scenarios.push(again);
+        let t = render(&twice);
+        assert_eq!(t.matches("unavailable: not installed").count(), 1, "{t}");
+        assert!(t.contains("unavailable (as in open)"), "{t}");
         let md = markdown(&r);
         assert_eq!(md.lines().count(), 2 + 3, "{md}");
         assert!(md.contains("| open | syd | | | | unavailable: not installed |"));
