@@ -261,9 +261,11 @@ fn run_target(dir: &Path, target: &str, seconds: u64) -> Result<(Growth, bool, D
             }
             match &status {
                 Some(s) if s.cov.is_some() => {
-                    // A progress line when coverage moved, at most every 5 s.
-                    let due =
-                        last_print.elapsed() >= Duration::from_secs(5) && s.cov != printed_cov;
+                    // A progress line when coverage moved (at most every
+                    // 5 s), and every 30 s in any case.
+                    let since = last_print.elapsed();
+                    let due = (since >= Duration::from_secs(5) && s.cov != printed_cov)
+                        || since >= Duration::from_secs(30);
                     if s.event == "INITED" || s.event == "DONE" || due {
                         eprintln!(
                             "   {target} {:>5.0}s  {:<6} execs {:>10}  cov {:>6}  ft {:>6}  corp {:>5}  exec/s {:>7}",
