@@ -203,7 +203,9 @@ fn fuzz(opts: &FuzzOptions) -> Result<bool, String> {
             target,
             elapsed.as_secs_f64(),
             g.total_execs.unwrap_or(last.execs),
-            g.average_exec_per_sec.or(last.exec_per_sec).map_or("-".to_owned(), |r| r.to_string()),
+            g.average_exec_per_sec
+                .or(last.exec_per_sec)
+                .map_or("-".to_owned(), |r| r.to_string()),
             last.corpus.map_or("-".to_owned(), |c| c.to_string()),
             g.describe(),
             if *ok { "" } else { "  FAILED" }
@@ -375,7 +377,10 @@ mod tests {
             )]
         );
         assert!(g.error.as_ref().unwrap().contains("panicked at"));
-        assert_eq!((g.total_execs, g.average_exec_per_sec), (Some(70000), Some(23333)));
+        assert_eq!(
+            (g.total_execs, g.average_exec_per_sec),
+            (Some(70000), Some(23333))
+        );
     }
 
     #[test]

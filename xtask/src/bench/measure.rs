@@ -51,13 +51,18 @@ impl Run {
             Ended::Signaled(s) => format!("killed by signal {s}"),
             Ended::TimedOut => "timed out".to_owned(),
         };
-        let last = self
-            .stderr
-            .lines()
-            .rev()
-            .chain(self.stdout.lines().rev())
-            .map(str::trim)
-            .find(|l| !l.is_empty());
+        // An "error..." line says most; else the last thing it printed.
+        let lines = || {
+            self.stderr
+                .lines()
+                .rev()
+                .chain(self.stdout.lines().rev())
+                .map(str::trim)
+        };
+        let last = lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("error"))
+            .last()
+            .or_else(|| lines().find(|l| !l.is_empty()));
         match last {
             Some(line) => format!("{how}: {}", truncate(line, 200)),
             None => how,
@@ -323,6 +328,18 @@ mod tests {
         assert_eq!(run.stdout, "out\n");
         assert_eq!(run.stderr, "err\n");
         assert_eq!(run.failure(), "exit 3: err");
+        let run = runner
+            .run(
+                &argv(&[
+                    "/bin/sh",
+                    "-c",
+                    "echo 'error: bad flag' >&2; echo 'try --help' >&2; exit 2",
+                ]),
+                &dir,
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        assert_eq!(run.failure(), "exit 2: error: bad flag");
         assert!(run.wall > Duration::ZERO);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use super::measure::{Run, Runner};
 use super::record::{Measured, Outcome, Row, ScenarioRecord};
@@ -163,18 +163,23 @@ pub fn skipped(sc: &Scenario, metric: &str, reason: String) -> ScenarioRecord {
     }
 }
 
-/// Progress on stderr, overwritten in place.
+/// Progress on stderr, overwritten in place (only on a terminal: a log
+/// gets the scenario lines, not every round).
 pub fn progress(msg: &str) {
     let mut err = std::io::stderr();
-    let _ = write!(err, "\r\x1b[2K  {msg}");
-    let _ = err.flush();
+    if err.is_terminal() {
+        let _ = write!(err, "\r\x1b[2K  {msg}");
+        let _ = err.flush();
+    }
 }
 
 /// Ends a progress line.
 pub fn progress_done() {
     let mut err = std::io::stderr();
-    let _ = write!(err, "\r\x1b[2K");
-    let _ = err.flush();
+    if err.is_terminal() {
+        let _ = write!(err, "\r\x1b[2K");
+        let _ = err.flush();
+    }
 }
 
 /// Runs a process scenario.

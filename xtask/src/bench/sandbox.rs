@@ -47,14 +47,34 @@ pub enum Kind {
     Landlock,
     /// This workspace's `sandlock run`.
     Sandlock,
-    /// A published `sandlock-cli` from crates.io (same `run` flags).
-    SandlockCli,
+    /// A published `sandlock-cli` from crates.io.
+    SandlockCli(Dialect),
     /// bubblewrap with read-only binds.
     Bwrap,
     /// firejail with read-only paths.
     Firejail,
     /// syd with an allow list of the same paths.
     Syd,
+}
+
+/// The network flags of a sandlock command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// sandlock 0.4 (and ours): `--net-allow-host HOST`, `--net-bind PORT`.
+    Classic,
+    /// sandlock 0.9: `--net-allow HOST:PORT`, `--net-allow-bind PORT`.
+    Endpoints,
+}
+
+impl Dialect {
+    /// The dialect of a published sandlock-cli version.
+    pub fn of_version(version: &str) -> Self {
+        if version.starts_with("0.4.") || version.starts_with("0.3.") {
+            Dialect::Classic
+        } else {
+            Dialect::Endpoints
+        }
+    }
 }
 
 /// One sandbox of the comparison, located (or not) on this machine.
@@ -107,7 +127,8 @@ impl Sandbox {
                 w.enforces_deny = false;
             }
             Kind::Landlock => landlock(&mut w, rules, &read, &write),
-            Kind::Sandlock | Kind::SandlockCli => sandlock(&mut w, rules, &read, &write),
+            Kind::Sandlock => sandlock(&mut w, rules, &read, &write, Dialect::Classic),
+            Kind::SandlockCli(dialect) => sandlock(&mut w, rules, &read, &write, dialect),
             Kind::Bwrap => bwrap(&mut w, rules, cwd, &sys, &read[sys.len()..], &write),
             Kind::Firejail => firejail(&mut w, rules, &read, &write),
             Kind::Syd => syd(&mut w, rules, &read, &write),
@@ -157,7 +178,7 @@ fn landlock(w: &mut Wrapped, rules: &Rules, read: &[PathBuf], write: &[PathBuf])
     w.argv.push("--".into());
 }
 
-fn sandlock(w: &mut Wrapped, rules: &Rules, read: &[PathBuf], write: &[PathBuf]) {
+fn sandlock(w: &mut Wrapped, rules: &Rules, read: &[PathBuf], write: &[PathBuf], dialect: Dialect) {
     w.argv.push("run".into());
     for p in read {
         push(&mut w.argv, "-r", p);
@@ -174,11 +195,29 @@ fn sandlock(w: &mut Wrapped, rules: &Rules, read: &[PathBuf], write: &[PathBuf])
     if let Some(m) = &rules.max_memory {
         push(&mut w.argv, "-m", m);
     }
-    for h in &rules.net_allow_hosts {
-        push(&mut w.argv, "--net-allow-host", h);
-    }
-    for port in &rules.net_bind {
-        push(&mut w.argv, "--net-bind", port.to_string());
+    match dialect {
+        Dialect::Classic => {
+            for h in &rules.net_allow_hosts {
+                push(&mut w.argv, "--net-allow-host", h);
+            }
+            for port in &rules.net_bind {
+                push(&mut w.argv, "--net-bind", port.to_string());
+            }
+        }
+        Dialect::Endpoints => {
+            for h in &rules.net_allow_hosts {
+                for port in &rules.connects_to {
+                    push(&mut w.argv, "--net-allow", format!("{h}:{port}"));
+                }
+            }
+            for port in &rules.net_bind {
+                push(&mut w.argv, "--net-allow-bind", port.to_string());
+            }
+            if !rules.net_allow_hosts.is_empty() {
+                w.notes
+                    .push("0.9 host rules name a port: host:port given".to_owned());
+            }
+        }
     }
     w.argv.push("--".into());
 }
@@ -387,6 +426,15 @@ mod tests {
             assert!(a.contains(part), "{part} missing in {a}");
         }
         assert!(w.enforces_deny && w.notes.is_empty());
+    }
+
+    #[test]
+    fn sandlock_0_9_speaks_endpoints() {
+        let w = wrap(Kind::SandlockCli(Dialect::of_version("0.9.0")));
+        let a = strings(&w).join(" ");
+        assert!(a.contains("--net-allow 127.0.0.1:4000"), "{a}");
+        assert!(!a.contains("--net-allow-host"), "{a}");
+        assert_eq!(Dialect::of_version("0.4.1"), Dialect::Classic);
     }
 
     #[test]

@@ -111,7 +111,7 @@ pub struct Ports {
 /// Every scenario, sized for `quick` or full runs.
 pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
     let q = |full: u64, reduced: u64| if quick { reduced } else { full };
-    let loop_rounds = q(7, 3) as usize;
+    let loop_rounds = q(7, 2) as usize;
     let long = Duration::from_secs(300);
     let os = |s: &str| OsString::from(s);
     let count = |n: u64| OsString::from(n.to_string());
@@ -147,8 +147,8 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
                 iterations: None,
                 probe: None,
             },
-            warmup: q(5, 2) as usize,
-            rounds: q(60, 15) as usize,
+            warmup: q(5, 1) as usize,
+            rounds: q(60, 10) as usize,
             timeout: Duration::from_secs(30),
         },
         Scenario {

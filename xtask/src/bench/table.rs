@@ -113,13 +113,19 @@ pub fn render(record: &Record) -> String {
                     }
                 }
                 Outcome::Unavailable { reason } => {
-                    match said.iter().find(|(s, r, _)| *s == row.sandbox && *r == reason) {
+                    match said
+                        .iter()
+                        .find(|(s, r, _)| *s == row.sandbox && *r == reason)
+                    {
                         Some((_, _, first)) => out.push_str(&format!(
                             "   {:<20} unavailable (as in {first})\n",
                             row.sandbox
                         )),
                         None => {
-                            out.push_str(&format!("   {:<20} unavailable: {reason}\n", row.sandbox));
+                            out.push_str(&format!(
+                                "   {:<20} unavailable: {reason}\n",
+                                row.sandbox
+                            ));
                             said.push((&row.sandbox, reason, &sc.name));
                         }
                     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::sandbox::{Kind, Sandbox};
+use super::sandbox::{Dialect, Kind, Sandbox};
 use crate::workspace;
 
 /// Published sandlock-cli versions compared: 0.4.1 has the command line ours
@@ -98,7 +98,7 @@ pub fn discover(
         };
         v.push(Sandbox {
             name,
-            kind: Kind::SandlockCli,
+            kind: Kind::SandlockCli(Dialect::of_version(version)),
             program,
         });
     }
@@ -185,7 +185,10 @@ pub fn install(cache: &Path, sandboxes: &[Sandbox], redis: bool) -> BTreeMap<Str
             }
         }
     }
-    for s in missing(Kind::SandlockCli) {
+    let cli_missing = sandboxes
+        .iter()
+        .filter(|s| matches!(s.kind, Kind::SandlockCli(_)) && s.program.is_err());
+    for s in cli_missing {
         let version = s.name.trim_start_matches("sandlock-cli-");
         let mut cmd = workspace::cargo();
         cmd.arg("install")
@@ -243,12 +246,12 @@ pub fn versions(sandboxes: &[Sandbox]) -> BTreeMap<String, String> {
         let Ok(program) = &s.program else { continue };
         let args: &[&str] = match s.kind {
             Kind::Bwrap | Kind::Firejail | Kind::Syd => &["--version"],
-            Kind::SandlockCli | Kind::Sandlock => &["--version"],
+            Kind::SandlockCli(_) | Kind::Sandlock => &["--version"],
             Kind::Bare | Kind::Landlock => continue,
         };
         let out = workspace::output_of(&program.to_string_lossy(), args);
         let text = match (s.kind, out) {
-            (Kind::SandlockCli, _) => s.name.trim_start_matches("sandlock-cli-").to_owned(),
+            (Kind::SandlockCli(_), _) => s.name.trim_start_matches("sandlock-cli-").to_owned(),
             (_, Some(out)) => first_line(out),
             (_, None) => continue,
         };
