@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
+use super::measure::sys;
+
 /// A running listener; stopped on drop.
 pub struct Listener {
     addr: SocketAddr,
@@ -18,6 +20,10 @@ impl Listener {
     pub fn start() -> Result<Self, String> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .map_err(|e| format!("binding a loopback listener: {e}"))?;
+        // A deep accept queue: if this thread is descheduled on a busy
+        // machine, a full queue drops SYNs and the client waits a 1 s
+        // retransmit, which would show up as a sandbox's cost.
+        sys::listen_backlog(&listener, 4096);
         let addr = listener
             .local_addr()
             .map_err(|e| format!("loopback listener address: {e}"))?;

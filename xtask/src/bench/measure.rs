@@ -288,6 +288,16 @@ pub mod sys {
         }
     }
 
+    /// Calls `listen` again on a listening socket to set its backlog (the
+    /// kernel caps it at `net.core.somaxconn`); a failure keeps the old one.
+    pub fn listen_backlog(socket: &impl std::os::fd::AsRawFd, backlog: i32) {
+        // SAFETY: listen(2) takes an fd that stays open for the borrow and
+        // an integer; it touches no memory of ours.
+        unsafe {
+            libc::listen(socket.as_raw_fd(), backlog);
+        }
+    }
+
     /// SIGTERM to the process group `pgid`; errors are ignored.
     pub fn term_group(pgid: i32) {
         if pgid > 1 {

@@ -220,7 +220,14 @@ pub fn process(
             progress(&format!("{}: checking {}", sc.name, sandbox.name));
             if let (Some(probe), true) = (probe, w.enforces_deny) {
                 if let Ok(p) = sandbox.wrap(&sc.rules, cwd, tmp, probe) {
-                    if let Err(e) = once(&p.argv) {
+                    let checked = ctx.runner.run(&p.argv, cwd, sc.timeout).and_then(|run| {
+                        if run.success() {
+                            Ok(())
+                        } else {
+                            Err(run.failure())
+                        }
+                    });
+                    if let Err(e) = checked {
                         slot.state = Err(format!("deny check failed: {e}"));
                     }
                 }
