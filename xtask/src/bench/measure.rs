@@ -51,18 +51,19 @@ impl Run {
             Ended::Signaled(s) => format!("killed by signal {s}"),
             Ended::TimedOut => "timed out".to_owned(),
         };
-        // An "error..." line says most; else the last thing it printed.
+        // The first "error..." line says most; else the last thing printed.
         let lines = || {
             self.stderr
                 .lines()
-                .rev()
-                .chain(self.stdout.lines().rev())
+                .chain(self.stdout.lines())
                 .map(str::trim)
         };
         let last = lines()
-            .filter(|l| l.to_ascii_lowercase().starts_with("error"))
-            .last()
-            .or_else(|| lines().find(|l| !l.is_empty()));
+            .find(|l| l.to_ascii_lowercase().starts_with("error"))
+            .or_else(|| {
+                let rev = self.stderr.lines().rev().chain(self.stdout.lines().rev());
+                rev.map(str::trim).find(|l| !l.is_empty())
+            });
         match last {
             Some(line) => format!("{how}: {}", truncate(line, 200)),
             None => how,

@@ -6,10 +6,10 @@ use std::fmt::Write;
 
 use super::record::{Outcome, Record};
 
-const PANEL_W: f64 = 480.0;
+const PANEL_W: f64 = 560.0;
 const PANEL_H: f64 = 250.0;
 const MARGIN_L: f64 = 50.0;
-const MARGIN_R: f64 = 130.0;
+const MARGIN_R: f64 = 190.0;
 const MARGIN_T: f64 = 30.0;
 const MARGIN_B: f64 = 35.0;
 const COLUMNS: usize = 2;
@@ -33,14 +33,14 @@ pub fn history(records: &[Record]) -> Vec<(String, Series)> {
                 }
             };
             for row in &sc.rows {
-                if let Outcome::Measured(m) = &row.outcome {
-                    if let Some(ratio) = m.ratio {
-                        panels[idx]
-                            .1
-                            .entry(row.sandbox.clone())
-                            .or_default()
-                            .push((i, ratio.median));
-                    }
+                if let Outcome::Measured(m) = &row.outcome
+                    && let Some(ratio) = m.ratio
+                {
+                    panels[idx]
+                        .1
+                        .entry(row.sandbox.clone())
+                        .or_default()
+                        .push((i, ratio.median));
                 }
             }
         }

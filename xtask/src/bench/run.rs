@@ -91,7 +91,7 @@ impl Slot {
 /// The order of round `round` over `n` participants: forward on even rounds,
 /// backward on odd ones, so a steady drift in machine speed favours nobody.
 pub fn round_order(round: usize, n: usize) -> Vec<usize> {
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         (0..n).collect()
     } else {
         (0..n).rev().collect()
@@ -218,24 +218,24 @@ pub fn process(
         let mut slot = Slot::new(sandbox, wrapped.as_ref().map_err(Clone::clone));
         if let Ok(w) = &wrapped {
             progress(&format!("{}: checking {}", sc.name, sandbox.name));
-            if let (Some(probe), true) = (probe, w.enforces_deny) {
-                if let Ok(p) = sandbox.wrap(&sc.rules, cwd, tmp, probe) {
-                    let checked = ctx.runner.run(&p.argv, cwd, sc.timeout).and_then(|run| {
-                        if run.success() {
-                            Ok(())
-                        } else {
-                            Err(run.failure())
-                        }
-                    });
-                    if let Err(e) = checked {
-                        slot.state = Err(format!("deny check failed: {e}"));
+            if let (Some(probe), true) = (probe, w.enforces_deny)
+                && let Ok(p) = sandbox.wrap(&sc.rules, cwd, tmp, probe)
+            {
+                let checked = ctx.runner.run(&p.argv, cwd, sc.timeout).and_then(|run| {
+                    if run.success() {
+                        Ok(())
+                    } else {
+                        Err(run.failure())
                     }
+                });
+                if let Err(e) = checked {
+                    slot.state = Err(format!("deny check failed: {e}"));
                 }
             }
-            if slot.live() {
-                if let Err(e) = once(&w.argv) {
-                    slot.state = Err(e);
-                }
+            if slot.live()
+                && let Err(e) = once(&w.argv)
+            {
+                slot.state = Err(e);
             }
         }
         commands.push(wrapped.map(|w| w.argv).unwrap_or_default());

@@ -340,7 +340,7 @@ fn syd(w: &mut Wrapped, rules: &Rules, read: &[PathBuf], write: &[PathBuf]) {
     }
     for port in &rules.net_bind {
         m(w, format!("allow/net/bind+127.0.0.1!{port}"));
-        m(w, format!("allow/net/bind+127.0.0.1!0"));
+        m(w, "allow/net/bind+127.0.0.1!0".to_owned());
     }
     if let Some(n) = rules.max_processes {
         m(w, "sandbox/pid:on".to_owned());

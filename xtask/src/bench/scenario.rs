@@ -298,10 +298,10 @@ pub fn parse_loop_line(stdout: &str, iterations: Option<u64>) -> Result<f64, Str
         .next()
         .and_then(|w| w.parse().ok())
         .ok_or_else(|| format!("bad loop time in {line:?}"))?;
-    if let Some(want) = iterations {
-        if n != want {
-            return Err(format!("workload did {n} iterations, {want} asked"));
-        }
+    if let Some(want) = iterations
+        && n != want
+    {
+        return Err(format!("workload did {n} iterations, {want} asked"));
     }
     if ns == 0 {
         return Err(format!("zero loop time in {line:?}"));

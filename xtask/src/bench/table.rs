@@ -154,34 +154,54 @@ pub fn render(record: &Record) -> String {
     out
 }
 
-/// The record as a Markdown table: one line per scenario and sandbox.
+/// The record as a Markdown table: a row per scenario, a column per
+/// sandbox holding the median ratio to bare (bare holds its median time);
+/// unavailable cells point to a numbered reason below the table.
 pub fn markdown(record: &Record) -> String {
-    let mut out = String::from(
-        "| scenario | sandbox | median | min | max | ratio to bare (median [min–max]) |\n|---|---|---:|---:|---:|---|\n",
-    );
+    let mut sandboxes: Vec<&str> = Vec::new();
     for sc in &record.scenarios {
-        if let Some(reason) = &sc.skipped {
-            out.push_str(&format!("| {} | — | | | | skipped: {reason} |\n", sc.name));
-            continue;
-        }
         for row in &sc.rows {
-            match &row.outcome {
-                Outcome::Measured(m) => out.push_str(&format!(
-                    "| {} | {} | {} | {} | {} | {} |\n",
-                    sc.name,
-                    row.sandbox,
-                    duration(m.summary.median),
-                    duration(m.summary.min),
-                    duration(m.summary.max),
-                    ratio(m.ratio.as_ref()),
-                )),
-                Outcome::Unavailable { reason } => out.push_str(&format!(
-                    "| {} | {} | | | | unavailable: {} |\n",
-                    sc.name,
-                    row.sandbox,
-                    reason.replace('|', "\\|")
-                )),
+            if !sandboxes.contains(&row.sandbox.as_str()) {
+                sandboxes.push(&row.sandbox);
             }
+        }
+    }
+    let mut reasons: Vec<String> = Vec::new();
+    let mut cite = |reason: String| -> String {
+        let n = match reasons.iter().position(|r| *r == reason) {
+            Some(i) => i + 1,
+            None => {
+                reasons.push(reason);
+                reasons.len()
+            }
+        };
+        format!("n/a ({n})")
+    };
+    let mut out = format!("| scenario | {} |\n|---|", sandboxes.join(" | "));
+    out.push_str(&"---:|".repeat(sandboxes.len()));
+    out.push('\n');
+    for sc in &record.scenarios {
+        out.push_str(&format!("| {} |", sc.name));
+        for name in &sandboxes {
+            let cell = match (&sc.skipped, sc.rows.iter().find(|r| r.sandbox == *name)) {
+                (Some(reason), _) => cite(format!("{}: {reason}", sc.name)),
+                (None, None) => String::new(),
+                (None, Some(row)) => match &row.outcome {
+                    Outcome::Measured(m) => match m.ratio {
+                        Some(r) => format!("{:.2}x", r.median),
+                        None => duration(m.summary.median),
+                    },
+                    Outcome::Unavailable { reason } => cite(format!("{}: {reason}", row.sandbox)),
+                },
+            };
+            out.push_str(&format!(" {} |", cell.replace('|', "\\|")));
+        }
+        out.push('\n');
+    }
+    if !reasons.is_empty() {
+        out.push('\n');
+        for (i, r) in reasons.iter().enumerate() {
+            out.push_str(&format!("{}. {}\n", i + 1, r.replace('|', "\\|")));
         }
     }
     out
@@ -222,7 +242,11 @@ mod tests {
         assert_eq!(t.matches("unavailable: not installed").count(), 1, "{t}");
         assert!(t.contains("unavailable (as in open)"), "{t}");
         let md = markdown(&r);
-        assert_eq!(md.lines().count(), 2 + 3, "{md}");
-        assert!(md.contains("| open | syd | | | | unavailable: not installed |"));
+        assert!(
+            md.starts_with("| scenario | bare | sandlock | syd |\n|---|---:|---:|---:|\n"),
+            "{md}"
+        );
+        assert!(md.contains("| open | 105 ns | 1.25x | n/a (1) |"), "{md}");
+        assert!(md.contains("1. syd: not installed"), "{md}");
     }
 }

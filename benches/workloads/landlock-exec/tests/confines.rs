@@ -1,6 +1,9 @@
 //! The helper really confines: a file outside the granted paths cannot be
 //! read, one inside can, and TCP connects are denied unless a port is given.
 
+// Test helpers, like the tests, stop at the first unexpected error.
+#![allow(clippy::unwrap_used)]
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
