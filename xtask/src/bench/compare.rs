@@ -2,8 +2,9 @@
 
 use super::record::{Outcome, Record};
 
-/// Sandboxes whose rows turning unavailable counts as a regression: ours.
-/// (A comparison sandbox going missing is the machine's business.)
+/// The rows whose change can fail `--compare`: ours. A comparison sandbox
+/// (or Landlock alone) getting slower or going missing is the machine's or
+/// its authors' business: it is shown, marked, and does not fail the run.
 const OURS: &[&str] = &["sandlock"];
 
 /// How one row changed.
@@ -37,7 +38,9 @@ pub struct Line {
     pub sandbox: String,
     /// What changed.
     pub change: Change,
-    /// Worse by more than the threshold (or one of ours was lost).
+    /// Worse by more than the threshold (or lost).
+    pub worse: bool,
+    /// `worse`, on one of our rows: fails `--compare`.
     pub regression: bool,
 }
 
@@ -74,7 +77,8 @@ pub fn compare(old: &Record, new: &Record, threshold: f64) -> Vec<Line> {
                 },
                 _ => continue,
             };
-            lines.push(line(&scenario.name, &row.sandbox, change, threshold));
+            let ours = OURS.contains(&row.sandbox.as_str());
+            lines.push(line(&scenario.name, &row.sandbox, change, threshold, ours));
         }
     }
     for c in &new.criterion {
@@ -93,22 +97,23 @@ pub fn compare(old: &Record, new: &Record, threshold: f64) -> Vec<Line> {
             },
             None => Change::Gained { new: new_ratio },
         };
-        lines.push(line("criterion", &c.id, change, threshold));
+        lines.push(line("criterion", &c.id, change, threshold, true));
     }
     lines
 }
 
-fn line(scenario: &str, sandbox: &str, change: Change, threshold: f64) -> Line {
-    let regression = match &change {
+fn line(scenario: &str, sandbox: &str, change: Change, threshold: f64, ours: bool) -> Line {
+    let worse = match &change {
         Change::Ratio { old, new } => *old > 0.0 && new / old - 1.0 > threshold,
-        Change::Lost { .. } => OURS.contains(&sandbox),
+        Change::Lost { .. } => true,
         Change::Gained { .. } => false,
     };
     Line {
         scenario: scenario.to_owned(),
         sandbox: sandbox.to_owned(),
         change,
-        regression,
+        worse,
+        regression: worse && ours,
     }
 }
 
@@ -121,6 +126,8 @@ pub fn render(lines: &[Line], threshold: f64) -> String {
     for l in lines {
         let mark = if l.regression {
             format!("  REGRESSION (> {:.0}%)", threshold * 100.0)
+        } else if l.worse {
+            "  worse (not ours: does not fail)".to_owned()
         } else {
             String::new()
         };
@@ -145,7 +152,7 @@ pub fn render(lines: &[Line], threshold: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::record::testdata::sample_record;
-    use super::super::record::{CriterionResult, Outcome};
+    use super::super::record::{CriterionResult, Outcome, Record};
     use super::*;
 
     #[test]
@@ -221,7 +228,20 @@ mod tests {
         );
         let lines = compare(&gained, &old, 0.1);
         let syd = lines.iter().find(|l| l.sandbox == "syd").unwrap();
-        assert!(matches!(syd.change, Change::Lost { .. }) && !syd.regression);
+        assert!(matches!(syd.change, Change::Lost { .. }) && syd.worse && !syd.regression);
+    }
+
+    #[test]
+    fn a_peer_getting_slower_is_shown_but_does_not_fail() {
+        let rename = |mut r: Record| {
+            r.scenarios[0].rows[1].sandbox = "bwrap".to_owned();
+            r
+        };
+        let old = rename(sample_record(1, "full", 1.0));
+        let new = rename(sample_record(2, "full", 2.0));
+        let lines = compare(&old, &new, 0.1);
+        assert!(lines[0].worse && !lines[0].regression);
+        assert!(render(&lines, 0.1).contains("not ours"));
     }
 
     #[test]

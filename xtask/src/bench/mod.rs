@@ -94,14 +94,14 @@ fn bench(opts: &BenchOptions) -> Result<ExitCode, String> {
         let Some((now_path, now)) = now else {
             return Err(format!("no {mode} record in {} to compare", dir.display()));
         };
-        match record::previous(&all, mode, Some(now_path)) {
+        match record::baseline(&all, mode, now_path) {
             None => println!("\n--compare: no previous {mode} record to compare with"),
-            Some((prev_path, prev)) => {
-                let lines = compare::compare(prev, now, opts.threshold);
+            Some(prev) => {
+                let lines = compare::compare(&prev, now, opts.threshold);
                 println!(
-                    "\n--compare: {} against {} (threshold {:.0}%)",
+                    "\n--compare: {} against the newest earlier {mode} run of each scenario \
+                     (threshold {:.0}%)",
                     now_path.display(),
-                    prev_path.display(),
                     opts.threshold * 100.0
                 );
                 print!("{}", compare::render(&lines, opts.threshold));

@@ -196,6 +196,37 @@ pub fn previous<'a>(
         .find(|(_, r)| r.schema == SCHEMA)
 }
 
+/// What `--compare` compares against: for each scenario, its newest earlier
+/// run of `mode` that did not skip it (a run with `--scenario` measures only
+/// some); likewise for each criterion id. `None` when there is no earlier
+/// record of that mode.
+pub fn baseline(records: &[(PathBuf, Record)], mode: &str, current: &Path) -> Option<Record> {
+    let mut earlier = records
+        .iter()
+        .rev()
+        .filter(|(p, r)| r.mode == mode && r.schema == SCHEMA && p != current);
+    let (_, newest) = earlier.next()?;
+    let mut base = newest.clone();
+    for (_, r) in earlier {
+        for sc in &r.scenarios {
+            let known = base
+                .scenarios
+                .iter()
+                .any(|b| b.name == sc.name && b.skipped.is_none());
+            if !known && sc.skipped.is_none() {
+                base.scenarios.retain(|b| b.name != sc.name);
+                base.scenarios.push(sc.clone());
+            }
+        }
+        for c in &r.criterion {
+            if !base.criterion.iter().any(|b| b.id == c.id) {
+                base.criterion.push(c.clone());
+            }
+        }
+    }
+    Some(base)
+}
+
 /// RFC 3339 UTC time of `unix` seconds (proleptic Gregorian calendar).
 pub fn rfc3339(unix: u64) -> String {
     let days = unix / 86_400;
@@ -328,6 +359,35 @@ mod tests {
         assert_eq!(previous(&all, "full", None).unwrap().0, pc);
         assert!(previous(&all, "none", None).is_none());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn baseline_takes_each_scenario_from_its_newest_run() {
+        let mut old = sample_record(1, "full", 1.1);
+        old.scenarios[0].name = "fork".to_owned();
+        let mut open_only = sample_record(2, "full", 1.2);
+        let mut skipped = open_only.scenarios[0].clone();
+        skipped.name = "fork".to_owned();
+        skipped.skipped = Some("bare failed".to_owned());
+        skipped.rows.clear();
+        open_only.scenarios.push(skipped);
+        let quick = sample_record(3, "quick", 9.0);
+        let now = sample_record(4, "full", 1.3);
+        let records: Vec<(PathBuf, Record)> = [old, open_only, quick, now]
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (PathBuf::from(format!("{i}.json")), r))
+            .collect();
+        let base = baseline(&records, "full", Path::new("3.json")).unwrap();
+        assert_eq!(base.unix_time, 2);
+        let ratio = |name: &str| match &base.row(name, "sandlock").unwrap().outcome {
+            Outcome::Measured(m) => m.ratio.unwrap().median,
+            Outcome::Unavailable { .. } => panic!("unavailable"),
+        };
+        assert_eq!(ratio("open"), 1.2);
+        // The skipped fork of record 2 gives way to record 1's measured one.
+        assert_eq!(ratio("fork"), 1.1);
+        assert!(baseline(&records[..1], "full", Path::new("0.json")).is_none());
     }
 
     #[test]
