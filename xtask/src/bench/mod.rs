@@ -255,10 +255,63 @@ fn criterion_exists(bench: &str) -> Result<(), String> {
     }
 }
 
-/// `bench --quick`, for `cargo xtask ci`.
+/// `bench --quick`, for `cargo xtask ci`: fails when the run fails or a
+/// scenario did not run for a reason other than a missing optional tool
+/// (redis not installed, the criterion bench not written yet).
 pub fn quick_smoke() -> ExitCode {
-    main(&BenchOptions {
+    let code = main(&BenchOptions {
         quick: true,
         ..BenchOptions::default()
-    })
+    });
+    if code != ExitCode::SUCCESS {
+        return code;
+    }
+    let all = record::load_all(&records_dir());
+    let Some((path, latest)) = record::previous(&all, "quick", None) else {
+        eprintln!("xtask ci: the quick bench wrote no record");
+        return ExitCode::FAILURE;
+    };
+    let failures = smoke_failures(latest);
+    for f in &failures {
+        eprintln!("xtask ci: {f} ({})", path.display());
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Scenarios of `record` that did not run for a reason that is a breakage.
+fn smoke_failures(record: &Record) -> Vec<String> {
+    record
+        .scenarios
+        .iter()
+        .filter_map(|sc| {
+            let reason = sc.skipped.as_deref()?;
+            let optional = (sc.name == "redis" && reason == redis::MISSING)
+                || (sc.name == "notify" && reason.contains("does not exist yet"));
+            (!optional).then(|| format!("scenario {} did not run: {reason}", sc.name))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record::testdata::sample_record;
+    use super::*;
+
+    #[test]
+    fn smoke_tolerates_missing_tools_only() {
+        let mut r = sample_record(1, "quick", 1.0);
+        assert!(smoke_failures(&r).is_empty());
+        let mut redis = r.scenarios[0].clone();
+        redis.name = "redis".to_owned();
+        redis.skipped = Some(redis::MISSING.to_owned());
+        r.scenarios.push(redis);
+        assert!(smoke_failures(&r).is_empty());
+        r.scenarios[0].skipped = Some("bare run failed: exit 1".to_owned());
+        let f = smoke_failures(&r);
+        assert_eq!(f, ["scenario open did not run: bare run failed: exit 1"]);
+    }
 }
