@@ -1,5 +1,33 @@
-//! `cargo xtask bench | fuzz | ci`.
-fn main() {
-    eprintln!("xtask: not implemented yet");
-    std::process::exit(2);
+//! `cargo xtask bench | fuzz | ci`: sandlock's developer tasks.
+//!
+//! - `bench`: end-to-end scenarios, bare against sandlock, Landlock alone and
+//!   other sandboxes, interleaved; a JSON record per run in `target/bench/`.
+//! - `fuzz`: every cargo-fuzz target for a while, coverage growth, crashes.
+//! - `ci`: `.ci/run` plus `bench --quick`.
+//!
+//! See `docs/benchmarks.md`.
+
+mod bench;
+mod ci;
+mod cli;
+mod fuzz;
+mod workspace;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match cli::parse(&args) {
+        Ok(cli::Command::Bench(opts)) => bench::main(&opts),
+        Ok(cli::Command::Fuzz(opts)) => fuzz::main(&opts),
+        Ok(cli::Command::Ci) => ci::main(),
+        Ok(cli::Command::Help) => {
+            print!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("xtask: {e}\n\n{}", cli::USAGE);
+            ExitCode::from(2)
+        }
+    }
 }

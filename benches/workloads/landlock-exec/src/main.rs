@@ -1,0 +1,193 @@
+//! `landlock-exec`: the "Landlock alone" row of `cargo xtask bench`.
+//!
+//! ```text
+//! landlock-exec [--ro PATH]... [--rw PATH]... [--connect PORT]... [--bind PORT]... -- CMD [ARG]...
+//! ```
+//!
+//! Applies one Landlock ruleset to itself and execs `CMD`, so a benchmark can
+//! tell the kernel's own Landlock cost apart from what sandlock adds on top:
+//!
+//! - every filesystem right the running kernel knows is handled; `--ro` paths
+//!   get read + execute (files and directories), `--rw` paths get every right;
+//! - every TCP right is handled (so TCP is denied by default, as in sandlock's
+//!   default policy); `--connect`/`--bind` allow one port each.
+//!
+//! The ruleset must be fully enforced: on a kernel that cannot enforce all of
+//! it the helper refuses to run the command (exit 125) rather than measuring
+//! an unconfined process. It does not install seccomp filters and cannot
+//! subtract a path from an allowed tree: those are sandlock's own layers.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
+};
+
+/// The newest Landlock ABI the helper asks for; older kernels are refused by
+/// the "fully enforced" check, not silently downgraded.
+const ABI_WANTED: ABI = ABI::V5;
+
+/// What the command line asked for.
+#[derive(Debug, Default)]
+struct Request {
+    read: Vec<PathBuf>,
+    write: Vec<PathBuf>,
+    connect: Vec<u16>,
+    bind: Vec<u16>,
+    command: Vec<OsString>,
+}
+
+fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request, String> {
+    let mut req = Request::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let Some(flag) = arg.to_str() else {
+            return Err(format!("unexpected argument {arg:?}"));
+        };
+        if flag == "--" {
+            req.command = args.collect();
+            break;
+        }
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag {
+            "--ro" => req.read.push(PathBuf::from(value)),
+            "--rw" => req.write.push(PathBuf::from(value)),
+            "--connect" | "--bind" => {
+                let port: u16 = value
+                    .to_str()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| format!("{flag}: bad port {value:?}"))?;
+                if flag == "--connect" {
+                    req.connect.push(port);
+                } else {
+                    req.bind.push(port);
+                }
+            }
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    if req.command.is_empty() {
+        return Err("no command given after --".to_owned());
+    }
+    Ok(req)
+}
+
+fn restrict(req: &Request) -> Result<(), String> {
+    let fs_all = AccessFs::from_all(ABI_WANTED);
+    let fs_read = AccessFs::from_read(ABI_WANTED);
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(fs_all)
+        .and_then(|r| r.handle_access(AccessNet::from_all(ABI_WANTED)))
+        .and_then(|r| r.create())
+        .map_err(|e| format!("creating the ruleset: {e}"))?;
+    for (paths, access) in [(&req.read, fs_read), (&req.write, fs_all)] {
+        for path in paths {
+            let fd = PathFd::new(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+            let access = if path.is_dir() {
+                access
+            } else {
+                // Directory-only rights make no sense on a file.
+                access & AccessFs::from_file(ABI_WANTED)
+            };
+            ruleset = ruleset
+                .add_rule(PathBeneath::new(fd, access))
+                .map_err(|e| format!("rule for {}: {e}", path.display()))?;
+        }
+    }
+    for (ports, access) in [
+        (&req.connect, AccessNet::ConnectTcp),
+        (&req.bind, AccessNet::BindTcp),
+    ] {
+        for &port in ports {
+            ruleset = ruleset
+                .add_rule(NetPort::new(port, access))
+                .map_err(|e| format!("rule for port {port}: {e}"))?;
+        }
+    }
+    let status = ruleset
+        .restrict_self()
+        .map_err(|e| format!("restrict_self: {e}"))?;
+    if status.ruleset != RulesetStatus::FullyEnforced {
+        return Err(format!("ruleset not fully enforced: {:?}", status.ruleset));
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let req = match parse(std::env::args_os().skip(1)) {
+        Ok(req) => req,
+        Err(e) => {
+            eprintln!("landlock-exec: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = restrict(&req) {
+        eprintln!("landlock-exec: {e}");
+        return ExitCode::from(125);
+    }
+    let (program, args) = req.command.split_at(1);
+    let err = Command::new(&program[0]).args(args).exec();
+    eprintln!("landlock-exec: exec {:?}: {err}", program[0]);
+    ExitCode::from(if err.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn parses_rules_and_command() {
+        let req = parse(os(&[
+            "--ro",
+            "/usr",
+            "--rw",
+            "/tmp/x",
+            "--connect",
+            "80",
+            "--bind",
+            "8080",
+            "--",
+            "ls",
+            "-l",
+        ]))
+        .unwrap();
+        assert_eq!(req.read, [PathBuf::from("/usr")]);
+        assert_eq!(req.write, [PathBuf::from("/tmp/x")]);
+        assert_eq!(req.connect, [80]);
+        assert_eq!(req.bind, [8080]);
+        assert_eq!(req.command, os(&["ls", "-l"]));
+    }
+
+    #[test]
+    fn refuses_bad_input() {
+        assert!(parse(os(&["--ro"])).unwrap_err().contains("needs a value"));
+        assert!(
+            parse(os(&["--connect", "99999", "--", "x"]))
+                .unwrap_err()
+                .contains("bad port")
+        );
+        assert!(
+            parse(os(&["--ro", "/usr"]))
+                .unwrap_err()
+                .contains("no command")
+        );
+        assert!(
+            parse(os(&["--what", "x"]))
+                .unwrap_err()
+                .contains("unknown option")
+        );
+    }
+}
