@@ -19,6 +19,8 @@
 //!
 //! See `docs/policy.md` for a guide with a builder and a TOML example.
 #![no_std]
+// The crate docs link to `std`-only items, which do not exist without it.
+#![cfg_attr(not(feature = "std"), allow(rustdoc::broken_intra_doc_links))]
 
 extern crate alloc;
 #[cfg(feature = "std")]

@@ -11,7 +11,7 @@ use crate::error::{ParseError, Reason};
 ///
 /// There is no number that means "unlimited": the amount types used with it
 /// ([`ByteSize`](crate::ByteSize), [`NonZeroU32`], [`NonZeroU64`],
-/// [`CpuPercent`](crate::CpuPercent)) cannot be zero, and `Unlimited` orders
+/// [`CpuPercent`]) cannot be zero, and `Unlimited` orders
 /// above every amount, so [`min`](Limit::min) of two limits is always the
 /// tighter one.
 ///
