@@ -55,8 +55,8 @@ pub use ipset::IpSet;
 pub use limit::{Amount, CpuPercent, Limit};
 #[cfg(feature = "std")]
 pub use live::{
-    ContextError, Grants, HostAccess, LiveError, LivePolicy, LiveState, PolicyContext, PortAccess,
-    Snapshot,
+    ContextError, Grants, HostAccess, LiveError, LiveField, LivePolicy, LiveReader, LiveState,
+    PolicyContext, PortAccess, Snapshot,
 };
 pub use names::{EnvVar, Hostname};
 pub use net::{Cidr, DnsName, NetHost};

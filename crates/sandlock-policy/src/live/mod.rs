@@ -1,9 +1,13 @@
 //! The live policy: read lock-free by the supervisor, changed by the callback.
 //!
 //! A [`LivePolicy`] holds the current [`LiveState`] behind an
-//! [`arc_swap::ArcSwap`]. The supervisor's read is one atomic snapshot load
-//! ([`LivePolicy::load`]): no lock, no allocation, and it never waits for a
-//! writer. A writer (the callback, through [`PolicyContext`]) copies the
+//! [`arc_swap::ArcSwap`]. The supervisor's read is one atomic snapshot load:
+//! no lock, no allocation, and it never waits for a writer. Its dedicated
+//! thread uses a [`LiveReader`], which keeps the version it last saw and
+//! checks it with a single atomic pointer load per read; other threads use
+//! [`LivePolicy::load`], a short-lived snapshot guard.
+//!
+//! A writer (the callback, through [`PolicyContext`]) copies the
 //! current version, changes the copy and publishes it whole, so a reader
 //! sees either the old or the new version, never a mix. Writers are
 //! serialised by a mutex that readers never touch; a change is published
@@ -23,6 +27,7 @@ use core::net::IpAddr;
 use core::ops::Deref;
 use std::sync::{Mutex, MutexGuard};
 
+use arc_swap::cache::Cache;
 use arc_swap::{ArcSwap, Guard};
 
 use crate::ipset::IpSet;
@@ -75,12 +80,14 @@ pub enum LiveError {
 /// let live = LivePolicy::new(&policy)?;
 ///
 /// // The supervisor: one atomic load, then cheap queries.
+/// let mut reader = live.reader();
 /// let ip = "10.0.0.7".parse()?;
-/// assert!(live.load().is_ip_allowed(1234, ip));
+/// assert!(reader.load().is_ip_allowed(1234, ip));
 ///
 /// // The callback narrows the policy; the next read sees it.
 /// let mut ctx = live.context();
 /// ctx.restrict_network(["10.0.0.1".parse::<std::net::IpAddr>()?]);
+/// assert!(!reader.load().is_ip_allowed(1234, ip));
 /// assert!(!live.load().is_ip_allowed(1234, ip));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -94,7 +101,10 @@ struct Shared {
     current: ArcSwap<LiveState>,
     ceiling: Grants,
     /// Serialises writers (read-modify-publish); readers never take it.
-    writer: Mutex<()>,
+    /// It also holds the last few replaced versions, so that the memory of
+    /// an old version is freed by a writer, not by the supervisor's reader
+    /// dropping the last reference to it.
+    writer: Mutex<Retired>,
 }
 
 /// One loaded version of the live policy; dereferences to [`LiveState`].
@@ -114,6 +124,44 @@ impl Deref for Snapshot {
 impl fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self.0, f)
+    }
+}
+
+/// The supervisor's reader: a cached view of the live policy.
+///
+/// [`load`](LiveReader::load) costs one relaxed atomic load of the current
+/// version's pointer and a comparison; only when a new version was published
+/// since the last read does it take a reference to the new one. It never
+/// locks and never waits for a writer. A change published before the read
+/// (in the happens-before sense: the callback published it, then handed its
+/// verdict to the supervisor through a channel) is always seen.
+///
+/// The reader keeps the version it last saw alive until its next `load`.
+pub struct LiveReader {
+    cache: Cache<CurrentOf, Arc<LiveState>>,
+}
+
+/// Dereferences a shared handle to its `ArcSwap`, for [`Cache`].
+struct CurrentOf(Arc<Shared>);
+
+impl Deref for CurrentOf {
+    type Target = ArcSwap<LiveState>;
+    fn deref(&self) -> &ArcSwap<LiveState> {
+        &self.0.current
+    }
+}
+
+impl LiveReader {
+    /// The current version.
+    #[inline]
+    pub fn load(&mut self) -> &LiveState {
+        self.cache.load()
+    }
+}
+
+impl fmt::Debug for LiveReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveReader").finish_non_exhaustive()
     }
 }
 
@@ -198,7 +246,7 @@ impl LivePolicy {
             shared: Arc::new(Shared {
                 current: ArcSwap::from_pointee(state),
                 ceiling,
-                writer: Mutex::new(()),
+                writer: Mutex::new(Retired::default()),
             }),
         })
     }
@@ -221,6 +269,13 @@ impl LivePolicy {
             self.shared.current.store(Arc::new(next));
         }
         Ok(self)
+    }
+
+    /// A cached reader for the supervisor's thread (see [`LiveReader`]).
+    pub fn reader(&self) -> LiveReader {
+        LiveReader {
+            cache: Cache::new(CurrentOf(self.shared.clone())),
+        }
     }
 
     /// The current version: one atomic load, no lock, no allocation.
@@ -247,7 +302,7 @@ impl LivePolicy {
     /// Takes the writer lock; a panic in an earlier writer cannot have left
     /// a half-made version (versions are published whole), so poisoning is
     /// ignored.
-    fn lock_writer(&self) -> MutexGuard<'_, ()> {
+    fn lock_writer(&self) -> MutexGuard<'_, Retired> {
         self.shared
             .writer
             .lock()
@@ -260,14 +315,34 @@ impl LivePolicy {
         &self,
         change: impl FnOnce(&mut LiveState, &Grants) -> Result<R, ContextError>,
     ) -> Result<R, ContextError> {
-        let _w = self.lock_writer();
+        let mut retired = self.lock_writer();
         let cur = self.shared.current.load_full();
         let mut next = LiveState::clone(&cur);
         let r = change(&mut next, &self.shared.ceiling)?;
         next.version = cur.version.wrapping_add(1);
         debug_assert!(next.grants.is_within(&self.shared.ceiling));
         self.shared.current.store(Arc::new(next));
+        retired.keep(cur);
         Ok(r)
+    }
+}
+
+/// The most recently replaced versions, kept alive by the writers.
+#[derive(Default)]
+struct Retired {
+    versions: [Option<Arc<LiveState>>; Retired::KEPT],
+    next: usize,
+}
+
+impl Retired {
+    /// How many replaced versions are kept: a reader that moves on within
+    /// this many publications never drops the last reference to an old one.
+    const KEPT: usize = 4;
+
+    /// Keeps `old`, dropping (on this writer's thread) the oldest kept one.
+    fn keep(&mut self, old: Arc<LiveState>) {
+        self.versions[self.next] = Some(old);
+        self.next = (self.next + 1) % Self::KEPT;
     }
 }
 

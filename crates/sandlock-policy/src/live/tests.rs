@@ -1,6 +1,6 @@
 use super::*;
 use crate::{ByteSize, Limit};
-use alloc::vec;
+use alloc::{format, vec};
 use core::num::NonZeroU32;
 use std::net::IpAddr;
 use std::vec::Vec;
@@ -346,4 +346,36 @@ fn context_from_a_callback() {
     let f = policy.policy_fn().unwrap();
     assert_eq!(f(ev, &mut ctx), crate::Verdict::Deny);
     assert!(l.load().is_path_denied("/data/secret/key"));
+}
+
+#[test]
+fn reader_sees_each_change_on_the_next_read() {
+    use std::sync::mpsc;
+    // The callback runs on its own thread and hands its verdict back over a
+    // channel, as the supervisor's callback thread does.
+    let l = live(Policy::builder().net_allow_host("10.0.0.0/24"));
+    let mut reader = l.reader();
+    let (to_cb, cb_rx) = mpsc::channel::<u8>();
+    let (to_sup, sup_rx) = mpsc::channel::<()>();
+    let cb_live = l.clone();
+    let cb = std::thread::spawn(move || {
+        let mut ctx = cb_live.context();
+        for h in cb_rx {
+            ctx.restrict_network(["10.0.0.0/24".parse::<crate::Cidr>().unwrap()]);
+            ctx.deny_path(format!("/d/{h}")).unwrap();
+            to_sup.send(()).unwrap();
+        }
+    });
+    for h in 0..200u8 {
+        assert!(!reader.load().is_path_denied(format!("/d/{h}")));
+        to_cb.send(h).unwrap();
+        sup_rx.recv().unwrap();
+        assert!(
+            reader.load().is_path_denied(format!("/d/{h}")),
+            "change {h} not seen by the next read"
+        );
+    }
+    drop(to_cb);
+    cb.join().unwrap();
+    assert!(format!("{reader:?}").starts_with("LiveReader"));
 }
