@@ -68,3 +68,8 @@ pub use policy::{Compat, DEFAULT_CALLBACK_TIMEOUT, Policy};
 pub use profile::ProfileError;
 pub use time::Timestamp;
 pub use verdict::Verdict;
+
+/// The examples of `docs/policy.md`, compiled and run as doctests.
+#[cfg(all(doctest, feature = "std"))]
+#[doc = include_str!("../../../docs/policy.md")]
+struct PolicyGuide;
