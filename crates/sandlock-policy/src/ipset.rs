@@ -172,9 +172,24 @@ impl fmt::Debug for IpSet {
     }
 }
 
+/// Binary search for the last range starting at or below `x`, written so
+/// the loop's only branch is on the (predictable) remaining length.
+#[inline]
 fn contains<T: Bound>(ranges: &[(T, T)], x: T) -> bool {
-    let i = ranges.partition_point(|r| r.0 <= x);
-    i > 0 && ranges[i - 1].1 >= x
+    let Some(first) = ranges.first() else {
+        return false;
+    };
+    if x < first.0 {
+        return false;
+    }
+    let (mut base, mut size) = (0, ranges.len());
+    while size > 1 {
+        let half = size / 2;
+        let mid = base + half;
+        base = if ranges[mid].0 <= x { mid } else { base };
+        size -= half;
+    }
+    x <= ranges[base].1
 }
 
 fn merge<T: Bound>(ranges: &mut Vec<(T, T)>) {
