@@ -276,6 +276,21 @@ mod tests {
         assert!(!s.contains(ip("::2")));
         assert_eq!(set(&["0.0.0.0/0", "255.255.255.255"]).v4, [(0, u32::MAX)]);
         assert_eq!(set(&["::/0"]).v6, [(0, u128::MAX)]);
+        let all = set(&["0.0.0.0/0"]);
+        assert!(all.contains(ip("0.0.0.0")) && all.contains(ip("255.255.255.255")));
+        let edges = set(&[
+            "0.0.0.0",
+            "255.255.255.255",
+            "::",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ]);
+        assert!(edges.contains(ip("0.0.0.0")) && edges.contains(ip("255.255.255.255")));
+        assert!(!edges.contains(ip("0.0.0.1")) && !edges.contains(ip("255.255.255.254")));
+        assert!(
+            edges.contains(ip("::"))
+                && edges.contains(ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"))
+        );
+        assert!(!IpSet::new().contains(ip("1.2.3.4")));
     }
 
     #[test]
@@ -321,7 +336,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn algebra_matches_membership(a in prop::collection::vec(arb_cidr(), 0..8),
+        fn algebra_matches_membership(a in prop::collection::vec(arb_cidr(), 0..24),
                                       b in prop::collection::vec(arb_cidr(), 0..8)) {
             let sa: IpSet = a.iter().copied().collect();
             let sb: IpSet = b.iter().copied().collect();
