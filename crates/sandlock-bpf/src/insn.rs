@@ -26,7 +26,12 @@ impl Insn {
 
     /// A non-jump statement (`BPF_STMT` in C).
     pub const fn stmt(code: u16, k: u32) -> Self {
-        Insn { code, jt: 0, jf: 0, k }
+        Insn {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        }
     }
 
     /// A conditional jump (`BPF_JUMP` in C).
