@@ -163,6 +163,8 @@ pub fn fd_attack(
         .into_iter()
         .filter(|(fd, t)| before.get(fd) != Some(t) && t.contains(kind))
         .collect();
+    // Modes that may hold a pipe to their own stdin end on a line, not EOF.
+    s.go("");
     (gained, s.finish())
 }
 

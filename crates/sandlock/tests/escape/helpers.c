@@ -188,12 +188,27 @@ static int m_pidns(int argc, char **argv)
 			report("pidns-proc", -1);
 			_exit(125);
 		}
+		/* The command starts only once the sentinel runs as uid. */
+		int up[2];
+		if (pipe(up) < 0)
+			_exit(125);
 		pid_t sentinel = fork();
 		if (sentinel == 0) {
 			drop_to(uid);
+			close(up[0]);
+			if (write(up[1], "u", 1) != 1)
+				_exit(125);
+			close(up[1]);
 			for (;;)
 				pause();
 		}
+		close(up[1]);
+		char byte;
+		if (read(up[0], &byte, 1) != 1) {
+			say("ERROR sentinel did not start");
+			_exit(125);
+		}
+		close(up[0]);
 		say("SENTINEL started");
 		pid_t c = fork();
 		if (c == 0) {

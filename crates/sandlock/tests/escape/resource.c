@@ -142,7 +142,7 @@ static int a_sysvshm(int argc, char **argv)
 	return 0;
 }
 
-/* daemon exit|stay SECONDS: leave a setsid()'d grandchild behind. */
+/* daemon exit|stay SECONDS: leave a setsid()'d grandchild behind (for SECONDS + 15). */
 static int a_daemon(int argc, char **argv)
 {
 	need_args(argc, 2, "daemon exit|stay SECONDS");
@@ -153,7 +153,8 @@ static int a_daemon(int argc, char **argv)
 	if (c == 0) {
 		setsid();
 		if (fork() == 0) {
-			for (long i = 0; i < secs * 10; i++)
+			/* Outlive the command by 15 s. */
+			for (long i = 0; i < (secs + 15) * 10; i++)
 				usleep(100000);
 			_exit(0);
 		}

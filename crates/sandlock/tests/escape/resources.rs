@@ -127,14 +127,14 @@ fn lingering(tag_pids: impl Fn() -> Vec<i32>, since: Instant) -> Vec<i32> {
     tag_pids()
 }
 
-/// `-t 2`: the command and a setsid() grandchild both wait 30 s; at the
+/// `-t 2`: the command waits 10 s and a setsid() grandchild 25 s; at the
 /// deadline every task must be gone and sandlock must exit 124. Bare, the
 /// command ends at once and its daemon outlives it.
 fn setsid_escapes_timeout(mode: Mode) {
     let stay = if mode.sandboxed() { "stay" } else { "exit" };
     let mut s = Attack::new(mode, "resource", "daemon")
         .arg(stay)
-        .arg("30")
+        .arg("10")
         .flag("-t")
         .flag("2")
         .spawn();
