@@ -78,6 +78,10 @@ mod harness;
 mod observe;
 #[path = "escape/procfs.rs"]
 mod procfs;
+#[path = "escape/programs.rs"]
+mod programs;
+#[path = "escape/scratch.rs"]
+mod scratch;
 
 #[path = "escape/failure.rs"]
 mod failure;

@@ -1,29 +1,24 @@
-//! How the escape suite builds, places and runs its hostile programs.
-//!
-//! The C programs next to this file are compiled once per test process into
-//! a world-readable directory under /tmp, together with a copy of the
-//! `sandlock` binary, so that uid 65534 can run them. Each attack is then
-//! started either bare or as `sandlock run FLAGS -- PROG TAG MODE ARGS`,
-//! as root or through `setpriv` as uid 65534, and driven through the line
-//! protocol of `common.h`.
+//! How the escape suite runs its hostile programs: each attack is started
+//! either bare or as `sandlock run FLAGS -- PROG TAG MODE ARGS`, as root or
+//! through `setpriv` as uid 65534, and driven through the line protocol of
+//! `common.h`.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{PermissionsExt, chown};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
 
 use crate::procfs;
+pub use crate::programs::bins;
+pub use crate::scratch::{Scratch, nonce};
 
 /// The unprivileged uid (and gid) of the suite, as in the project's standards.
 pub const NOBODY: u32 = 65534;
@@ -82,228 +77,6 @@ pub fn have_root() -> bool {
         eprintln!("escape suite: skipped, it must run as root (CI does)");
     }
     root
-}
-
-const PROGRAMS: &[&str] = &[
-    "helpers",
-    "shape",
-    "kernel",
-    "supervisor",
-    "race",
-    "fs",
-    "net",
-    "resource",
-];
-
-/// The compiled programs and the copied `sandlock` binary.
-pub struct Bins {
-    dir: PathBuf,
-}
-
-impl Bins {
-    /// The directory holding everything (world-readable).
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Path of one compiled program.
-    pub fn prog(&self, name: &str) -> PathBuf {
-        assert!(PROGRAMS.contains(&name), "no escape program {name}");
-        self.dir.join(name)
-    }
-
-    /// Path of the copied `sandlock` binary.
-    pub fn sandlock(&self) -> PathBuf {
-        self.dir.join("sandlock")
-    }
-}
-
-/// Build (once per test process) the programs and copy sandlock.
-pub fn bins() -> &'static Bins {
-    static BINS: OnceLock<Bins> = OnceLock::new();
-    BINS.get_or_init(build)
-}
-
-fn build() -> Bins {
-    remove_stale();
-    let dir = unique_dir("bins");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/escape");
-    let jobs: Vec<_> = PROGRAMS
-        .iter()
-        .map(|name| {
-            let (src, out) = (src.clone(), dir.join(name));
-            thread::spawn(move || compile(&src, name, &out))
-        })
-        .collect();
-    for job in jobs {
-        job.join().expect("compiler thread panicked");
-    }
-    // SANDLOCK_ESCAPE_BIN runs the suite against another build (or another
-    // sandbox with the same `run FLAGS -- CMD` interface).
-    let sandlock = std::env::var_os("SANDLOCK_ESCAPE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sandlock")));
-    fs::copy(&sandlock, dir.join("sandlock"))
-        .unwrap_or_else(|e| panic!("copy {}: {e}", sandlock.display()));
-    for entry in fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    Bins { dir }
-}
-
-fn compile(src: &Path, name: &str, out: &Path) {
-    let source = src.join(format!("{name}.c"));
-    let result = Command::new("gcc")
-        .args(["-O2", "-static", "-pthread", "-Wall", "-Wextra", "-Werror"])
-        .arg("-I")
-        .arg(src)
-        .arg("-o")
-        .arg(out)
-        .arg(&source)
-        .output()
-        .expect("run gcc (the escape suite needs gcc and static glibc)");
-    assert!(
-        result.status.success(),
-        "gcc failed on {}:\n{}",
-        source.display(),
-        String::from_utf8_lossy(&result.stderr)
-    );
-}
-
-const PREFIX: &str = "sandlock-escape-";
-
-/// A new, empty, world-readable directory /tmp/sandlock-escape-PID-KIND-N.
-pub fn unique_dir(kind: &str) -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("{PREFIX}{}-{kind}-{n}", std::process::id()));
-    fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
-
-/// Remove what earlier, killed runs of the suite left in /tmp.
-fn remove_stale() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(PREFIX) else {
-            continue;
-        };
-        let pid = rest.split('-').next().unwrap_or("");
-        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
-            remove_tree(&entry.path());
-        }
-    }
-}
-
-/// Delete a scratch tree without ever leaving its filesystem: mounts an
-/// attack left under it are detached first, and nothing on another device
-/// is descended into.
-pub fn remove_tree(root: &Path) {
-    for mount in procfs::mounts_under(std::process::id() as i32, root) {
-        let _ = rustix::mount::unmount(&mount, rustix::mount::UnmountFlags::DETACH);
-    }
-    let Ok(meta) = fs::symlink_metadata(root) else {
-        return;
-    };
-    remove_same_dev(root, std::os::unix::fs::MetadataExt::dev(&meta));
-}
-
-fn remove_same_dev(path: &Path, dev: u64) {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return;
-    };
-    if meta.dev() != dev {
-        return;
-    }
-    if meta.is_dir() {
-        if let Ok(entries) = fs::read_dir(path) {
-            for entry in entries.flatten() {
-                remove_same_dev(&entry.path(), dev);
-            }
-        }
-        let _ = fs::remove_dir(path);
-    } else {
-        let _ = fs::remove_file(path);
-    }
-}
-
-/// A per-test scratch directory, owned by the attacking user so that only
-/// the sandbox (never plain file permissions) stands in the attack's way.
-pub struct Scratch {
-    path: PathBuf,
-    owner: u32,
-}
-
-impl Scratch {
-    /// A fresh directory owned by `owner`.
-    pub fn new(owner: User) -> Scratch {
-        let path = unique_dir("scratch");
-        chown(&path, Some(owner.uid()), Some(owner.uid())).unwrap();
-        Scratch {
-            path,
-            owner: owner.uid(),
-        }
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// A path inside (not created).
-    pub fn join(&self, rel: &str) -> PathBuf {
-        self.path.join(rel)
-    }
-
-    /// Create directory `rel` (and parents), owned by the owner, mode 0755.
-    pub fn dir(&self, rel: &str) -> PathBuf {
-        let p = self.join(rel);
-        fs::create_dir_all(&p).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-        chown(&p, Some(self.owner), Some(self.owner)).unwrap();
-        p
-    }
-
-    /// Create file `rel` with `content`, owned by the owner, mode 0644.
-    pub fn file(&self, rel: &str, content: &str) -> PathBuf {
-        let p = self.join(rel);
-        fs::write(&p, content).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
-        chown(&p, Some(self.owner), Some(self.owner)).unwrap();
-        p
-    }
-
-    /// Copy one of the compiled programs to `rel`, executable.
-    pub fn program(&self, rel: &str, prog: &str) -> PathBuf {
-        let p = self.join(rel);
-        fs::copy(bins().prog(prog), &p).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-        chown(&p, Some(self.owner), Some(self.owner)).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        remove_tree(&self.path);
-    }
-}
-
-/// A unique word: tags processes, names keys, fills secrets.
-pub fn nonce(what: &str) -> String {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{what}{}x{n}x{t:08x}", std::process::id())
 }
 
 /// The argv prefix that runs a command as `user`.

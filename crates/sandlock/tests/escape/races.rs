@@ -34,7 +34,7 @@ escape_tests!("needs the policy_fn callback (issue 7), not reachable from the CL
 const FLIPPERS: [&str; 3] = ["thread", "clonevm", "memfd"];
 const NET_ITERS: &str = "3000";
 const OPEN_ITERS: &str = "2000";
-const EXEC_ITERS: &str = "300";
+const EXEC_ITERS: &str = "1000";
 
 /// connect/sendto/sendmsg/sendmmsg to an address flipping between
 /// 127.0.0.1 (allowed) and 127.0.0.2 (refused).
@@ -178,7 +178,7 @@ fn race_exec_path(mode: Mode) {
 fn race_exec_argv(mode: Mode) {
     if mode.sandboxed() {
         panic!(
-            "not written yet: run `race argv FLIPPER PROG LOG goodarg evilarg 300` under a \
+            "not written yet: run `race argv FLIPPER PROG LOG goodarg evilarg 1000` under a \
              Sandbox whose policy_fn denies exec when argv contains \"evilarg\" (issue 7), \
              and assert that no line of LOG ends in \"evilarg\""
         );
