@@ -243,15 +243,15 @@ fn execveat_o_path(mode: Mode) {
     verdict(mode, Bare::Works, ran.exists(), what, &out);
 }
 
-/// A terminal granted read-only: TIOCSWINSZ is a device ioctl that needs
-/// more than read access (Landlock's ioctl_dev right, ABI 5).
+/// A terminal granted read-only (`-r /dev/pts`): TIOCSWINSZ is a device
+/// ioctl that needs more than read access (Landlock's ioctl_dev, ABI 5).
 fn device_ioctl_read_only(mode: Mode) {
     let pty = Pty::open(mode.user());
     let before = pty.winsize();
     let out = Attack::new(mode, "fs", "ioctl-winsize")
         .arg(pty.slave_path())
         .flag("-r")
-        .flag(pty.slave_path())
+        .flag("/dev/pts")
         .run("");
     let after = pty.winsize();
     let what = format!("TIOCSWINSZ on a read-only terminal: {before:?} -> {after:?}");
