@@ -1,0 +1,356 @@
+//! Attack class 3: the supervisor (the sandlock process) as the target
+//! (`supervisor.c`).
+//!
+//! Under sandlock the target is the sandlock process itself, which carries
+//! a secret in its environment (and, for /proc/PID/cmdline, in argv[0]).
+//! Bare, the target is a sentinel the test started as the same user, so the
+//! bare run proves each attack works without touching anything else.
+//! `kill(-1)` only ever runs inside a fresh PID namespace (`helpers pidns`).
+
+use std::os::unix::fs::symlink;
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use crate::checks::{Bare, SECRET_VAR, Sentinel, fd_attack, verdict};
+use crate::harness::{Attack, HANG_GUARD, Mode, Outcome, Scratch, Session, User, bins, nonce};
+use crate::procfs;
+
+escape_tests!("needs sandlock run (issue 5)":
+    ptrace_supervisor,
+    process_vm_readv_supervisor,
+    process_vm_writev_supervisor,
+    prlimit_supervisor,
+    setpriority_supervisor,
+    sched_setaffinity_supervisor,
+    sched_setattr_supervisor,
+    ioprio_set_supervisor,
+);
+
+escape_tests!("needs sandlock run (issue 5) with --isolate-signals":
+    kill_supervisor,
+    kill_parent,
+    kill_everything,
+);
+
+escape_tests!("needs sandlock run (issue 5); fails unless signals are scoped by default":
+    kill_everything_default_policy,
+);
+
+escape_tests!("needs sandlock run (issue 5) with the supervisor's /proc closed (issue 8)":
+    proc_environ_supervisor,
+    proc_cmdline_supervisor,
+    proc_mem_supervisor,
+    proc_fd_supervisor,
+);
+
+/// Where the attack aims.
+struct Target {
+    pid: i32,
+    addr: u64,
+    len: usize,
+}
+
+/// The secret's place in the sandlock process's environment block.
+fn supervisor_target(s: &Session, secret: &str) -> Target {
+    let pid = s.pid();
+    let env = procfs::environ(pid);
+    let key = format!("{SECRET_VAR}={secret}");
+    let off = env
+        .windows(key.len())
+        .position(|w| w == key.as_bytes())
+        .expect("the secret in sandlock's environment")
+        + SECRET_VAR.len()
+        + 1;
+    let env_start: u64 = procfs::stat_field(pid, 50)
+        .and_then(|v| v.parse().ok())
+        .expect("env_start of sandlock");
+    Target {
+        pid,
+        addr: env_start + off as u64,
+        len: secret.len(),
+    }
+}
+
+/// What an observation of the target showed before and after the attack.
+struct Observed {
+    before: String,
+    after: String,
+    out: Outcome,
+    sentinel: Option<Sentinel>,
+}
+
+/// Run `attack` against the supervisor (sandboxed) or a sentinel (bare),
+/// sending "go PID ADDR LEN", and observe the target around it.
+fn against_supervisor(
+    mode: Mode,
+    attack: Attack,
+    secret: &str,
+    observe: impl Fn(&Target) -> String,
+) -> Observed {
+    let sentinel = (!mode.sandboxed()).then(|| Sentinel::start(mode.user(), secret));
+    let mut s = attack.env(SECRET_VAR, secret).spawn();
+    if !s.wait_ready() {
+        let out = s.finish();
+        return Observed {
+            before: String::new(),
+            after: String::new(),
+            out,
+            sentinel,
+        };
+    }
+    let target = match &sentinel {
+        Some(x) => Target {
+            pid: x.pid(),
+            addr: x.addr,
+            len: x.len,
+        },
+        None => supervisor_target(&s, secret),
+    };
+    let before = observe(&target);
+    s.go(&format!("{} {:#x} {}", target.pid, target.addr, target.len));
+    s.next_line("HOLD", HANG_GUARD);
+    let after = observe(&target);
+    Observed {
+        before,
+        after,
+        out: s.finish(),
+        sentinel,
+    }
+}
+
+fn changed(mode: Mode, attack: &str, observe: impl Fn(&Target) -> String, what: &str) {
+    let o = against_supervisor(mode, Attack::new(mode, "supervisor", attack), "s", observe);
+    let what = format!("{what}: {:?} -> {:?}", o.before, o.after);
+    verdict(mode, Bare::Works, o.before != o.after, &what, &o.out);
+}
+
+fn ptrace_supervisor(mode: Mode) {
+    let o = against_supervisor(mode, Attack::new(mode, "supervisor", "ptrace"), "s", |t| {
+        format!("{:?}", procfs::tracers(t.pid))
+    });
+    let traced = o
+        .after
+        .split(|c: char| !c.is_ascii_digit())
+        .any(|n| !n.is_empty() && n != "0");
+    let what = format!("PTRACE_SEIZE of the supervisor (tracers {})", o.after);
+    verdict(mode, Bare::Works, traced, &what, &o.out);
+}
+
+fn process_vm_readv_supervisor(mode: Mode) {
+    let secret = nonce("vm-secret-");
+    let o = against_supervisor(
+        mode,
+        Attack::new(mode, "supervisor", "vm-read"),
+        &secret,
+        |_| String::new(),
+    );
+    let what = "process_vm_readv of the supervisor's memory";
+    verdict(mode, Bare::Works, o.out.printed(&secret), what, &o.out);
+}
+
+fn process_vm_writev_supervisor(mode: Mode) {
+    let secret = nonce("vm-secret-");
+    let o = against_supervisor(
+        mode,
+        Attack::new(mode, "supervisor", "vm-write"),
+        &secret,
+        |t| String::from_utf8_lossy(&procfs::environ(t.pid)).into_owned(),
+    );
+    let overwritten = match o.sentinel {
+        Some(sentinel) => sentinel.secret_now() != secret,
+        None => !o.after.contains(&secret),
+    };
+    let what = "process_vm_writev into the supervisor's memory";
+    verdict(mode, Bare::Works, overwritten, what, &o.out);
+}
+
+fn prlimit_supervisor(mode: Mode) {
+    let observe = |t: &Target| procfs::limits_line(t.pid, "Max msgqueue size").unwrap_or_default();
+    changed(mode, "prlimit", observe, "prlimit64 on the supervisor");
+}
+
+fn setpriority_supervisor(mode: Mode) {
+    let observe = |t: &Target| procfs::stat_field(t.pid, 19).unwrap_or_default();
+    changed(
+        mode,
+        "setpriority",
+        observe,
+        "setpriority (nice) of the supervisor",
+    );
+}
+
+fn sched_setaffinity_supervisor(mode: Mode) {
+    let observe = |t: &Target| procfs::status_value(t.pid, "Cpus_allowed_list").unwrap_or_default();
+    changed(
+        mode,
+        "affinity",
+        observe,
+        "sched_setaffinity of the supervisor",
+    );
+}
+
+fn sched_setattr_supervisor(mode: Mode) {
+    let observe = |t: &Target| procfs::stat_field(t.pid, 41).unwrap_or_default();
+    changed(
+        mode,
+        "setattr",
+        observe,
+        "sched_setattr (policy) of the supervisor",
+    );
+}
+
+fn ioprio_set_supervisor(mode: Mode) {
+    let observe = |t: &Target| {
+        let out = Command::new("ionice")
+            .arg("-p")
+            .arg(t.pid.to_string())
+            .output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    changed(mode, "ioprio", observe, "ioprio_set of the supervisor");
+}
+
+/// Wait (bounded) for a sentinel to die; its killing signal, if it did.
+fn sentinel_killed(sentinel: &mut Sentinel) -> Option<i32> {
+    for _ in 0..200 {
+        if let Some(sig) = sentinel.killed_by() {
+            return Some(sig);
+        }
+        if !sentinel.alive() {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+fn kill_supervisor(mode: Mode) {
+    let attack = Attack::new(mode, "supervisor", "kill").flag("--isolate-signals");
+    let o = against_supervisor(mode, attack, "s", |_| String::new());
+    let killed = match o.sentinel {
+        Some(mut sentinel) => sentinel_killed(&mut sentinel) == Some(9),
+        None => o.out.signal() == Some(9),
+    };
+    verdict(
+        mode,
+        Bare::Works,
+        killed,
+        "kill(supervisor, SIGKILL)",
+        &o.out,
+    );
+}
+
+/// kill(getppid(), SIGKILL). Everything runs under a throwaway `sh` that
+/// reports its child's status: bare, that `sh` is the parent and dies;
+/// sandboxed, sandlock is the parent (`PARENT-STATUS 137` if it is killed)
+/// and, should a sandbox ever exec the command in its own place, the
+/// victim is still that `sh`, never the test process.
+fn kill_parent(mode: Mode) {
+    let out = Attack::new(mode, "supervisor", "kill-parent")
+        .flag("--isolate-signals")
+        .wrapped(&["sh", "-c", "\"$@\"; echo PARENT-STATUS $?", "sh"])
+        .run("");
+    let killed = out.signal() == Some(9) || out.printed("PARENT-STATUS 137");
+    verdict(
+        mode,
+        Bare::Works,
+        killed,
+        "kill(getppid(), SIGKILL) killing the parent",
+        &out,
+    );
+}
+
+/// kill(-1, SIGKILL) inside a fresh PID namespace holding the attack and a
+/// sentinel of the same uid: only they can be hit, whatever happens.
+fn kill_all_in_pidns(mode: Mode, flags: &[&str]) {
+    let helpers = bins().prog("helpers");
+    let uid = mode.user().uid().to_string();
+    // The launcher runs as root (it makes the namespace) and drops to uid.
+    let outer = match mode {
+        Mode::Bare(_) => Mode::Bare(User::Root),
+        Mode::Sandboxed(_) => Mode::Sandboxed(User::Root),
+    };
+    let out = Attack::new(outer, "supervisor", "kill-all")
+        .flags(flags)
+        .wrapped(&[
+            helpers.as_os_str(),
+            "wrap".as_ref(),
+            "pidns".as_ref(),
+            uid.as_ref(),
+            "--".as_ref(),
+        ])
+        .run("");
+    assert!(
+        out.printed("SENTINEL "),
+        "the pidns launcher failed\n{}",
+        out.describe()
+    );
+    let what = "kill(-1, SIGKILL) reaching a same-uid process outside the sandbox";
+    verdict(
+        mode,
+        Bare::Works,
+        out.printed("SENTINEL killed"),
+        what,
+        &out,
+    );
+}
+
+fn kill_everything(mode: Mode) {
+    kill_all_in_pidns(mode, &["--isolate-signals"]);
+}
+
+fn kill_everything_default_policy(mode: Mode) {
+    kill_all_in_pidns(mode, &[]);
+}
+
+fn proc_read(mode: Mode, file: &str, attack: Attack, secret: &str) {
+    let attack = attack.arg(file).flag("-r").flag("/proc");
+    let o = against_supervisor(mode, attack, secret, |_| String::new());
+    let what = format!("reading the supervisor's /proc/PID/{file}");
+    verdict(mode, Bare::Works, o.out.printed(secret), &what, &o.out);
+}
+
+fn proc_environ_supervisor(mode: Mode) {
+    let secret = nonce("environ-secret-");
+    proc_read(
+        mode,
+        "environ",
+        Attack::new(mode, "supervisor", "proc-read"),
+        &secret,
+    );
+}
+
+fn proc_cmdline_supervisor(mode: Mode) {
+    let secret = nonce("cmdline-secret-");
+    // Under sandlock the secret is in sandlock's argv[0]: a symlink's path.
+    let scratch = Scratch::new(mode.user());
+    let link = scratch.dir(&secret).join("sandlock");
+    symlink(bins().sandlock(), &link).unwrap();
+    let attack = Attack::new(mode, "supervisor", "proc-read").sandlock_at(link);
+    proc_read(mode, "cmdline", attack, &secret);
+}
+
+fn proc_mem_supervisor(mode: Mode) {
+    let secret = nonce("mem-secret-");
+    let attack = Attack::new(mode, "supervisor", "proc-mem")
+        .flag("-r")
+        .flag("/proc");
+    let o = against_supervisor(mode, attack, &secret, |_| String::new());
+    let what = "reading the supervisor's /proc/PID/mem";
+    verdict(mode, Bare::Works, o.out.printed(&secret), what, &o.out);
+}
+
+/// Opening /proc/SUPERVISOR/fd/N would hand the sandbox the supervisor's
+/// descriptors (its seccomp listener among them).
+fn proc_fd_supervisor(mode: Mode) {
+    let sentinel = (!mode.sandboxed()).then(|| Sentinel::start(mode.user(), "fd"));
+    let target = sentinel.as_ref().map(Sentinel::pid);
+    let attack = Attack::new(mode, "supervisor", "proc-fd")
+        .flag("-r")
+        .flag("/proc");
+    let (gained, out) = fd_attack(attack, |s| target.unwrap_or(s.pid()).to_string(), "");
+    let what = format!("descriptors taken from the supervisor through /proc: {gained:?}");
+    verdict(mode, Bare::Works, !gained.is_empty(), &what, &out);
+}
