@@ -50,11 +50,23 @@ pub struct ChildFds {
 }
 
 impl ChildFds {
-    /// `pidfd_open(pid)`. Check `id_valid` afterwards to be sure the pid was
-    /// not reused before the pidfd pinned it.
+    /// A pidfd on task `pid` (a thread id, as notifications carry). Check
+    /// `id_valid` afterwards to be sure the id was not reused before the
+    /// pidfd pinned the task.
+    ///
+    /// A thread that is not its process's leader needs `PIDFD_THREAD`
+    /// (Linux 6.9); before that, the process is found through the `Tgid:`
+    /// line of `/proc/PID/status`.
     pub fn open(pid: u32) -> Result<ChildFds, Errno> {
         let p = Pid::from_raw(pid as i32).ok_or(Errno::SRCH)?;
-        let pidfd = rustix::process::pidfd_open(p, PidfdFlags::empty())?;
+        let pidfd = match rustix::process::pidfd_open(p, PIDFD_THREAD) {
+            Err(Errno::INVAL) => {
+                let tgid = tgid_of(pid).ok_or(Errno::SRCH)?;
+                let t = Pid::from_raw(tgid as i32).ok_or(Errno::SRCH)?;
+                rustix::process::pidfd_open(t, PidfdFlags::empty())?
+            }
+            other => other?,
+        };
         Ok(ChildFds { pid, pidfd })
     }
 
@@ -71,6 +83,20 @@ impl ChildFds {
         }
         rustix::process::pidfd_getfd(&self.pidfd, fd, PidfdGetfdFlags::empty())
     }
+}
+
+/// `PIDFD_THREAD` (= `O_EXCL`): a pidfd on a thread, not only a leader.
+const PIDFD_THREAD: PidfdFlags = PidfdFlags::from_bits_retain(0o200);
+
+/// The thread-group id of task `tid`, from `/proc/TID/status`.
+fn tgid_of(tid: u32) -> Option<u32> {
+    let mut path = heapless::String::<32>::new();
+    core::fmt::Write::write_fmt(&mut path, format_args!("/proc/{tid}/status")).ok()?;
+    let status = std::fs::read_to_string(path.as_str()).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// `connect(sockfd, addr)` on the task's behalf: the syscall's answer.

@@ -1,0 +1,312 @@
+//! A forked child under a hand-built filter, answered by a real supervisor:
+//! errno, value, continue, fallback, add_fd, open on behalf, id_valid.
+#![allow(unsafe_code)]
+
+mod common;
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::mpsc;
+
+use common::{Body, getppid_raw, notify_on, spawn};
+use rustix::fs::ResolveFlags;
+use sandlock_bpf::Errno;
+use sandlock_notify::{
+    AddFdOptions, CtxError, EndReason, MemError, Reply, Response, Supervisor, handlers,
+};
+
+static PARENT: AtomicI32 = AtomicI32::new(0);
+
+fn run_getppid(
+    handler: Option<fn(&sandlock_notify::Ctx) -> Reply>,
+    fallback: Option<Response>,
+    body: fn() -> i32,
+) -> (i32, sandlock_notify::Stats) {
+    PARENT.store(std::process::id() as i32, Ordering::SeqCst);
+    let (child, listener) = spawn(&notify_on(&["getppid"]), Body::Fn(body));
+    let mut b = Supervisor::builder(listener);
+    if let Some(h) = handler {
+        b = b.handle_name("getppid", h).unwrap();
+    }
+    if let Some(f) = fallback {
+        b = b.fallback(f);
+    }
+    let sup = b.spawn().unwrap();
+    child.go();
+    let code = child.wait();
+    let stats = sup.join();
+    (code, stats)
+}
+
+#[test]
+fn errno_answer() {
+    let (code, stats) = run_getppid(Some(|_| Reply::errno(Errno::EACCES)), None, || {
+        if getppid_raw() == Err(libc::EACCES) {
+            0
+        } else {
+            1
+        }
+    });
+    assert_eq!(code, 0);
+    assert_eq!(stats.received, 1);
+    assert_eq!(stats.end, EndReason::HungUp);
+}
+
+#[test]
+fn value_answer() {
+    let (code, _) = run_getppid(
+        Some(|_| Reply::Respond(Response::Value(4242))),
+        None,
+        || if getppid_raw() == Ok(4242) { 0 } else { 1 },
+    );
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn continue_answer_runs_the_real_syscall() {
+    // CONTINUE is safe here: getppid takes no pointer, nothing was decided.
+    let (code, _) = run_getppid(Some(|_| Reply::Respond(Response::Continue)), None, || {
+        if getppid_raw() == Ok(i64::from(PARENT.load(Ordering::SeqCst))) {
+            0
+        } else {
+            1
+        }
+    });
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn unhandled_syscall_gets_enosys_or_the_chosen_fallback() {
+    let (code, _) = run_getppid(None, None, || {
+        if getppid_raw() == Err(libc::ENOSYS) {
+            0
+        } else {
+            1
+        }
+    });
+    assert_eq!(code, 0);
+    let (code, _) = run_getppid(None, Some(Response::Errno(Errno::EROFS)), || {
+        if getppid_raw() == Err(libc::EROFS) {
+            0
+        } else {
+            1
+        }
+    });
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn handler_panic_fails_closed() {
+    let (code, stats) = run_getppid(Some(|_| panic!("handler bug")), None, || {
+        if getppid_raw() == Err(libc::EPERM) {
+            0
+        } else {
+            1
+        }
+    });
+    assert_eq!(code, 0);
+    assert_eq!(stats.handler_panics, 1);
+}
+
+static FILE: OnceLock<std::ffi::CString> = OnceLock::new();
+
+/// In the child: open FILE (intercepted), read it, check FD_CLOEXEC.
+fn open_and_read(cloexec: bool) -> i32 {
+    let path = FILE.get().unwrap();
+    let flags = libc::O_RDONLY | if cloexec { libc::O_CLOEXEC } else { 0 };
+    // SAFETY: a valid C string; raw syscalls only.
+    let fd = unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), flags) };
+    if fd < 0 {
+        return 10;
+    }
+    let mut buf = [0u8; 16];
+    // SAFETY: reading into a valid buffer.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n != 8 || &buf[..8] != b"injected" {
+        return 11;
+    }
+    // SAFETY: fcntl on our fd.
+    let fdflags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if (fdflags & libc::FD_CLOEXEC != 0) != cloexec {
+        return 12;
+    }
+    0
+}
+
+fn temp_file() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sandlock-notify-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("file");
+    std::fs::File::create(&p)
+        .unwrap()
+        .write_all(b"injected")
+        .unwrap();
+    p
+}
+
+#[test]
+fn add_fd_injects_a_supervisor_fd() {
+    let path = temp_file();
+    let _ = FILE.set(std::ffi::CString::new(path.to_str().unwrap()).unwrap());
+    let (child, listener) = spawn(&notify_on(&["openat"]), Body::Fn(|| open_and_read(true)));
+    let file = std::fs::File::open(&path).unwrap();
+    let sup = Supervisor::builder(listener)
+        .handle_name("openat", move |ctx: &sandlock_notify::Ctx| {
+            let opts = AddFdOptions {
+                cloexec: true,
+                at: None,
+                send: true,
+            };
+            match ctx.listener().add_fd(ctx.notif().id, file.as_fd(), opts) {
+                Ok(n) if n >= 0 => Reply::Answered,
+                _ => Reply::errno(Errno::EIO),
+            }
+        })
+        .unwrap()
+        .spawn()
+        .unwrap();
+    child.go();
+    assert_eq!(child.wait(), 0);
+    assert_eq!(sup.join().send_errors, 0);
+}
+
+#[test]
+fn open_on_behalf_honours_cloexec() {
+    let path = temp_file();
+    let _ = FILE.set(std::ffi::CString::new(path.to_str().unwrap()).unwrap());
+    for (cloexec, body) in [
+        (true, (|| open_and_read(true)) as fn() -> i32),
+        (false, || open_and_read(false)),
+    ] {
+        let (child, listener) = spawn(&notify_on(&["openat"]), Body::Fn(body));
+        let sup = Supervisor::builder(listener)
+            .handle_name(
+                "openat",
+                handlers::open("openat", ResolveFlags::NO_MAGICLINKS, |_| None),
+            )
+            .unwrap()
+            .spawn()
+            .unwrap();
+        child.go();
+        assert_eq!(child.wait(), 0, "cloexec={cloexec}");
+        sup.join();
+    }
+}
+
+#[test]
+fn open_check_refuses_without_opening() {
+    let path = temp_file();
+    let _ = FILE.set(std::ffi::CString::new(path.to_str().unwrap()).unwrap());
+    let (child, listener) = spawn(
+        &notify_on(&["openat"]),
+        Body::Fn(|| {
+            // SAFETY: a valid C string.
+            let fd = unsafe {
+                libc::openat(libc::AT_FDCWD, FILE.get().unwrap().as_ptr(), libc::O_RDONLY)
+            };
+            let e = std::io::Error::last_os_error().raw_os_error();
+            if fd < 0 && e == Some(libc::EACCES) {
+                0
+            } else {
+                1
+            }
+        }),
+    );
+    let sup = Supervisor::builder(listener)
+        .handle_name(
+            "openat",
+            handlers::open("openat", ResolveFlags::empty(), |req| {
+                req.path.ends_with(b"/file").then_some(Errno::EACCES)
+            }),
+        )
+        .unwrap()
+        .spawn()
+        .unwrap();
+    child.go();
+    assert_eq!(child.wait(), 0);
+    sup.join();
+}
+
+#[test]
+fn bad_pointer_gives_a_typed_fault() {
+    let (tx, rx) = mpsc::channel();
+    let (child, listener) = spawn(
+        &notify_on(&["openat"]),
+        Body::Fn(|| {
+            // An address that is never mapped in user space.
+            let bad = 0x10 as *const libc::c_char;
+            // SAFETY: the kernel (not we) dereferences the pointer, and the
+            // supervisor answers before it does.
+            let fd = unsafe { libc::openat(libc::AT_FDCWD, bad, libc::O_RDONLY) };
+            let e = std::io::Error::last_os_error().raw_os_error();
+            if fd < 0 && e == Some(libc::EFAULT) {
+                0
+            } else {
+                1
+            }
+        }),
+    );
+    let tx = std::sync::Mutex::new(tx);
+    let sup = Supervisor::builder(listener)
+        .handle_name("openat", move |ctx: &sandlock_notify::Ctx| {
+            match ctx.read_path(1) {
+                Ok(_) => Reply::errno(Errno::EIO),
+                Err(e) => {
+                    let errno = e.errno();
+                    tx.lock().unwrap().send(e).unwrap();
+                    Reply::errno(errno)
+                }
+            }
+        })
+        .unwrap()
+        .spawn()
+        .unwrap();
+    child.go();
+    assert_eq!(child.wait(), 0);
+    sup.join();
+    assert_eq!(
+        rx.recv().unwrap(),
+        CtxError::Memory(MemError::Fault { addr: 0x10 })
+    );
+}
+
+#[test]
+fn id_valid_turns_false_when_the_child_is_killed() {
+    let (child, listener) = spawn(
+        &notify_on(&["getppid"]),
+        Body::Fn(|| getppid_raw().map_or(1, |_| 0)),
+    );
+    child.go();
+    let notif = listener.recv().unwrap();
+    assert_eq!(notif.pid as i32, child.pid);
+    assert!(listener.id_valid(notif.id));
+    let pending = sandlock_notify::Unverified::new(notif.id, "read from the child");
+    child.kill();
+    assert_eq!(child.wait(), 128 + libc::SIGKILL);
+    assert!(!listener.id_valid(notif.id));
+    assert!(pending.verify(&listener).is_err());
+    let err = listener.respond(notif.id, Response::Continue).unwrap_err();
+    assert!(
+        matches!(err, sandlock_notify::ListenerError::Send { errno, .. } if errno == rustix::io::Errno::NOENT)
+    );
+    // Nobody is left: the listener reports hang-up.
+    assert_eq!(
+        listener.recv().unwrap_err(),
+        sandlock_notify::ListenerError::HungUp
+    );
+}
+
+#[test]
+fn sync_wake_up_is_available_and_switchable() {
+    let (child, listener) = spawn(&notify_on(&["getppid"]), Body::Fn(|| 0));
+    assert!(
+        listener.set_sync_wake_up(true).unwrap(),
+        "this kernel has SYNC_WAKE_UP (6.6+)"
+    );
+    assert!(listener.sync_wake_up());
+    assert!(!listener.set_sync_wake_up(false).unwrap());
+    child.go();
+    assert_eq!(child.wait(), 0);
+}
