@@ -6,7 +6,8 @@
 //! A forked child calls `getppid` in a loop and times itself; the bench asks
 //! it for N calls at a time over a socket. Run:
 //! `cargo bench -p sandlock-benches --bench notify`.
-#![allow(unsafe_code, missing_docs)]
+// A bench is test code: a failed set-up step should stop it loudly.
+#![allow(unsafe_code, missing_docs, clippy::unwrap_used)]
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;

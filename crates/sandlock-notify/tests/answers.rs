@@ -1,6 +1,7 @@
 //! A forked child under a hand-built filter, answered by a real supervisor:
 //! errno, value, continue, fallback, add_fd, open on behalf, id_valid.
-#![allow(unsafe_code)]
+// Test helpers outside #[test] fns may unwrap too.
+#![allow(unsafe_code, clippy::unwrap_used)]
 
 mod common;
 
@@ -309,4 +310,45 @@ fn sync_wake_up_is_available_and_switchable() {
     assert!(!listener.set_sync_wake_up(false).unwrap());
     child.go();
     assert_eq!(child.wait(), 0);
+}
+
+/// The same tests, run by an unprivileged user (uid/gid 65534): the
+/// supervisor and the child both lack root, as sandlock's users do.
+#[test]
+fn as_an_unprivileged_user() {
+    if !rustix::process::geteuid().is_root() {
+        return; // already unprivileged: the other tests cover it
+    }
+    let dir = std::env::temp_dir().join(format!("sandlock-notify-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let exe = dir.join("answers");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    let tests = [
+        "errno_answer",
+        "value_answer",
+        "add_fd_injects_a_supervisor_fd",
+        "open_on_behalf_honours_cloexec",
+        "bad_pointer_gives_a_typed_fault",
+        "id_valid_turns_false_when_the_child_is_killed",
+    ];
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args(tests)
+        .args(["--exact", "--test-threads=1"])
+        .env("TMPDIR", &dir)
+        .output()
+        .expect("setpriv runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "unprivileged run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("{} passed", tests.len())),
+        "{stdout}"
+    );
 }

@@ -1,5 +1,7 @@
 //! How a supervisor ends: hang-up when the last task is gone, or an explicit
 //! shutdown, in both wait modes.
+// Test helpers outside #[test] fns may unwrap too.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

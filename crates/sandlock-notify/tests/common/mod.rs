@@ -1,6 +1,6 @@
 //! Shared helpers for the real-kernel tests: hand-built filters and a forked
 //! child under a filter that hands its listener to the parent.
-#![allow(dead_code, unsafe_code)]
+#![allow(dead_code, unsafe_code, clippy::unwrap_used)]
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -130,6 +130,12 @@ pub fn spawn(filter: &[Insn], body: Body) -> (Child, Listener) {
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
     envp_p.push(std::ptr::null());
 
+    // An exec'd child's test harness prints its own summary: keep it out of
+    // ours (its stderr, with any failure, still shows).
+    let devnull = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
     // SAFETY: after fork the child only makes raw system calls (the
     // sandlock-notify install functions are async-signal-safe) and ends with
     // execve or _exit.
@@ -161,6 +167,10 @@ pub fn spawn(filter: &[Insn], body: Body) -> (Child, Listener) {
             match body {
                 Body::Fn(f) => f(),
                 Body::Exec { .. } => {
+                    // SAFETY: dup2 on two fds we own; async-signal-safe.
+                    if unsafe { libc::dup2(devnull.as_raw_fd(), 1) } < 0 {
+                        return 125;
+                    }
                     // SAFETY: argv/envp are NULL-terminated arrays of valid C
                     // strings built before the fork.
                     unsafe { libc::execve(exe.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
