@@ -1,5 +1,5 @@
 //! Arbitrary bytes become a seccomp notification, a fake `/proc` and a fake
-//! address space; decoding (and the on-behalf request readers) must never
+//! address space; decoding (and the on-behalf request readers: open, msghdr, mmsghdr) must never
 //! panic, hang, or allocate beyond their bounds.
 //!
 //! Layout of the input (missing bytes read as 0):
@@ -91,6 +91,12 @@ fuzz_target!(|data: &[u8]| {
         if let Some(name) = msg.name {
             let _ = name.host_port();
         }
+    }
+    if let Ok(msgs) = onbehalf::read_mmsghdr(&mem, 1, args[1], args[2]) {
+        let msgs = msgs.into_inner_unchecked();
+        assert!(msgs.len() <= onbehalf::IOV_MAX);
+        let total: usize = msgs.iter().map(|m| m.data.len()).sum();
+        assert!(total <= onbehalf::SENDMMSG_MAX_BYTES + onbehalf::SEND_MAX);
     }
     if let Ok(sa) = bounded::read_sockaddr(&mem, args[1], args[2]) {
         let _ = sa.host_port();

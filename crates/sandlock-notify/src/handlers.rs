@@ -129,6 +129,38 @@ pub fn sendmsg(check: impl AddrCheck) -> impl Handler {
     }
 }
 
+/// `sendmmsg(fd, msgvec, vlen, flags)`: every entry is copied once and the
+/// call is performed on the task's behalf, entry by entry.
+///
+/// Only the leading run of entries with the **same destination** as the
+/// first is sent in one call: it is checked once and judged by the callback
+/// as one event. The call then returns that (short) count, as the kernel's
+/// own `sendmmsg` may, and the task's next call starts at the first entry
+/// with another destination, which is checked and judged in turn. A refused
+/// first destination is the call's errno.
+pub fn sendmmsg(check: impl AddrCheck) -> impl Handler {
+    move |ctx: &Ctx| {
+        let a = *ctx.args();
+        let msgs = onbehalf::read_mmsghdr(ctx.memory(), ctx.notif().id, a[1], a[2]);
+        let msgs = try_reply!(ctx.verify(try_reply!(msgs.map_err(crate::CtxError::from))));
+        let Some(first) = msgs.first() else {
+            return Reply::Respond(Response::Value(0));
+        };
+        let dest = first.name.clone();
+        if let Some(e) = dest.as_ref().and_then(&check) {
+            return Reply::errno(e);
+        }
+        let run = msgs.iter().take_while(|m| m.name == dest).count();
+        let ev = net_event(ctx, "sendmmsg", dest.as_ref());
+        let (fd, flags) = (a[0] as i32, a[3] as i32);
+        Reply::hold(ev, move |ctx| {
+            let child = try_reply!(ctx.child());
+            let run = msgs.truncated(run);
+            Reply::result(onbehalf::sendmmsg(&child, fd, a[1], &run, flags))
+        })
+    }
+}
+
 /// `open` / `openat` / `openat2` / `creat`: read the request once, check it,
 /// hold it, open it on the task's behalf with `resolve` added (for example
 /// `RESOLVE_NO_MAGICLINKS`) and inject the fd (`NOTIF_ADDFD` with

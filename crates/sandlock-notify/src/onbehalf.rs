@@ -41,6 +41,14 @@ pub const SEND_MAX: usize = 64 * 1024;
 pub const IOV_MAX: usize = 1024;
 /// The most control bytes of a `sendmsg` on the task's behalf.
 pub const CONTROL_MAX: usize = 4096;
+/// The most payload bytes one `sendmmsg` on the task's behalf copies, over
+/// all its messages (further messages are left unsent, which the kernel's
+/// own `sendmmsg` may also do: the task sees a short count and goes on).
+pub const SENDMMSG_MAX_BYTES: usize = 256 * 1024;
+/// `sizeof(struct mmsghdr)` on 64-bit: a `msghdr` and a `u32` length, padded.
+const MMSGHDR_SIZE: u64 = 64;
+/// Offset of `msg_len` in `struct mmsghdr`.
+const MMSGHDR_LEN_OFFSET: u64 = 56;
 
 /// A pidfd on the task, to copy its descriptors.
 #[derive(Debug)]
@@ -210,6 +218,71 @@ pub fn read_msghdr(
             control,
         },
     ))
+}
+
+/// Read up to `vlen` (at most [`IOV_MAX`], as the kernel caps it) entries of
+/// the `struct mmsghdr` array at `addr`, stopping early once
+/// [`SENDMMSG_MAX_BYTES`] of payload were read (at least one entry is read).
+pub fn read_mmsghdr(
+    mem: &impl ChildMemory,
+    id: u64,
+    addr: u64,
+    vlen: u64,
+) -> Result<Unverified<Vec<SendMsg>>, MemError> {
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    for i in 0..vlen.min(IOV_MAX as u64) {
+        let at = addr
+            .checked_add(MMSGHDR_SIZE * i)
+            .ok_or(MemError::Fault { addr })?;
+        let msg = read_msghdr(mem, id, at)?.into_inner_unchecked();
+        bytes += msg.data.len();
+        if bytes > SENDMMSG_MAX_BYTES && !out.is_empty() {
+            break;
+        }
+        out.push(msg);
+    }
+    Ok(Unverified::new(id, out))
+}
+
+/// `sendmmsg` on the task's behalf: send `msgs` in order with `sendmsg` on
+/// a copy of the socket, writing each sent message's `msg_len` back into the
+/// task's array at `addr`. Like the kernel: an error on the first message is
+/// the answer; an error on a later one ends the call with the count so far.
+pub fn sendmmsg(
+    child: &ChildFds,
+    sockfd: i32,
+    addr: u64,
+    msgs: &Verified<Vec<SendMsg>>,
+    flags: i32,
+) -> Result<i64, Errno> {
+    let sock = child.get_fd(sockfd)?;
+    let mut sent = 0u64;
+    for msg in msgs.iter() {
+        let r = if has_sol_socket_cmsg(&msg.control) {
+            Err(Errno::OPNOTSUPP)
+        } else {
+            sys::sendmsg_raw(
+                sock.as_fd(),
+                &msg.data,
+                msg.name.as_ref().map(|n| n.as_bytes()),
+                &msg.control,
+                flags,
+            )
+        };
+        match r {
+            Ok(n) => {
+                let len_at = addr + MMSGHDR_SIZE * sent + MMSGHDR_LEN_OFFSET;
+                // The message was sent: a failure to report its length
+                // (the task unmapped its array) does not undo that.
+                let _ = sys::process_vm_write(child.pid(), len_at, &(n as u32).to_ne_bytes());
+                sent += 1;
+            }
+            Err(e) if sent == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(sent as i64)
 }
 
 /// `SOL_SOCKET`: control messages at this level carry fds or credentials.

@@ -194,6 +194,30 @@ pub(crate) fn process_vm_read(pid: u32, addr: u64, buf: &mut [u8]) -> Result<usi
     }
 }
 
+/// `process_vm_writev(pid, [buf], [addr..addr+len])`: bytes copied.
+pub(crate) fn process_vm_write(pid: u32, addr: u64, buf: &[u8]) -> Result<usize, Errno> {
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    let local = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as usize as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: the local iovec covers exactly `buf`, which the kernel only
+    // reads; the remote iovec is an address in another process, checked by
+    // the kernel (EFAULT) and never dereferenced in ours.
+    let ret = unsafe { libc::process_vm_writev(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    if ret < 0 {
+        Err(last_errno())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
 /// `connect(fd, addr, len)` with a raw `sockaddr` copy.
 pub(crate) fn connect_raw(fd: BorrowedFd<'_>, addr: &[u8]) -> Result<(), Errno> {
     // SAFETY: `addr` is a valid buffer of `addr.len()` bytes that the kernel

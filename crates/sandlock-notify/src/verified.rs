@@ -88,6 +88,17 @@ impl<T> Verified<T> {
     }
 }
 
+impl<T: Clone> Verified<Vec<T>> {
+    /// The first `n` elements, still verified (they are part of the copy
+    /// that was checked).
+    pub fn truncated(&self, n: usize) -> Verified<Vec<T>> {
+        Verified {
+            id: self.id,
+            value: self.value.iter().take(n).cloned().collect(),
+        }
+    }
+}
+
 impl<T> Verified<Option<T>> {
     /// `Some(verified value)` or `None`.
     pub fn transpose(self) -> Option<Verified<T>> {

@@ -18,6 +18,8 @@ use sandlock_notify::{SockAddrBuf, Supervisor, handlers};
 static CONNECT_A: AtomicU16 = AtomicU16::new(0);
 static CONNECT_B: AtomicU16 = AtomicU16::new(0);
 static UDP_PORT: AtomicU16 = AtomicU16::new(0);
+static MMSG_A: AtomicU16 = AtomicU16::new(0);
+static MMSG_C: AtomicU16 = AtomicU16::new(0);
 
 fn sin(port: u16) -> libc::sockaddr_in {
     libc::sockaddr_in {
@@ -196,6 +198,99 @@ fn udp_sendto_and_sendmsg_on_behalf_deliver_the_payload() {
     assert_eq!(&buf[..n], b"one");
     let n = rx.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"two!");
+}
+
+/// In the child: sendmmsg of [A "a0", A "a1", B "b" (refused), C "c"],
+/// resubmitting from the first unsent entry as a program would. Returns a
+/// code that encodes each call's result.
+fn mmsg_child() -> i32 {
+    let (pa, pc) = (MMSG_A.load(Ordering::SeqCst), MMSG_C.load(Ordering::SeqCst));
+    let addrs = [sin(pa), sin(pa), sin(9), sin(pc)];
+    let payloads: [&[u8]; 4] = [b"a0", b"a1", b"b", b"c"];
+    // SAFETY: raw socket calls; every pointer refers to a live local.
+    unsafe {
+        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        // Fixed arrays: no allocation in the forked child.
+        let mut iovs: [libc::iovec; 4] = std::mem::zeroed();
+        let mut msgs: [libc::mmsghdr; 4] = std::mem::zeroed();
+        for i in 0..4 {
+            iovs[i] = libc::iovec {
+                iov_base: payloads[i].as_ptr() as *mut _,
+                iov_len: payloads[i].len(),
+            };
+            let m = &mut msgs[i];
+            m.msg_hdr.msg_name = (&addrs[i] as *const libc::sockaddr_in) as *mut _;
+            m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
+            m.msg_hdr.msg_iov = &mut iovs[i];
+            m.msg_hdr.msg_iovlen = 1;
+            m.msg_len = 999;
+        }
+        // [A, A] go; B is another destination: a short count of 2.
+        if libc::sendmmsg(s, msgs.as_mut_ptr(), 4, 0) != 2 {
+            return 1;
+        }
+        if msgs[0].msg_len != 2 || msgs[1].msg_len != 2 || msgs[2].msg_len != 999 {
+            return 2;
+        }
+        // B first: refused as a whole.
+        let r = libc::sendmmsg(s, msgs.as_mut_ptr().add(2), 2, 0);
+        if r != -1 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ECONNREFUSED) {
+            return 3;
+        }
+        // C: sent.
+        if libc::sendmmsg(s, msgs.as_mut_ptr().add(3), 1, 0) != 1 || msgs[3].msg_len != 1 {
+            return 4;
+        }
+        0
+    }
+}
+
+#[test]
+fn sendmmsg_on_behalf_checks_every_destination() {
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for s in [&a, &c] {
+        s.set_nonblocking(true).unwrap();
+    }
+    let (pa, pc) = (
+        a.local_addr().unwrap().port(),
+        c.local_addr().unwrap().port(),
+    );
+    MMSG_A.store(pa, Ordering::SeqCst);
+    MMSG_C.store(pc, Ordering::SeqCst);
+    let (child, l) = spawn(&notify_on(&["sendmmsg"]), Body::Fn(mmsg_child));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev2 = events.clone();
+    let sup = Supervisor::builder(l)
+        .handle_name(
+            "sendmmsg",
+            handlers::sendmmsg(move |sa: &SockAddrBuf| match sa.host_port() {
+                Some((_, p)) if p == pa || p == pc => None,
+                _ => Some(Errno::ECONNREFUSED),
+            }),
+        )
+        .unwrap()
+        .event_sink(move |ev: sandlock_policy::SyscallEvent| {
+            ev2.lock().unwrap().push(ev.port);
+            sandlock_policy::Verdict::Allow
+        })
+        .spawn()
+        .unwrap();
+    child.go();
+    assert_eq!(child.wait(), 0);
+    sup.join();
+    let mut buf = [0u8; 8];
+    let mut got = |s: &UdpSocket| {
+        let mut v = Vec::new();
+        while let Ok(n) = s.recv(&mut buf) {
+            v.push(buf[..n].to_vec());
+        }
+        v
+    };
+    assert_eq!(got(&a), [b"a0".to_vec(), b"a1".to_vec()]);
+    assert_eq!(got(&c), [b"c".to_vec()]);
+    // The callback judged each destination run once; B never reached it.
+    assert_eq!(*events.lock().unwrap(), [Some(pa), Some(pc)]);
 }
 
 #[test]
