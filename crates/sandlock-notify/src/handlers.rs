@@ -165,12 +165,18 @@ pub fn sendmmsg(check: impl AddrCheck) -> impl Handler {
 /// hold it, open it on the task's behalf with `resolve` added (for example
 /// `RESOLVE_NO_MAGICLINKS`) and inject the fd (`NOTIF_ADDFD` with
 /// `SEND`), honouring the task's `O_CLOEXEC`.
+///
+/// Register it on any of those four syscalls: the layout of the arguments is
+/// chosen from the notification's syscall number.
 pub fn open(
-    name: &'static str,
     resolve: ResolveFlags,
     check: impl Fn(&OpenRequest) -> Option<Errno> + Send + Sync + 'static,
 ) -> impl Handler {
     move |ctx: &Ctx| {
+        let name = match crate::decode::syscall_name(ctx.notif()) {
+            Ok(n @ ("open" | "openat" | "openat2" | "creat")) => n,
+            _ => return Reply::errno(Errno::ENOSYS),
+        };
         let req = onbehalf::read_open_request(name, ctx.notif(), ctx.memory());
         let req = try_reply!(ctx.verify(try_reply!(req.map_err(crate::CtxError::from))));
         if let Some(e) = check(&req) {
@@ -210,13 +216,12 @@ pub fn open(
 /// rights on the file (`LANDLOCK_ACCESS_FS_EXECUTE`) and the seccomp filter
 /// of the new program. A decision on argv alone needs the layer above to
 /// freeze the task's siblings while deciding (issue 7), or to refuse.
-pub fn exec(name: &'static str) -> impl Handler {
-    move |ctx: &Ctx| {
+pub fn exec() -> impl Handler {
+    |ctx: &Ctx| {
         let ev = match ctx.decode() {
             Ok(ev) => ev.into_inner(),
             Err(e) => return Reply::errno(e.errno()),
         };
-        debug_assert_eq!(ev.syscall, name);
         // CONTINUE after the verdict: see the function's documentation.
         Reply::hold(ev, |_| Reply::Respond(Response::Continue))
     }

@@ -185,7 +185,7 @@ fn open_on_behalf_honours_cloexec() {
         let sup = Supervisor::builder(listener)
             .handle_name(
                 "openat",
-                handlers::open("openat", ResolveFlags::NO_MAGICLINKS, |_| None),
+                handlers::open(ResolveFlags::NO_MAGICLINKS, |_| None),
             )
             .unwrap()
             .spawn()
@@ -218,7 +218,7 @@ fn open_check_refuses_without_opening() {
     let sup = Supervisor::builder(listener)
         .handle_name(
             "openat",
-            handlers::open("openat", ResolveFlags::empty(), |req| {
+            handlers::open(ResolveFlags::empty(), |req| {
                 req.path.ends_with(b"/file").then_some(Errno::EACCES)
             }),
         )
@@ -332,14 +332,25 @@ fn as_an_unprivileged_user() {
         "bad_pointer_gives_a_typed_fault",
         "id_valid_turns_false_when_the_child_is_killed",
     ];
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&exe)
-        .args(tests)
-        .args(["--exact", "--test-threads=1"])
-        .env("TMPDIR", &dir)
-        .output()
-        .expect("setpriv runs");
+    // A child forked by a parallel test may still hold the copy open for
+    // writing (fork without exec): retry while the kernel says ETXTBSY.
+    let mut tries = 0;
+    let out = loop {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&exe)
+            .args(tests)
+            .args(["--exact", "--test-threads=1"])
+            .env("TMPDIR", &dir)
+            .output()
+            .expect("setpriv runs");
+        tries += 1;
+        if tries < 100 && String::from_utf8_lossy(&out.stderr).contains("Text file busy") {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        }
+        break out;
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(

@@ -235,3 +235,46 @@ fn without_a_callback_a_hold_runs_at_once() {
     assert_eq!(child.wait(), 0);
     assert_eq!(sup.join().held, 1);
 }
+
+/// In the child: execve("/bin/true", ["true", "--held"]); 42 if it returned.
+fn exec_true() -> i32 {
+    let argv = [c"true".as_ptr(), c"--held".as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null()];
+    // SAFETY: NULL-terminated arrays of static C strings.
+    unsafe { libc::execve(c"/bin/true".as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    if std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+        42
+    } else {
+        43
+    }
+}
+
+#[test]
+fn exec_is_held_with_path_and_argv() {
+    for (verdict, expected) in [(Verdict::Allow, 0), (Verdict::Deny, 42)] {
+        let (child, l) = spawn(&notify_on(&["execve"]), Body::Fn(exec_true));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let sup = Supervisor::builder(l)
+            .handle_name("execve", handlers::exec())
+            .unwrap()
+            .event_sink(move |ev: SyscallEvent| {
+                seen2.lock().unwrap().push(ev);
+                verdict
+            })
+            .spawn()
+            .unwrap();
+        child.go();
+        assert_eq!(child.wait(), expected, "{verdict:?}");
+        sup.join();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].path.as_deref(), Some("/bin/true"));
+        assert_eq!(
+            seen[0].argv.as_deref(),
+            Some(&["true".to_owned(), "--held".to_owned()][..])
+        );
+        assert_eq!(seen[0].category, SyscallCategory::Process);
+        assert!(seen[0].parent_pid.is_some());
+    }
+}

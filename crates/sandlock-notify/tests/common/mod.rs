@@ -142,7 +142,21 @@ pub fn spawn(filter: &[Insn], body: Body) -> (Child, Listener) {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        drop(parent);
+        // Close every fd but the two we need, as a sandbox launcher does: a
+        // forked child must not keep other tests' listeners open.
+        let mut keep = [child.as_raw_fd() as u32, devnull.as_raw_fd() as u32];
+        keep.sort_unstable();
+        let mut from = 3u32;
+        for k in keep {
+            if k > from {
+                // SAFETY: close_range on fds of this (forked) process only.
+                unsafe { libc::syscall(libc::SYS_close_range, from, k - 1, 0) };
+            }
+            from = from.max(k + 1);
+        }
+        // SAFETY: as above.
+        unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0) };
+        std::mem::forget(parent); // already closed by close_range
         let code = (|| {
             if sandlock_notify::set_no_new_privs().is_err() {
                 return 120;
