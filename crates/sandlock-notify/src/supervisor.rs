@@ -251,9 +251,14 @@ impl SupervisorBuilder {
             native_arch: Arch::native().map_or(0, Arch::audit_arch),
         };
         let pin = self.pin_cpu;
+        let unblock = (self.wait == WaitMode::Blocking).then_some(signal);
         let recv = std::thread::Builder::new()
             .name("sandlock-notify".into())
             .spawn(move || {
+                if let Some(sig) = unblock {
+                    // Best effort: a failure leaves hang-up as the only end.
+                    let _ = sys::unblock_signal(sig);
+                }
                 if let Some(cpu) = pin {
                     let mut set = rustix::thread::CpuSet::new();
                     set.set(cpu);

@@ -301,6 +301,24 @@ pub(crate) fn install_wake_handler(signal: i32) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Unblock `signal` in the calling thread (a new thread inherits the mask
+/// of the thread that spawned it, which may block the wake signal).
+pub(crate) fn unblock_signal(signal: i32) -> Result<(), Errno> {
+    // SAFETY: an empty sigset filled through libc's helpers; the old mask is
+    // not asked for (null).
+    let ret = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut())
+    };
+    if ret != 0 {
+        Err(Errno::from_raw_os_error(ret))
+    } else {
+        Ok(())
+    }
+}
+
 /// Send `signal` to one thread of this process.
 pub(crate) fn signal_thread(thread: libc::pthread_t, signal: i32) -> Result<(), Errno> {
     // SAFETY: `thread` is the id of a thread we spawned and have not joined

@@ -1,7 +1,7 @@
 //! How a supervisor ends: hang-up when the last task is gone, or an explicit
 //! shutdown, in both wait modes.
 // Test helpers outside #[test] fns may unwrap too.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, unsafe_code)]
 
 mod common;
 
@@ -83,6 +83,31 @@ fn dropping_the_handle_stops_the_supervisor() {
     let (child, l) = spawn(&notify_on(&["getppid"]), Body::Fn(|| 0));
     let sup = Supervisor::builder(l).spawn().unwrap();
     drop(sup);
+    child.go();
+    assert_eq!(child.wait(), 0);
+}
+
+#[test]
+fn shutdown_works_when_the_spawning_thread_blocks_signals() {
+    let (child, l) = spawn(&notify_on(&["getppid"]), Body::Fn(|| 0));
+    let stats = std::thread::spawn(move || {
+        // SAFETY: blocks every signal in this thread only.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+        }
+        let sup = Supervisor::builder(l)
+            .wait_mode(WaitMode::Blocking)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+        sup.shutdown();
+        sup.join()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(stats.end, EndReason::Shutdown);
     child.go();
     assert_eq!(child.wait(), 0);
 }
