@@ -214,9 +214,12 @@ impl Listener {
 
     /// Block until the next notification.
     ///
-    /// [`ListenerError::HungUp`] when no task is left under the filter
-    /// (`ENOENT` on Linux 6.6+); `EINTR` is returned as
-    /// `Recv(Errno::INTR)` so that a caller can check for a shutdown.
+    /// [`ListenerError::HungUp`] for `ENOENT`, which the kernel returns when
+    /// no task is left under the filter (Linux 6.6+) but also when the
+    /// notification it woke us for was withdrawn (its task was killed):
+    /// confirm with [`is_hung_up`](Self::is_hung_up) before giving up.
+    /// `EINTR` is returned as `Recv(Errno::INTR)` so that a caller can check
+    /// for a shutdown.
     pub fn recv(&self) -> Result<SeccompNotif, ListenerError> {
         let mut notif = SeccompNotif::default();
         self.recv_into(&mut notif)?;
@@ -239,6 +242,23 @@ impl Listener {
     pub fn respond(&self, id: u64, response: Response) -> Result<(), ListenerError> {
         sys::notif_send(self.fd.as_fd(), &response.to_raw(id))
             .map_err(|errno| ListenerError::Send { id, errno })
+    }
+
+    /// Whether the listener reports hang-up (`POLLHUP`): every task under the
+    /// filter is gone and nothing more will arrive.
+    pub fn is_hung_up(&self) -> bool {
+        let mut fds = [rustix::event::PollFd::new(
+            &self.fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let zero = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        match rustix::event::poll(&mut fds, Some(&zero)) {
+            Ok(_) => fds[0].revents().contains(rustix::event::PollFlags::HUP),
+            Err(_) => true,
+        }
     }
 
     /// Whether notification `id` is still pending (`NOTIF_ID_VALID`).

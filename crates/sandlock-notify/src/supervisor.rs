@@ -448,7 +448,7 @@ impl Loop {
                 // ENOENT: the last task is gone (6.6+), or a notification was
                 // withdrawn (its task was killed) before we took it.
                 Err(ListenerError::HungUp) => {
-                    if self.hung_up() {
+                    if self.listener.is_hung_up() {
                         return EndReason::HungUp;
                     }
                 }
@@ -487,19 +487,6 @@ impl Loop {
             };
         }
         None
-    }
-
-    /// Whether the listener reports hang-up right now.
-    fn hung_up(&self) -> bool {
-        let mut fds = [PollFd::new(self.listener.as_ref(), PollFlags::IN)];
-        let zero = rustix::event::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        match rustix::event::poll(&mut fds, Some(&zero)) {
-            Ok(_) => fds[0].revents().contains(PollFlags::HUP),
-            Err(_) => true,
-        }
     }
 
     fn dispatch(&self, notif: &SeccompNotif) {

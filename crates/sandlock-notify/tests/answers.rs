@@ -283,6 +283,7 @@ fn id_valid_turns_false_when_the_child_is_killed() {
     let notif = listener.recv().unwrap();
     assert_eq!(notif.pid as i32, child.pid);
     assert!(listener.id_valid(notif.id));
+    assert!(!listener.is_hung_up());
     let pending = sandlock_notify::Unverified::new(notif.id, "read from the child");
     child.kill();
     assert_eq!(child.wait(), 128 + libc::SIGKILL);
@@ -293,6 +294,7 @@ fn id_valid_turns_false_when_the_child_is_killed() {
         matches!(err, sandlock_notify::ListenerError::Send { errno, .. } if errno == rustix::io::Errno::NOENT)
     );
     // Nobody is left: the listener reports hang-up.
+    assert!(listener.is_hung_up());
     assert_eq!(
         listener.recv().unwrap_err(),
         sandlock_notify::ListenerError::HungUp
