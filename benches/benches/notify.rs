@@ -294,7 +294,7 @@ fn summary() {
     const N: u64 = 100_000;
     let c_bin = c_reference();
     let mut rows: Vec<(String, f64)> = Vec::new();
-    for round in 0..3 {
+    for _ in 0..3 {
         for &cfg in CONFIGS {
             let s = setup(cfg);
             let d = s.child.run(N);
@@ -307,7 +307,6 @@ fn summary() {
                 rows.push((name.to_owned(), d.as_secs_f64() * 1e6 / N as f64));
             }
         }
-        let _ = round;
     }
     let median = |name: &str| {
         let mut v: Vec<f64> = rows
@@ -340,6 +339,9 @@ criterion_group!(benches, bench);
 fn main() {
     benches();
     summary();
+    let _ = std::fs::remove_dir_all(
+        std::env::temp_dir().join(format!("sandlock-bench-{}", std::process::id())),
+    );
     criterion::Criterion::default()
         .configure_from_args()
         .final_summary();

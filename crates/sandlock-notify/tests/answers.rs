@@ -111,11 +111,14 @@ fn handler_panic_fails_closed() {
     assert_eq!(stats.handler_panics, 1);
 }
 
-static FILE: OnceLock<std::ffi::CString> = OnceLock::new();
+// One file per test (tests run in parallel; a forked child reads these).
+static ADDFD_FILE: OnceLock<std::ffi::CString> = OnceLock::new();
+static CLOEXEC_FILE: OnceLock<std::ffi::CString> = OnceLock::new();
+static CHECK_FILE: OnceLock<std::ffi::CString> = OnceLock::new();
 
-/// In the child: open FILE (intercepted), read it, check FD_CLOEXEC.
-fn open_and_read(cloexec: bool) -> i32 {
-    let path = FILE.get().unwrap();
+/// In the child: open `path` (intercepted), read it, check FD_CLOEXEC.
+fn open_and_read(path: &OnceLock<std::ffi::CString>, cloexec: bool) -> i32 {
+    let path = path.get().unwrap();
     let flags = libc::O_RDONLY | if cloexec { libc::O_CLOEXEC } else { 0 };
     // SAFETY: a valid C string; raw syscalls only.
     let fd = unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), flags) };
@@ -136,22 +139,34 @@ fn open_and_read(cloexec: bool) -> i32 {
     0
 }
 
-fn temp_file() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("sandlock-notify-test-{}", std::process::id()));
+/// A file holding "injected" in a fresh directory, removed on drop.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_file(tag: &str, slot: &OnceLock<std::ffi::CString>) -> (TempFile, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("sandlock-notify-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("file");
     std::fs::File::create(&p)
         .unwrap()
         .write_all(b"injected")
         .unwrap();
-    p
+    let _ = slot.set(std::ffi::CString::new(p.to_str().unwrap()).unwrap());
+    (TempFile(dir), p)
 }
 
 #[test]
 fn add_fd_injects_a_supervisor_fd() {
-    let path = temp_file();
-    let _ = FILE.set(std::ffi::CString::new(path.to_str().unwrap()).unwrap());
-    let (child, listener) = spawn(&notify_on(&["openat"]), Body::Fn(|| open_and_read(true)));
+    let (_tmp, path) = temp_file("addfd", &ADDFD_FILE);
+    let (child, listener) = spawn(
+        &notify_on(&["openat"]),
+        Body::Fn(|| open_and_read(&ADDFD_FILE, true)),
+    );
     let file = std::fs::File::open(&path).unwrap();
     let sup = Supervisor::builder(listener)
         .handle_name("openat", move |ctx: &sandlock_notify::Ctx| {
@@ -175,11 +190,10 @@ fn add_fd_injects_a_supervisor_fd() {
 
 #[test]
 fn open_on_behalf_honours_cloexec() {
-    let path = temp_file();
-    let _ = FILE.set(std::ffi::CString::new(path.to_str().unwrap()).unwrap());
+    let (_tmp, _) = temp_file("cloexec", &CLOEXEC_FILE);
     for (cloexec, body) in [
-        (true, (|| open_and_read(true)) as fn() -> i32),
-        (false, || open_and_read(false)),
+        (true, (|| open_and_read(&CLOEXEC_FILE, true)) as fn() -> i32),
+        (false, || open_and_read(&CLOEXEC_FILE, false)),
     ] {
         let (child, listener) = spawn(&notify_on(&["openat"]), Body::Fn(body));
         let sup = Supervisor::builder(listener)
@@ -198,14 +212,17 @@ fn open_on_behalf_honours_cloexec() {
 
 #[test]
 fn open_check_refuses_without_opening() {
-    let path = temp_file();
-    let _ = FILE.set(std::ffi::CString::new(path.to_str().unwrap()).unwrap());
+    let (_tmp, _) = temp_file("check", &CHECK_FILE);
     let (child, listener) = spawn(
         &notify_on(&["openat"]),
         Body::Fn(|| {
             // SAFETY: a valid C string.
             let fd = unsafe {
-                libc::openat(libc::AT_FDCWD, FILE.get().unwrap().as_ptr(), libc::O_RDONLY)
+                libc::openat(
+                    libc::AT_FDCWD,
+                    CHECK_FILE.get().unwrap().as_ptr(),
+                    libc::O_RDONLY,
+                )
             };
             let e = std::io::Error::last_os_error().raw_os_error();
             if fd < 0 && e == Some(libc::EACCES) {
