@@ -1,5 +1,9 @@
-//! The `sandlock` command-line tool.
+//! The `sandlock` command: run a command in a sandbox, check the kernel,
+//! manage profiles. See `docs/cli.md`.
+#![deny(unsafe_code)]
+
+mod cli;
+
 fn main() {
-    eprintln!("sandlock: the command-line tool is not implemented yet");
-    std::process::exit(125);
+    std::process::exit(cli::main());
 }

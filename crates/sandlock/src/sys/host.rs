@@ -1,0 +1,210 @@
+//! Raw system calls of the parent (the process that starts sandboxes).
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use rustix::io::Errno;
+
+use super::{check, errno, nr};
+
+/// `CLONE_PIDFD` (Linux 5.2): the kernel stores a pidfd of the child.
+const CLONE_PIDFD: libc::c_ulong = 0x1000;
+
+/// What `clone` returned, on each side.
+enum Forked {
+    /// In the new child.
+    Child,
+    /// In the parent: the child's pid and a pidfd on it.
+    Parent {
+        /// The child's pid.
+        pid: i32,
+        /// A pidfd on the child, taken atomically with its creation.
+        pidfd: OwnedFd,
+    },
+}
+
+/// `clone(SIGCHLD | CLONE_PIDFD)`: a fork that also returns a pidfd, so the
+/// child is named by a descriptor from its first instant (no pid-reuse
+/// race). The child runs [`crate::child::run`] with `args` and never
+/// returns from here; the parent gets the child's pid and pidfd.
+///
+/// Every signal is blocked in the calling thread around the fork (the
+/// child inherits that mask and sets its own just before `execve`).
+pub(crate) fn spawn_child(args: &crate::child::ChildArgs<'_>) -> Result<(i32, OwnedFd), Errno> {
+    let old = block_all_signals();
+    // SAFETY: in the child only `child::run` runs: raw, async-signal-safe
+    // system calls on data the parent prepared, ending in execve or _exit
+    // (the child has one thread and locks possibly held by threads that no
+    // longer exist, so nothing else may run).
+    let forked = unsafe { clone_with_pidfd() };
+    match forked {
+        Ok(Forked::Child) => crate::child::run(args),
+        Ok(Forked::Parent { pid, pidfd }) => {
+            restore_signals(&old);
+            Ok((pid, pidfd))
+        }
+        Err(e) => {
+            restore_signals(&old);
+            Err(e)
+        }
+    }
+}
+
+/// The raw `clone`.
+///
+/// # Safety
+///
+/// In the child, only async-signal-safe code may run until `execve` or
+/// `_exit` (see [`super::child`]).
+unsafe fn clone_with_pidfd() -> Result<Forked, Errno> {
+    let mut pidfd: libc::c_int = -1;
+    // SAFETY: with a null stack the child runs on a copy of our stack, like
+    // fork(); the kernel writes the pidfd into `pidfd` (parent_tid slot on
+    // both x86_64 and aarch64).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            CLONE_PIDFD | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            &mut pidfd as *mut libc::c_int,
+            0usize,
+            0usize,
+        )
+    };
+    match check(ret)? {
+        0 => Ok(Forked::Child),
+        pid => {
+            if pidfd < 0 {
+                return Err(Errno::BADF);
+            }
+            // SAFETY: the kernel just created this descriptor for us.
+            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+            Ok(Forked::Parent {
+                pid: pid as i32,
+                pidfd,
+            })
+        }
+    }
+}
+
+/// An all-empty signal set (prepared before a fork).
+pub(crate) fn empty_sigset() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the zeroed set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        set
+    }
+}
+
+/// Blocks every signal in the calling thread; returns the previous mask.
+pub(crate) fn block_all_signals() -> libc::sigset_t {
+    // SAFETY: valid sigsets on our stack.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        old
+    }
+}
+
+/// Restores a mask returned by [`block_all_signals`].
+pub(crate) fn restore_signals(old: &libc::sigset_t) {
+    // SAFETY: `old` is a valid sigset.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
+    }
+}
+
+/// Blocks `SIGTTOU` in the calling thread (so that a background process
+/// may call `tcsetpgrp`); returns the previous mask.
+pub(crate) fn block_sigttou() -> libc::sigset_t {
+    // SAFETY: valid sigsets on our stack.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTTOU);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        old
+    }
+}
+
+/// The running kernel's Landlock ABI version (`Err` when Landlock is not
+/// built in (`ENOSYS`) or not enabled (`EOPNOTSUPP`)).
+pub(crate) fn landlock_abi() -> Result<i32, Errno> {
+    const VERSION: u32 = 1;
+    // SAFETY: with a null attribute and size 0, the VERSION flag only
+    // returns a number.
+    let ret = unsafe {
+        libc::syscall(
+            nr::LANDLOCK_CREATE_RULESET,
+            std::ptr::null::<u8>(),
+            0usize,
+            VERSION,
+        )
+    };
+    check(ret).map(|v| v as i32)
+}
+
+/// Whether the kernel accepts `flags` for `SECCOMP_SET_MODE_FILTER`: asked
+/// with a null program, which fails with `EFAULT` only after the flags
+/// passed their check (`EINVAL` for unknown ones). Installs nothing.
+pub(crate) fn seccomp_filter_flags_known(flags: u32) -> Result<bool, Errno> {
+    const SET_MODE_FILTER: libc::c_ulong = 1;
+    // SAFETY: a null program pointer is rejected by the kernel (EFAULT)
+    // before anything is installed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SET_MODE_FILTER,
+            flags as libc::c_ulong,
+            std::ptr::null::<u8>(),
+        )
+    };
+    match check(ret) {
+        Err(Errno::FAULT) => Ok(true),
+        Err(Errno::INVAL) => Ok(false),
+        Err(e) => Err(e),
+        Ok(_) => Ok(true),
+    }
+}
+
+/// The process group the forwarding handler signals (0: none).
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pgid = FORWARD_TO.load(Ordering::Relaxed);
+    if pgid > 0 {
+        // SAFETY: kill is async-signal-safe; a negative pid names a group.
+        unsafe { libc::kill(-pgid, sig) };
+    }
+}
+
+/// Installs a handler for each of `signals` that passes it on to the
+/// process group set by [`forward_signals_to`] (the sandbox's). The handler
+/// is reset to the default action in a child at `execve`.
+pub(crate) fn install_signal_forwarding(signals: &[i32]) -> Result<(), Errno> {
+    for &sig in signals {
+        // SAFETY: an all-zero sigaction is valid; the handler is an
+        // async-signal-safe `extern "C"` function; SA_RESTART keeps the
+        // waiting parent's syscalls going.
+        let ret = unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = forward as *const () as usize;
+            libc::sigemptyset(&mut act.sa_mask);
+            act.sa_flags = libc::SA_RESTART;
+            libc::sigaction(sig, &act, std::ptr::null_mut())
+        };
+        if ret < 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
+
+/// Sets the process group the forwarding handler signals (0: none).
+pub(crate) fn forward_signals_to(pgid: i32) {
+    FORWARD_TO.store(pgid, Ordering::Relaxed);
+}
