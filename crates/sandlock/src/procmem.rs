@@ -1,0 +1,136 @@
+//! Another process's memory and auxiliary vector, through `/proc/PID/mem`
+//! and `/proc/PID/auxv`.
+//!
+//! Writes go through `/proc/PID/mem`, which the kernel performs with
+//! `FOLL_FORCE`: a read-only private mapping (such as the vDSO's code) is
+//! copied on write for that process alone. The caller opens the file
+//! **before** checking that the notification it acts on is still pending
+//! (`NOTIF_ID_VALID`): the descriptor then names the notifying task's
+//! memory even if the pid is reused afterwards.
+
+use std::os::fd::OwnedFd;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+/// `AT_RANDOM`: address of 16 random bytes the kernel put on the stack.
+pub(crate) const AT_RANDOM: u64 = 25;
+/// `AT_SYSINFO_EHDR`: address of the vDSO.
+pub(crate) const AT_SYSINFO_EHDR: u64 = 33;
+
+/// `/proc/PID/mem` of one task, open for reading and writing.
+#[derive(Debug)]
+pub(crate) struct Mem {
+    fd: OwnedFd,
+}
+
+impl Mem {
+    /// Opens task `pid`'s memory.
+    pub(crate) fn open(pid: u32) -> Result<Mem, Errno> {
+        let fd = rustix::fs::open(
+            format!("/proc/{pid}/mem"),
+            OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Mem { fd })
+    }
+
+    /// Reads exactly `buf.len()` bytes at `addr` (`EFAULT` when short).
+    pub(crate) fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let mut done = 0;
+        while done < buf.len() {
+            let at = addr.checked_add(done as u64).ok_or(Errno::FAULT)?;
+            match rustix::io::pread(&self.fd, &mut buf[done..], at) {
+                Ok(0) => return Err(Errno::FAULT),
+                Ok(n) => done += n,
+                Err(Errno::INTR) => {}
+                Err(Errno::IO) => return Err(Errno::FAULT),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes all of `bytes` at `addr` (`EFAULT` when short).
+    pub(crate) fn write_all(&self, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+        let mut done = 0;
+        while done < bytes.len() {
+            let at = addr.checked_add(done as u64).ok_or(Errno::FAULT)?;
+            match rustix::io::pwrite(&self.fd, &bytes[done..], at) {
+                Ok(0) => return Err(Errno::FAULT),
+                Ok(n) => done += n,
+                Err(Errno::INTR) => {}
+                Err(Errno::IO) => return Err(Errno::FAULT),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The auxiliary vector of task `pid` (`self` for this process), as
+/// `(type, value)` pairs up to `AT_NULL`.
+pub(crate) fn auxv(pid: Option<u32>) -> Result<Vec<(u64, u64)>, Errno> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/auxv"),
+        None => "/proc/self/auxv".to_owned(),
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        e.raw_os_error()
+            .map_or(Errno::IO, Errno::from_raw_os_error)
+    })?;
+    Ok(parse_auxv(&bytes))
+}
+
+/// Native-endian 64-bit pairs, up to the first `AT_NULL`.
+pub(crate) fn parse_auxv(bytes: &[u8]) -> Vec<(u64, u64)> {
+    let word = |c: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        u64::from_ne_bytes(w)
+    };
+    bytes
+        .chunks_exact(16)
+        .map(|c| (word(&c[..8]), word(&c[8..])))
+        .take_while(|&(t, _)| t != 0)
+        .collect()
+}
+
+/// The value of auxiliary-vector entry `kind`, if present and non-zero.
+pub(crate) fn aux_value(auxv: &[(u64, u64)], kind: u64) -> Option<u64> {
+    auxv.iter()
+        .find(|&&(t, _)| t == kind)
+        .map(|&(_, v)| v)
+        .filter(|&v| v != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auxv_parses_and_stops_at_null() {
+        let mut b = Vec::new();
+        for (t, v) in [(33u64, 0x7000u64), (25, 0x1234), (0, 0), (9, 9)] {
+            b.extend_from_slice(&t.to_ne_bytes());
+            b.extend_from_slice(&v.to_ne_bytes());
+        }
+        let a = parse_auxv(&b);
+        assert_eq!(a, [(33, 0x7000), (25, 0x1234)]);
+        assert_eq!(aux_value(&a, AT_RANDOM), Some(0x1234));
+        assert_eq!(aux_value(&a, 9), None);
+        assert_eq!(parse_auxv(&b[..17]), [(33, 0x7000)]);
+    }
+
+    #[test]
+    fn own_memory_round_trip() {
+        let a = auxv(None).unwrap();
+        let Some(random) = aux_value(&a, AT_RANDOM) else {
+            return;
+        };
+        let mem = Mem::open(std::process::id()).unwrap();
+        let mut bytes = [0u8; 16];
+        mem.read_exact(random, &mut bytes).unwrap();
+        assert_eq!(mem.read_exact(8, &mut bytes), Err(Errno::FAULT));
+    }
+}
