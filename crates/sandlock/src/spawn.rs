@@ -128,7 +128,10 @@ pub(crate) fn launch(
         exec: l.exec,
     };
 
-    let (pid, pidfd) = sys::host::spawn_child(&args).map_err(Error::os("clone"))?;
+    // A child that waits for the go-ahead needs the parent running: a plain
+    // fork. Otherwise the cheaper vfork-style clone.
+    let (pid, pidfd) =
+        sys::host::spawn_child(&args, !l.plan.wait_go).map_err(Error::os("clone"))?;
     drop(theirs);
     drop(stdio_owned);
     drop(l.landlock);
