@@ -22,7 +22,8 @@ use crate::{kernel, seccomp, supervise};
 ///
 /// Refused (with an error, before anything is applied): a process with
 /// more than one thread (Landlock would confine only the calling one),
-/// and the settings that need a parent: `timeout`, `clean_env`, `env`.
+/// and the settings that need a parent: `timeout`, `clean_env`, `env`,
+/// `time_start`, `random_seed`.
 pub fn confine_current(policy: &Policy) -> Result<(), Error> {
     check_implemented(policy)?;
     let refuse = |field: &'static str, why: &str| Error::Invalid {
@@ -32,6 +33,12 @@ pub fn confine_current(policy: &Policy) -> Result<(), Error> {
     };
     if policy.timeout().is_some() {
         return Err(refuse("timeout", "needs a parent to kill the sandbox"));
+    }
+    if policy.time_start().is_some() {
+        return Err(refuse("time_start", "needs a supervisor"));
+    }
+    if policy.random_seed().is_some() {
+        return Err(refuse("random_seed", "needs a supervisor"));
     }
     if policy.clean_env() || !policy.env().is_empty() {
         return Err(refuse(

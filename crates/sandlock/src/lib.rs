@@ -42,6 +42,7 @@
 //! is defended.
 #![deny(unsafe_code)]
 
+mod chacha;
 mod child;
 pub mod compat;
 mod confine;
@@ -49,6 +50,7 @@ mod env;
 pub mod error;
 pub mod kernel;
 mod process;
+mod procmem;
 pub mod profile;
 mod ruleset;
 mod sandbox;
@@ -58,6 +60,7 @@ pub mod supervise;
 mod sys;
 mod terminal;
 mod tmpdir;
+mod vdso;
 
 pub use compat::Protection;
 pub use confine::confine_current;

@@ -75,10 +75,8 @@ pub(crate) fn auxv(pid: Option<u32>) -> Result<Vec<(u64, u64)>, Errno> {
         Some(p) => format!("/proc/{p}/auxv"),
         None => "/proc/self/auxv".to_owned(),
     };
-    let bytes = std::fs::read(path).map_err(|e| {
-        e.raw_os_error()
-            .map_or(Errno::IO, Errno::from_raw_os_error)
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| e.raw_os_error().map_or(Errno::IO, Errno::from_raw_os_error))?;
     Ok(parse_auxv(&bytes))
 }
 

@@ -128,12 +128,6 @@ pub(crate) fn check_implemented(policy: &Policy) -> Result<(), Error> {
     if policy.max_cpu() != Limit::Unlimited {
         return todo("max_cpu", "issue 6");
     }
-    if policy.time_start().is_some() {
-        return todo("time_start", "issue 8");
-    }
-    if policy.random_seed().is_some() {
-        return todo("random_seed", "issue 8");
-    }
     if policy.num_cpus().is_some() {
         return todo("num_cpus", "issue 8");
     }
@@ -403,6 +397,12 @@ impl Sandbox {
             terminal,
             self.forward_signals,
         );
+        if let Some(sock) = launched.exec_pending {
+            // The command's own execve waits for the supervisor. On an error
+            // the `Child` is dropped, which kills the sandbox.
+            child.start_supervisor()?;
+            spawn::finish_exec(&sock, &exec)?;
+        }
         if !for_run {
             child.stdin = parent_ends[0].take().map(Into::into);
             child.stdout = parent_ends[1].take().map(Into::into);

@@ -48,6 +48,10 @@ pub(crate) struct SpawnPlan {
     pub(crate) cpu_mask: Option<Vec<u64>>,
     /// Working directory.
     pub(crate) cwd: Option<CString>,
+    /// The base filter sends the command's own `execve` to the supervisor:
+    /// [`launch`] returns once the listener is here, the caller starts the
+    /// supervisor and then waits for the `execve` ([`finish_exec`]).
+    pub(crate) exec_supervised: bool,
 }
 
 /// What the parent passes to [`launch`].
@@ -60,12 +64,15 @@ pub(crate) struct Launch<'a> {
     pub(crate) programs: &'a Programs,
 }
 
-/// A child that passed `execve`.
+/// A child that passed `execve` (or, with `exec_supervised`, is about to).
 #[derive(Debug)]
 pub(crate) struct Launched {
     pub(crate) pid: i32,
     pub(crate) pidfd: OwnedFd,
     pub(crate) listener: Option<OwnedFd>,
+    /// With `exec_supervised`: the channel on which the outcome of the
+    /// `execve` arrives ([`finish_exec`]).
+    pub(crate) exec_pending: Option<OwnedFd>,
 }
 
 /// A message from the child.
@@ -130,8 +137,8 @@ pub(crate) fn launch(
 
     // A child that waits for the go-ahead needs the parent running: a plain
     // fork. Otherwise the cheaper vfork-style clone.
-    let (pid, pidfd) =
-        sys::host::spawn_child(&args, !l.plan.wait_go).map_err(Error::os("clone"))?;
+    let vfork = !l.plan.wait_go && !l.plan.exec_supervised;
+    let (pid, pidfd) = sys::host::spawn_child(&args, vfork).map_err(Error::os("clone"))?;
     drop(theirs);
     drop(stdio_owned);
     drop(l.landlock);
@@ -161,15 +168,34 @@ pub(crate) fn launch(
             return Err(fail(&pidfd, Error::os("go-ahead to the sandbox")(e)));
         }
     }
+    if l.plan.exec_supervised && listener.is_some() {
+        return Ok(Launched {
+            pid,
+            pidfd,
+            listener,
+            exec_pending: Some(ours),
+        });
+    }
     match recv(&ours) {
         Ok(Msg::Eof) => Ok(Launched {
             pid,
             pidfd,
             listener,
+            exec_pending: None,
         }),
         Ok(Msg::Failed { step, errno }) => Err(fail(&pidfd, step_error(step, errno, l.exec))),
         Ok(Msg::Listener(_)) => Err(fail(&pidfd, Error::os("sandbox hand-shake")(Errno::PROTO))),
         Err(e) => Err(fail(&pidfd, e)),
+    }
+}
+
+/// Waits for the outcome of the command's `execve` on `sock` (see
+/// [`SpawnPlan::exec_supervised`]); the supervisor must be running.
+pub(crate) fn finish_exec(sock: &OwnedFd, exec: &ExecArgs) -> Result<(), Error> {
+    match recv(sock)? {
+        Msg::Eof => Ok(()),
+        Msg::Failed { step, errno } => Err(step_error(step, errno, exec)),
+        Msg::Listener(_) => Err(Error::os("sandbox hand-shake")(Errno::PROTO)),
     }
 }
 

@@ -59,10 +59,10 @@ pub(crate) struct RunArgs {
     /// Set an environment variable (repeatable; kept even if it looks secret).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// Start the sandbox's clocks at this instant. Not implemented yet.
+    /// Start the sandbox's realtime clocks at this instant (e.g. 2000-06-15T00:00:00).
     #[arg(long = "time-start", value_name = "ISO8601")]
     pub time_start: Option<String>,
-    /// Seed the sandbox's random stream. Not implemented yet.
+    /// Seed getrandom, /dev/urandom and /dev/random with N (reproducible bytes).
     #[arg(long = "random-seed", value_name = "N")]
     pub random_seed: Option<String>,
     /// Turn address-space layout randomisation off.

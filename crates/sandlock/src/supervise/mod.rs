@@ -20,6 +20,7 @@
 //! syscall costs no thread.
 
 mod audit;
+mod determinism;
 mod memfd;
 mod procctl;
 mod tasks;
@@ -72,7 +73,8 @@ pub(crate) trait Feature: Send + Sync {
 pub(crate) type Constructor = fn(&Policy) -> Result<Option<Box<dyn Feature>>, Error>;
 
 /// Every feature. Adding one is adding its module and a line here.
-pub(crate) const FEATURES: &[Constructor] = &[procctl::feature, memfd::feature];
+pub(crate) const FEATURES: &[Constructor] =
+    &[procctl::feature, memfd::feature, determinism::feature];
 
 /// The features `policy` needs, in [`FEATURES`] order.
 pub(crate) fn features(policy: &Policy) -> Result<Vec<Box<dyn Feature>>, Error> {

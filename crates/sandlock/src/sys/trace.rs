@@ -74,12 +74,7 @@ pub(crate) type Regs = libc::user_regs_struct;
 pub(crate) fn get_regs(tid: i32) -> Result<Regs, Errno> {
     // SAFETY: user_regs_struct is plain integers; all-zero is valid.
     let mut regs: Regs = unsafe { std::mem::zeroed() };
-    ptrace(
-        PTRACE_GETREGS,
-        tid,
-        0,
-        &mut regs as *mut Regs as usize,
-    )?;
+    ptrace(PTRACE_GETREGS, tid, 0, &mut regs as *mut Regs as usize)?;
     Ok(regs)
 }
 
@@ -156,16 +151,10 @@ pub(crate) fn kernel_timezone() -> (i32, i32) {
         tv_sec: 0,
         tv_usec: 0,
     };
-    let mut tz = libc::timezone {
-        tz_minuteswest: 0,
-        tz_dsttime: 0,
-    };
-    // SAFETY: both pointers point at structs on our stack, of the layout
-    // the syscall writes.
-    let ret = unsafe { libc::syscall(libc::SYS_gettimeofday, &mut tv, &mut tz) };
-    if ret < 0 {
-        (0, 0)
-    } else {
-        (tz.tz_minuteswest, tz.tz_dsttime)
-    }
+    // struct timezone: two ints (minutes west, DST type).
+    let mut tz = [0 as libc::c_int; 2];
+    // SAFETY: both pointers point at memory on our stack, of the sizes the
+    // syscall writes (a timeval, two ints).
+    let ret = unsafe { libc::syscall(libc::SYS_gettimeofday, &mut tv, tz.as_mut_ptr()) };
+    if ret < 0 { (0, 0) } else { (tz[0], tz[1]) }
 }

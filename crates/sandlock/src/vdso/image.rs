@@ -106,11 +106,13 @@ impl Image {
         let (load_off, load_vaddr, load_size, load_flags) =
             load.ok_or(VdsoError::Malformed("no loadable segment"))?;
         if load_flags & PF_X == 0 {
-            return Err(VdsoError::Malformed("the loadable segment is not executable"));
+            return Err(VdsoError::Malformed(
+                "the loadable segment is not executable",
+            ));
         }
         let bias = load_vaddr.wrapping_sub(load_off);
-        let code = usize::try_from(load_off).unwrap_or(usize::MAX)
-            ..end_within(load_off, load_size, len)?;
+        let code =
+            usize::try_from(load_off).unwrap_or(usize::MAX)..end_within(load_off, load_size, len)?;
 
         let mut dynsym: Option<(usize, usize, Range<usize>)> = None;
         let section = |i: u64| -> Result<usize, VdsoError> {
@@ -180,11 +182,11 @@ impl Image {
         self.symbols.iter().filter(move |s| s.name == name)
     }
 
-    /// The code offset of the defined function `name`, if the image has it
-    /// inside its executable segment.
+    /// The offset of the defined function `name`, if the image has it
+    /// inside the mapping.
     pub(crate) fn function(&self, name: &str) -> Option<usize> {
         self.symbols(name)
-            .find(|s| s.shndx != 0 && self.code.contains(&s.offset))
+            .find(|s| s.shndx != 0 && s.offset < self.bytes.len())
             .map(|s| s.offset)
     }
 
@@ -217,9 +219,9 @@ impl Image {
 
 /// The NUL-terminated name at `at` of string table `b` (at most 255 bytes).
 fn read_name(b: &[u8], at: usize) -> Result<String, VdsoError> {
-    let rest = b
-        .get(at..)
-        .ok_or(VdsoError::Malformed("a symbol name past the end of the image"))?;
+    let rest = b.get(at..).ok_or(VdsoError::Malformed(
+        "a symbol name past the end of the image",
+    ))?;
     let len = rest
         .iter()
         .take(256)

@@ -29,7 +29,7 @@ mod stub;
 use rustix::io::Errno;
 
 pub(crate) use image::Image;
-pub(crate) use patch::{Config, Plan, StubClock, TimeReads};
+pub(crate) use patch::{Config, Plan, StubClock};
 
 use crate::procmem::{self, Mem};
 
@@ -55,8 +55,9 @@ pub(crate) enum VdsoError {
 pub(crate) fn read_own() -> Result<Vec<u8>, VdsoError> {
     let auxv = procmem::auxv(None).map_err(VdsoError::Memory)?;
     let base = procmem::aux_value(&auxv, procmem::AT_SYSINFO_EHDR).ok_or(VdsoError::Missing)?;
-    let maps = std::fs::read_to_string("/proc/self/maps")
-        .map_err(|e| VdsoError::Memory(e.raw_os_error().map_or(Errno::IO, Errno::from_raw_os_error)))?;
+    let maps = std::fs::read_to_string("/proc/self/maps").map_err(|e| {
+        VdsoError::Memory(e.raw_os_error().map_or(Errno::IO, Errno::from_raw_os_error))
+    })?;
     let len = maps
         .lines()
         .filter(|l| l.ends_with("[vdso]"))

@@ -4,9 +4,9 @@
 
 use std::ops::Range;
 
-use super::image::{Image, SYM_SIZE};
-use super::stub;
 use super::VdsoError;
+use super::image::Image;
+use super::stub;
 use crate::procmem::Mem;
 
 /// Bytes of one scratch slot (two `timespec`s).
@@ -187,7 +187,9 @@ mod tests {
     use super::*;
 
     fn own() -> Option<Image> {
-        super::super::read_own().ok().map(|b| Image::parse(b).unwrap())
+        super::super::read_own()
+            .ok()
+            .map(|b| Image::parse(b).unwrap())
     }
 
     /// Applies the plan's writes to a copy of the image.
@@ -220,14 +222,23 @@ mod tests {
         assert_eq!(plan.time_reads(), TimeReads::UserSpace);
         let after = patched(&image, &plan);
         let block = image.slack().start;
-        assert_eq!(after.function("clock_gettime"), Some(block + stub::CLOCK_GETTIME));
+        assert_eq!(
+            after.function("clock_gettime"),
+            Some(block + stub::CLOCK_GETTIME)
+        );
         assert_eq!(after.function("__vdso_time"), Some(block + stub::TIME));
-        assert_eq!(after.function("gettimeofday"), Some(block + stub::GETTIMEOFDAY));
+        assert_eq!(
+            after.function("gettimeofday"),
+            Some(block + stub::GETTIMEOFDAY)
+        );
         // The original functions are untouched, and the data holds the
         // distances to them.
         let cgt = image.function("__vdso_clock_gettime").unwrap();
         let rel = &after.bytes()[block + stub::REL_CLOCK_GETTIME..][..8];
-        assert_eq!(i64::from_le_bytes(rel.try_into().unwrap()), cgt as i64 - block as i64);
+        assert_eq!(
+            i64::from_le_bytes(rel.try_into().unwrap()),
+            cgt as i64 - block as i64
+        );
         assert_eq!(after.bytes()[cgt..cgt + 64], image.bytes()[cgt..cgt + 64]);
         // getrandom untouched without the flag.
         assert_eq!(after.function("getrandom"), image.function("getrandom"));
@@ -248,7 +259,13 @@ mod tests {
         let plan = Plan::new(&image, &config);
         assert_eq!(plan.time_reads(), TimeReads::Kernel);
         let after = patched(&image, &plan);
-        for name in ["clock_gettime", "__vdso_gettimeofday", "time", "getrandom", "__vdso_getrandom"] {
+        for name in [
+            "clock_gettime",
+            "__vdso_gettimeofday",
+            "time",
+            "getrandom",
+            "__vdso_getrandom",
+        ] {
             assert_eq!(after.function(name), None, "{name} still visible");
         }
         assert!(after.function("__vdso_clock_getres").is_some());
