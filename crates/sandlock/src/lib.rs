@@ -48,6 +48,7 @@ mod confine;
 mod env;
 pub mod error;
 pub mod kernel;
+mod ns;
 mod process;
 pub mod profile;
 mod ruleset;

@@ -18,12 +18,12 @@ use crate::kernel;
 use crate::process::{Capture, Child, Sup};
 use crate::ruleset::{Grant, Landlock};
 use crate::seccomp::{self, Programs};
-use crate::spawn::{self, Launch, SpawnPlan};
+use crate::spawn::SpawnPlan;
 use crate::supervise::{self, AuditLog, Feature, Pending, Shared, Tasks};
 use crate::sys::child::ExecArgs;
 use crate::terminal::Terminal;
 use crate::tmpdir::TempDir;
-use crate::{env, sys};
+use crate::{env, ns, sys};
 
 /// Where a standard descriptor of the command comes from.
 #[derive(Debug, Default)]
@@ -95,6 +95,7 @@ pub struct Sandbox {
     interactive: bool,
     forward_signals: bool,
     audit: Option<Arc<AuditLog>>,
+    pid_namespace: bool,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -193,6 +194,7 @@ impl Sandbox {
             interactive: false,
             forward_signals: false,
             audit: None,
+            pid_namespace: true,
         };
         if clean_env {
             sandbox.with_private_tmp()
@@ -280,6 +282,16 @@ impl Sandbox {
         Ok(self)
     }
 
+    /// Whether commands run in a PID namespace of their own (with an IPC
+    /// namespace, and a user namespace for a caller without root), where
+    /// the machine allows it: on by default. It is what guarantees that
+    /// nothing of the sandbox outlives a sandlock killed with `SIGKILL`;
+    /// see `docs/namespaces.md` for what it changes inside.
+    pub fn pid_namespace(mut self, on: bool) -> Sandbox {
+        self.pid_namespace = on;
+        self
+    }
+
     /// Writes one JSON line per intercepted syscall to `log`.
     pub fn audit(mut self, log: AuditLog) -> Sandbox {
         self.audit = Some(Arc::new(log));
@@ -360,7 +372,6 @@ impl Sandbox {
             None
         };
         let (child_ends, mut parent_ends) = self.stdio_fds(for_run)?;
-        let landlock = self.landlock.as_ref().map(Landlock::fd).transpose()?;
         let features = &self.features;
         let mut before_exec = |pid: i32| -> Result<(), Error> {
             if let Some(t) = &terminal {
@@ -371,16 +382,19 @@ impl Sandbox {
             }
             Ok(())
         };
-        let launched = spawn::launch(
-            Launch {
-                plan: &plan,
+        let started = ns::launch::launch(
+            &plan,
+            &ns::launch::Parts {
                 exec: &exec,
-                stdio: child_ends,
-                landlock,
+                stdio: &child_ends,
+                landlock: self.landlock.as_ref(),
                 programs: &self.programs,
             },
             &mut before_exec,
         )?;
+        drop(child_ends);
+        let pidns = started.ns_flags & ns::CLONE_NEWPID != 0;
+        let launched = started.launched;
         let sup = match launched.listener {
             Some(fd) => {
                 let listener =
@@ -392,7 +406,7 @@ impl Sandbox {
                     shared: Arc::new(Shared {
                         policy: policy.clone(),
                         live,
-                        tasks: Tasks::new(launched.pid),
+                        tasks: Tasks::new(launched.pid, pidns),
                         audit: self.audit.clone(),
                     }),
                 }))
@@ -402,6 +416,7 @@ impl Sandbox {
         let mut child = Child::new(
             launched.pid,
             launched.pidfd,
+            launched.status,
             sup,
             policy.timeout(),
             terminal,
@@ -419,6 +434,11 @@ impl Sandbox {
     fn plan(&self, workdir: Option<&Path>) -> Result<SpawnPlan, Error> {
         let policy = &self.policy;
         let mut plan = SpawnPlan::default();
+        if self.pid_namespace && ns::probably_available() {
+            plan.ns.pid = true;
+            plan.ns.ipc = true;
+            plan.ns.optional = true;
+        }
         if let Limit::Limited(n) = policy.max_open_files() {
             let n = n.get();
             let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)

@@ -23,20 +23,24 @@ enum Forked {
     },
 }
 
-/// `clone(SIGCHLD | CLONE_PIDFD)`: a fork that also returns a pidfd, so the
-/// child is named by a descriptor from its first instant (no pid-reuse
-/// race). The child runs [`crate::child::run`] with `args` and never
-/// returns from here; the parent gets the child's pid and pidfd.
+/// `clone(SIGCHLD | CLONE_PIDFD | ns_flags)`: a fork that also returns a
+/// pidfd, so the child is named by a descriptor from its first instant (no
+/// pid-reuse race), in the new namespaces `ns_flags` (`CLONE_NEW*`) asks
+/// for. The child runs [`crate::child::run`] with `args` and never returns
+/// from here; the parent gets the child's pid and pidfd.
 ///
 /// Every signal is blocked in the calling thread around the fork (the
 /// child inherits that mask and sets its own just before `execve`).
-pub(crate) fn spawn_child(args: &crate::child::ChildArgs<'_>) -> Result<(i32, OwnedFd), Errno> {
+pub(crate) fn spawn_child(
+    args: &crate::child::ChildArgs<'_>,
+    ns_flags: u64,
+) -> Result<(i32, OwnedFd), Errno> {
     let old = block_all_signals();
     // SAFETY: in the child only `child::run` runs: raw, async-signal-safe
     // system calls on data the parent prepared, ending in execve or _exit
     // (the child has one thread and locks possibly held by threads that no
     // longer exist, so nothing else may run).
-    let forked = unsafe { clone_with_pidfd() };
+    let forked = unsafe { clone_with_pidfd(ns_flags) };
     match forked {
         Ok(Forked::Child) => crate::child::run(args),
         Ok(Forked::Parent { pid, pidfd }) => {
@@ -56,7 +60,7 @@ pub(crate) fn spawn_child(args: &crate::child::ChildArgs<'_>) -> Result<(i32, Ow
 ///
 /// In the child, only async-signal-safe code may run until `execve` or
 /// `_exit` (see [`super::child`]).
-unsafe fn clone_with_pidfd() -> Result<Forked, Errno> {
+unsafe fn clone_with_pidfd(ns_flags: u64) -> Result<Forked, Errno> {
     let mut pidfd: libc::c_int = -1;
     // SAFETY: with a null stack the child runs on a copy of our stack, like
     // fork(); the kernel writes the pidfd into `pidfd` (parent_tid slot on
@@ -64,7 +68,7 @@ unsafe fn clone_with_pidfd() -> Result<Forked, Errno> {
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone,
-            CLONE_PIDFD | libc::SIGCHLD as libc::c_ulong,
+            CLONE_PIDFD | libc::SIGCHLD as libc::c_ulong | ns_flags as libc::c_ulong,
             0usize,
             &mut pidfd as *mut libc::c_int,
             0usize,
