@@ -19,13 +19,21 @@ use sandlock_bpf::Insn;
 use sandlock_notify::FilterFlags;
 
 use crate::error::SetupStep;
+use crate::ns::{self, ChildNs};
 use crate::sys::child as sys;
 
 /// The wire code of an `execve` failure (not a [`SetupStep`]).
 pub(crate) const EXEC_STEP: u32 = 255;
-/// The child's message tags.
+/// The child's message tags: a failed step (`step`, `errno`, `detail`).
 pub(crate) const TAG_ERROR: u8 = b'E';
+/// The seccomp listener (`SCM_RIGHTS`).
 pub(crate) const TAG_LISTENER: u8 = b'L';
+/// The child waits for the parent's go-ahead.
+pub(crate) const TAG_WAITING: u8 = b'W';
+/// The init of a PID namespace: the command called `execve`.
+pub(crate) const TAG_EXECUTED: u8 = b'X';
+/// The init of a PID namespace: the command ended, with this wait status.
+pub(crate) const TAG_STATUS: u8 = b'S';
 /// The parent's go-ahead.
 pub(crate) const GO: u8 = b'G';
 
@@ -63,24 +71,32 @@ pub(crate) struct ChildArgs<'a> {
     pub user: Option<&'a [Insn]>,
     /// The program, its argv and envp.
     pub exec: &'a sys::ExecArgs,
+    /// Namespaces the child is in (created by `clone`) and enters.
+    pub ns: Option<&'a ChildNs>,
 }
 
-/// Reports `(step, errno)` to the parent and ends the child.
-fn fail(sock: RawFd, step: u32, errno: Errno, code: i32) -> ! {
-    let mut msg = [0u8; 9];
+/// Reports `(step, errno, detail)` to the parent and ends the child.
+fn fail(sock: RawFd, step: u32, errno: Errno, detail: u32, code: i32) -> ! {
+    let mut msg = [0u8; 13];
     msg[0] = TAG_ERROR;
     msg[1..5].copy_from_slice(&step.to_le_bytes());
     msg[5..9].copy_from_slice(&errno.raw_os_error().to_le_bytes());
+    msg[9..13].copy_from_slice(&detail.to_le_bytes());
     let _ = sys::write_msg(sock, &msg);
     sys::exit(code)
 }
 
 /// Reports a failed setup step and ends the child with status 125.
 fn die(a: &ChildArgs<'_>, step: SetupStep, errno: Errno) -> ! {
-    fail(a.sock, step.code(), errno, 125)
+    fail(a.sock, step.code(), errno, 0, 125)
 }
 
 /// Runs the confinement sequence and `execve`. Never returns.
+///
+/// With a PID namespace ([`ChildNs::reaper`]) this process is the
+/// namespace's init: it sets up what every task inherits (namespaces,
+/// descriptors, working directory), forks the command, which confines
+/// itself and executes, and becomes the [`ns::reaper`].
 pub(crate) fn run(a: &ChildArgs<'_>) -> ! {
     // A process group of its own: the whole sandbox can be signalled at
     // once, and the parent's terminal signals do not reach it.
@@ -92,8 +108,20 @@ pub(crate) fn run(a: &ChildArgs<'_>) -> ! {
     if let Err(e) = sys::set_pdeathsig_kill() {
         die(a, SetupStep::DeathSignal, e);
     }
-    if sys::getppid() != a.parent {
+    let reaper = a.ns.is_some_and(|n| n.reaper);
+    if reaper {
+        // In a new PID namespace getppid() is 0: the parent is outside.
+        // Its end of the channel tells whether it is still there.
+        if crate::sys::ns::peer_gone(a.sock) {
+            sys::exit(125);
+        }
+    } else if sys::getppid() != a.parent {
         sys::exit(125);
+    }
+    if let Some(n) = a.ns
+        && let Err((step, detail, e)) = ns::enter(n)
+    {
+        fail(a.sock, step.code(), e, detail, 125);
     }
     for (target, &src) in a.stdio.iter().enumerate() {
         if src >= 0
@@ -126,6 +154,9 @@ pub(crate) fn run(a: &ChildArgs<'_>) -> ! {
         die(a, SetupStep::WorkDir, e);
     }
     if a.wait_go {
+        if let Err(e) = sys::write_msg(a.sock, &[TAG_WAITING]) {
+            die(a, SetupStep::WaitGo, e);
+        }
         match sys::read_byte(a.sock) {
             Ok(Some(GO)) => {}
             // The parent gave up (or died): nothing to report to.
@@ -133,6 +164,20 @@ pub(crate) fn run(a: &ChildArgs<'_>) -> ! {
             Err(e) => die(a, SetupStep::WaitGo, e),
         }
     }
+    if reaper {
+        // The command runs `confine_and_exec` in a child; this process
+        // resumes once it called execve (or ended).
+        match crate::sys::ns::vfork_command(a) {
+            Ok(pid) => ns::reaper::run(a.sock, pid),
+            Err(e) => die(a, SetupStep::Reaper, e),
+        }
+    }
+    confine_and_exec(a)
+}
+
+/// Everything after the shared set-up: close-on-exec, no new privileges,
+/// Landlock, seccomp (the listener handed over), limits, `execve`.
+pub(crate) fn confine_and_exec(a: &ChildArgs<'_>) -> ! {
     // Every descriptor above 2 is closed by execve: the channel to the
     // parent stays open until then, so an execve failure is reported.
     if let Err(e) = sys::cloexec_from(3, a.fd_limit) {
@@ -142,6 +187,11 @@ pub(crate) fn run(a: &ChildArgs<'_>) -> ! {
         die(a, SetupStep::NoNewPrivs, e);
     }
     if let Some(fd) = a.landlock {
+        if let Some(n) = a.ns
+            && let Err((step, detail, e)) = ns::regrant(n, fd)
+        {
+            fail(a.sock, step.code(), e, detail, 125);
+        }
         if let Err(e) = sys::landlock_restrict_self(fd) {
             die(a, SetupStep::Landlock, e);
         }
@@ -184,5 +234,5 @@ pub(crate) fn run(a: &ChildArgs<'_>) -> ! {
     } else {
         126
     };
-    fail(a.sock, EXEC_STEP, e, code)
+    fail(a.sock, EXEC_STEP, e, 0, code)
 }

@@ -109,6 +109,16 @@ pub enum Error {
     /// The supervisor could not be started.
     #[error("supervisor: {0}")]
     Supervisor(String),
+    /// The sandbox's namespaces could not be set up (`what` names the
+    /// step: the user namespace's id maps, a mount and its target, the
+    /// host name); the command did not run.
+    #[error("sandbox namespaces: {what}: {}", errno_text(*errno))]
+    Namespace {
+        /// What failed.
+        what: String,
+        /// Its errno.
+        errno: Errno,
+    },
 }
 
 impl Error {
@@ -195,11 +205,19 @@ pub enum SetupStep {
     Rlimits,
     /// Installing the user's syscall list (a second filter).
     SeccompUser,
+    /// Writing the id maps of the sandbox's user namespace.
+    UserNamespace,
+    /// A mount of the sandbox's mount plan.
+    Mount,
+    /// `sethostname` in the sandbox's UTS namespace.
+    Hostname,
+    /// Forking the command from the init of the sandbox's PID namespace.
+    Reaper,
 }
 
 impl SetupStep {
     /// Every step, in wire order.
-    pub(crate) const ALL: [SetupStep; 16] = [
+    pub(crate) const ALL: [SetupStep; 20] = [
         SetupStep::ProcessGroup,
         SetupStep::DeathSignal,
         SetupStep::Stdio,
@@ -216,6 +234,10 @@ impl SetupStep {
         SetupStep::SendListener,
         SetupStep::Rlimits,
         SetupStep::SeccompUser,
+        SetupStep::UserNamespace,
+        SetupStep::Mount,
+        SetupStep::Hostname,
+        SetupStep::Reaper,
     ];
 
     /// The step's number on the child-to-parent channel.
@@ -248,6 +270,10 @@ impl fmt::Display for SetupStep {
             SetupStep::SendListener => "handing over the seccomp listener",
             SetupStep::Rlimits => "setrlimit (max_open_files, no_coredump)",
             SetupStep::SeccompUser => "seccomp filter of the syscall list",
+            SetupStep::UserNamespace => "the user namespace's id maps",
+            SetupStep::Mount => "a mount of the sandbox's mount namespace",
+            SetupStep::Hostname => "sethostname",
+            SetupStep::Reaper => "forking the command from the PID namespace's init",
         })
     }
 }

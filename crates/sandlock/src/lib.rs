@@ -49,6 +49,7 @@ mod confine;
 mod env;
 pub mod error;
 pub mod kernel;
+mod ns;
 mod process;
 mod procmem;
 pub mod profile;

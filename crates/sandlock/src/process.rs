@@ -36,6 +36,8 @@ pub(crate) enum Sup {
 pub struct Child {
     pid: i32,
     pidfd: OwnedFd,
+    /// The init of a PID namespace sends the command's status here.
+    status_sock: Option<OwnedFd>,
     /// The command's standard input, when it was [`Stdio::Piped`](crate::Stdio::Piped).
     pub stdin: Option<ChildStdin>,
     /// The command's standard output, when it was piped.
@@ -60,6 +62,7 @@ impl Child {
     pub(crate) fn new(
         pid: i32,
         pidfd: OwnedFd,
+        status_sock: Option<OwnedFd>,
         sup: Sup,
         timeout: Option<Duration>,
         terminal: Option<Terminal>,
@@ -71,6 +74,7 @@ impl Child {
         Child {
             pid,
             pidfd,
+            status_sock,
             stdin: None,
             stdout: None,
             stderr: None,
@@ -276,11 +280,18 @@ impl Child {
                 Err(e) => return Err(Error::os("waitid")(e)),
             }
         };
-        let raw = match (st.exit_status(), st.terminating_signal()) {
+        let own = match (st.exit_status(), st.terminating_signal()) {
             (Some(code), _) => (code & 0xff) << 8,
             (None, Some(sig)) => sig | if st.dumped() { 0x80 } else { 0 },
             (None, None) => 0,
         };
+        // With a PID namespace the first process is its init: the
+        // command's own status, if the init sent it, is the one to report.
+        let raw = self
+            .status_sock
+            .as_ref()
+            .and_then(crate::spawn::read_status)
+            .unwrap_or(own);
         let status = ExitStatus::from_raw(raw);
         self.status = Some(status);
         self.cleanup();

@@ -15,7 +15,7 @@
 //! async-signal-safe syscall.
 
 use std::collections::BTreeMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
@@ -32,6 +32,12 @@ use crate::error::Error;
 pub(crate) struct Landlock {
     created: Option<RulesetCreated>,
     abi: i32,
+    /// What the ruleset holds, to create another one like it
+    /// ([`fresh_fd`](Self::fresh_fd)): scopes, paths (an `O_PATH`
+    /// descriptor each, with the path and its rights), ports.
+    scopes: BitFlags<Scope>,
+    paths: Vec<(OwnedFd, String, BitFlags<AccessFs>)>,
+    ports: Vec<(u16, AccessNet)>,
 }
 
 /// Rights granted on a path.
@@ -54,50 +60,97 @@ fn ll_error(abi: i32) -> impl Fn(landlock::RulesetError) -> Error {
 impl Landlock {
     /// Builds the ruleset of `policy` for Landlock ABI `abi`.
     pub(crate) fn build(policy: &Policy, abi: i32) -> Result<Landlock, Error> {
-        let ll = ll_error(abi);
-        let mut ruleset = Ruleset::default()
-            .set_compatibility(CompatLevel::HardRequirement)
-            .handle_access(AccessFs::from_all(ABI::from(abi)))
-            .map_err(&ll)?;
-        if abi >= 4 {
-            ruleset = ruleset
-                .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
-                .map_err(&ll)?;
-        }
+        let mut scopes = BitFlags::<Scope>::EMPTY;
         if abi >= 6 {
-            let mut scopes = BitFlags::<Scope>::EMPTY;
             if policy.isolate_ipc() {
                 scopes |= Scope::AbstractUnixSocket;
             }
             if policy.isolate_signals() {
                 scopes |= Scope::Signal;
             }
-            if !scopes.is_empty() {
-                ruleset = ruleset.scope(scopes).map_err(&ll)?;
-            }
         }
         let mut this = Landlock {
-            created: Some(ruleset.create().map_err(&ll)?),
+            created: None,
             abi,
+            scopes,
+            paths: Vec::new(),
+            ports: Vec::new(),
         };
+        this.created = Some(this.empty()?);
         for (path, (grant, field)) in merged_paths(policy) {
             this.add_path(&path, grant, field)?;
         }
         if abi >= 4 {
             let mut created = this.take()?;
-            for port in policy.net_bind() {
+            let ports = policy
+                .net_bind()
+                .iter()
+                .map(|p| (p.get(), AccessNet::BindTcp))
+                .chain(
+                    policy
+                        .net_connect()
+                        .iter()
+                        .map(|p| (p.get(), AccessNet::ConnectTcp)),
+                );
+            for (port, access) in ports {
                 created = created
-                    .add_rule(NetPort::new(port.get(), AccessNet::BindTcp))
-                    .map_err(&ll)?;
-            }
-            for port in policy.net_connect() {
-                created = created
-                    .add_rule(NetPort::new(port.get(), AccessNet::ConnectTcp))
-                    .map_err(&ll)?;
+                    .add_rule(NetPort::new(port, access))
+                    .map_err(ll_error(abi))?;
+                this.ports.push((port, access));
             }
             this.created = Some(created);
         }
         Ok(this)
+    }
+
+    /// A new ruleset with this one's handled rights and scopes, no rule.
+    fn empty(&self) -> Result<RulesetCreated, Error> {
+        let ll = ll_error(self.abi);
+        let mut ruleset = Ruleset::default()
+            .set_compatibility(CompatLevel::HardRequirement)
+            .handle_access(AccessFs::from_all(ABI::from(self.abi)))
+            .map_err(&ll)?;
+        if self.abi >= 4 {
+            ruleset = ruleset
+                .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
+                .map_err(&ll)?;
+        }
+        if !self.scopes.is_empty() {
+            ruleset = ruleset.scope(self.scopes).map_err(&ll)?;
+        }
+        ruleset.create().map_err(&ll)
+    }
+
+    /// A descriptor of a new ruleset holding the same rules, for one child
+    /// that adds rules of its own (the namespace layer's grants on new
+    /// mounts) without reaching other children.
+    pub(crate) fn fresh_fd(&self) -> Result<OwnedFd, Error> {
+        let ll = ll_error(self.abi);
+        let mut created = self.empty()?;
+        for (fd, _, access) in &self.paths {
+            created = created
+                .add_rule(PathBeneath::new(fd.as_fd(), *access))
+                .map_err(&ll)?;
+        }
+        for &(port, access) in &self.ports {
+            created = created.add_rule(NetPort::new(port, access)).map_err(&ll)?;
+        }
+        let fd: Option<OwnedFd> = created.into();
+        fd.ok_or(Error::Os {
+            what: "landlock_create_ruleset",
+            errno: Errno::NOSYS,
+        })
+    }
+
+    /// Every path of the ruleset with its access bits.
+    pub(crate) fn grants(&self) -> Vec<crate::ns::Grant> {
+        self.paths
+            .iter()
+            .map(|(_, path, access)| crate::ns::Grant {
+                path: path.clone(),
+                access: access.bits(),
+            })
+            .collect()
     }
 
     fn take(&mut self) -> Result<RulesetCreated, Error> {
@@ -132,6 +185,10 @@ impl Landlock {
         if !is_dir {
             access &= AccessFs::from_file(abi);
         }
+        let kept = fd
+            .try_clone()
+            .map_err(Error::io(format!("{field} {path}")))?;
+        self.paths.push((kept, path.to_owned(), access));
         let created = self.take()?;
         self.created = Some(
             created

@@ -18,12 +18,12 @@ use crate::kernel;
 use crate::process::{Capture, Child, Sup};
 use crate::ruleset::{Grant, Landlock};
 use crate::seccomp::{self, Programs};
-use crate::spawn::{self, Launch, SpawnPlan};
+use crate::spawn::{self, SpawnPlan};
 use crate::supervise::{self, AuditLog, Feature, Pending};
 use crate::sys::child::ExecArgs;
 use crate::terminal::Terminal;
 use crate::tmpdir::TempDir;
-use crate::{env, sys};
+use crate::{env, ns, sys};
 
 /// Where a standard descriptor of the command comes from.
 #[derive(Debug, Default)]
@@ -95,6 +95,7 @@ pub struct Sandbox {
     interactive: bool,
     forward_signals: bool,
     audit: Option<Arc<AuditLog>>,
+    pid_namespace: bool,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -187,6 +188,7 @@ impl Sandbox {
             interactive: false,
             forward_signals: false,
             audit: None,
+            pid_namespace: true,
         };
         if clean_env {
             sandbox.with_private_tmp()
@@ -274,6 +276,16 @@ impl Sandbox {
         Ok(self)
     }
 
+    /// Whether commands run in a PID namespace of their own (with an IPC
+    /// namespace, and a user namespace for a caller without root), where
+    /// the machine allows it: on by default. It is what guarantees that
+    /// nothing of the sandbox outlives a sandlock killed with `SIGKILL`;
+    /// see `docs/namespaces.md` for what it changes inside.
+    pub fn pid_namespace(mut self, on: bool) -> Sandbox {
+        self.pid_namespace = on;
+        self
+    }
+
     /// Writes one JSON line per intercepted syscall to `log`.
     pub fn audit(mut self, log: AuditLog) -> Sandbox {
         self.audit = Some(Arc::new(log));
@@ -354,7 +366,6 @@ impl Sandbox {
             None
         };
         let (child_ends, mut parent_ends) = self.stdio_fds(for_run)?;
-        let landlock = self.landlock.as_ref().map(Landlock::fd).transpose()?;
         let features = &self.features;
         let mut before_exec = |pid: i32| -> Result<(), Error> {
             if let Some(t) = &terminal {
@@ -365,16 +376,19 @@ impl Sandbox {
             }
             Ok(())
         };
-        let launched = spawn::launch(
-            Launch {
-                plan: &plan,
+        let started = ns::launch::launch(
+            &plan,
+            &ns::launch::Parts {
                 exec: &exec,
-                stdio: child_ends,
-                landlock,
+                stdio: &child_ends,
+                landlock: self.landlock.as_ref(),
                 programs: &self.programs,
             },
             &mut before_exec,
         )?;
+        drop(child_ends);
+        let pidns = started.ns_flags & ns::CLONE_NEWPID != 0;
+        let launched = started.launched;
         let sup = match launched.listener {
             Some(fd) => {
                 let listener =
@@ -384,25 +398,32 @@ impl Sandbox {
                     features: self.features.clone(),
                     policy: policy.clone(),
                     root: launched.pid,
+                    pidns,
                     audit: self.audit.clone(),
                 }))
             }
             None => Sup::Off,
         };
+        let (mut sup, mut status) = (sup, launched.status);
+        if let Some(pending) = launched.exec_pending {
+            // The command's own execve waits for the supervisor.
+            if let Sup::Pending(p) = sup {
+                sup = match supervise::start(*p) {
+                    Ok(h) => Sup::Running(h),
+                    Err(e) => return Err(spawn::abandon(&launched.pidfd, e)),
+                };
+            }
+            status = spawn::finish_exec(pending, &launched.pidfd, &exec)?;
+        }
         let mut child = Child::new(
             launched.pid,
             launched.pidfd,
+            status,
             sup,
             policy.timeout(),
             terminal,
             self.forward_signals,
         );
-        if let Some(sock) = launched.exec_pending {
-            // The command's own execve waits for the supervisor. On an error
-            // the `Child` is dropped, which kills the sandbox.
-            child.start_supervisor()?;
-            spawn::finish_exec(&sock, &exec)?;
-        }
         if !for_run {
             child.stdin = parent_ends[0].take().map(Into::into);
             child.stdout = parent_ends[1].take().map(Into::into);
@@ -415,6 +436,11 @@ impl Sandbox {
     fn plan(&self, workdir: Option<&Path>) -> Result<SpawnPlan, Error> {
         let policy = &self.policy;
         let mut plan = SpawnPlan::default();
+        if self.pid_namespace && ns::probably_available() {
+            plan.ns.pid = true;
+            plan.ns.ipc = true;
+            plan.ns.optional = true;
+        }
         if let Limit::Limited(n) = policy.max_open_files() {
             let n = n.get();
             let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)

@@ -5,13 +5,18 @@
 //! only makes raw system calls ([`crate::child`]). The parent and child talk
 //! over a `SOCK_SEQPACKET` socketpair:
 //!
-//! 1. child → parent: the seccomp listener (`SCM_RIGHTS`), when the base
-//!    filter notifies;
-//! 2. parent → child: the go-ahead byte, when a step of the parent must
-//!    happen before the command runs (the terminal, a feature's
-//!    `before_exec`);
-//! 3. child → parent: end of file when `execve` succeeded (the child's end
-//!    is close-on-exec), or `(step, errno)` when a step failed.
+//! - child → parent: "waiting" when a step of the parent must happen
+//!   before the command runs (the terminal, a feature's `before_exec`);
+//!   parent → child: the go-ahead byte;
+//! - child → parent: the seccomp listener (`SCM_RIGHTS`), when the base
+//!   filter notifies;
+//! - child → parent: end of file when `execve` succeeded (the child's end
+//!   is close-on-exec), or `(step, errno, detail)` when a step failed.
+//!
+//! With a PID namespace the first process is the namespace's init
+//! ([`crate::ns::reaper`]), which keeps its end: it says "executed" once
+//! the command called `execve`, and sends the command's wait status when
+//! it ends.
 
 use std::ffi::CString;
 use std::io::IoSliceMut;
@@ -26,6 +31,7 @@ use rustix::process::{Resource, WaitId, WaitIdOptions};
 
 use crate::child::{self, ChildArgs};
 use crate::error::{Error, SetupStep};
+use crate::ns::{ChildNs, NsPlan};
 use crate::seccomp::Programs;
 use crate::sys;
 use crate::sys::child::ExecArgs;
@@ -48,9 +54,12 @@ pub(crate) struct SpawnPlan {
     pub(crate) cpu_mask: Option<Vec<u64>>,
     /// Working directory.
     pub(crate) cwd: Option<CString>,
+    /// Namespaces (none by default); see [`crate::ns`].
+    pub(crate) ns: NsPlan,
     /// The base filter sends the command's own `execve` to the supervisor:
-    /// [`launch`] returns once the listener is here, the caller starts the
-    /// supervisor and then waits for the `execve` ([`finish_exec`]).
+    /// [`launch`] returns as soon as the listener is here, the caller
+    /// starts the supervisor and then waits for the `execve`
+    /// ([`finish_exec`]).
     pub(crate) exec_supervised: bool,
 }
 
@@ -59,9 +68,11 @@ pub(crate) struct Launch<'a> {
     pub(crate) plan: &'a SpawnPlan,
     pub(crate) exec: &'a ExecArgs,
     /// Descriptors for the child's 0, 1, 2 (`None`: inherited).
-    pub(crate) stdio: [Option<OwnedFd>; 3],
-    pub(crate) landlock: Option<OwnedFd>,
+    pub(crate) stdio: &'a [Option<OwnedFd>; 3],
+    pub(crate) landlock: Option<&'a OwnedFd>,
     pub(crate) programs: &'a Programs,
+    /// Prepared namespaces, and the descriptions of their mounts.
+    pub(crate) ns: Option<(&'a ChildNs, &'a [String])>,
 }
 
 /// A child that passed `execve` (or, with `exec_supervised`, is about to).
@@ -70,16 +81,35 @@ pub(crate) struct Launched {
     pub(crate) pid: i32,
     pub(crate) pidfd: OwnedFd,
     pub(crate) listener: Option<OwnedFd>,
-    /// With `exec_supervised`: the channel on which the outcome of the
-    /// `execve` arrives ([`finish_exec`]).
-    pub(crate) exec_pending: Option<OwnedFd>,
+    /// The channel on which the init of a PID namespace sends the
+    /// command's wait status ([`read_status`]).
+    pub(crate) status: Option<OwnedFd>,
+    /// With `exec_supervised`: the rest of the hand-shake, for
+    /// [`finish_exec`] once the supervisor runs.
+    pub(crate) exec_pending: Option<ExecPending>,
+}
+
+/// The end of a hand-shake left for [`finish_exec`].
+#[derive(Debug)]
+pub(crate) struct ExecPending {
+    sock: OwnedFd,
+    reaper: bool,
+    mounts: Vec<String>,
 }
 
 /// A message from the child.
 enum Msg {
     Eof,
     Listener(OwnedFd),
-    Failed { step: u32, errno: Errno },
+    Waiting,
+    Executed,
+    /// The command's status from an init (not expected during the launch).
+    Status,
+    Failed {
+        step: u32,
+        errno: Errno,
+        detail: u32,
+    },
 }
 
 /// Forks the child, runs the hand-shake, and returns once the command has
@@ -99,23 +129,34 @@ pub(crate) fn launch(
 
     // Sources for 0/1/2 must not be 0/1/2 themselves (dup3 onto itself
     // would keep O_CLOEXEC, and a later dup would overwrite it).
-    let mut stdio_owned: [Option<OwnedFd>; 3] = [None, None, None];
-    for (slot, fd) in stdio_owned.iter_mut().zip(l.stdio) {
-        *slot = match fd {
-            Some(fd) if fd.as_raw_fd() < 3 => Some(
-                rustix::io::fcntl_dupfd_cloexec(&fd, 3)
+    let mut low: [Option<OwnedFd>; 3] = [None, None, None];
+    for (slot, fd) in low.iter_mut().zip(l.stdio) {
+        if let Some(fd) = fd
+            && fd.as_raw_fd() < 3
+        {
+            *slot = Some(
+                rustix::io::fcntl_dupfd_cloexec(fd, 3)
                     .map_err(Error::os("dup of a standard descriptor"))?,
-            ),
-            other => other,
+            );
+        }
+    }
+    let mut stdio_raw = [-1; 3];
+    for i in 0..3 {
+        stdio_raw[i] = match (&low[i], &l.stdio[i]) {
+            (Some(d), _) => d.as_raw_fd(),
+            (None, Some(fd)) => fd.as_raw_fd(),
+            (None, None) => -1,
         };
     }
-    let stdio_raw = stdio_owned
-        .each_ref()
-        .map(|fd| fd.as_ref().map_or(-1, |f| f.as_raw_fd()));
     let fd_limit = rustix::process::getrlimit(Resource::Nofile)
         .current
         .unwrap_or(1 << 20);
     let sigmask = sys::host::empty_sigset();
+    let (ns, ns_what) = match l.ns {
+        Some((ns, what)) => (Some(ns), what),
+        None => (None, &[][..]),
+    };
+    let reaper = ns.is_some_and(|n| n.reaper);
     let args = ChildArgs {
         sock: theirs.as_raw_fd(),
         parent: rustix::process::getpid().as_raw_nonzero().get(),
@@ -127,79 +168,175 @@ pub(crate) fn launch(
         cwd: l.plan.cwd.as_deref(),
         wait_go: l.plan.wait_go,
         fd_limit,
-        landlock: l.landlock.as_ref().map(|f| f.as_raw_fd()),
+        landlock: l.landlock.map(|f| f.as_raw_fd()),
         base: l.programs.base.insns(),
         notifies: l.programs.notifies,
         rlimits: &l.plan.rlimits,
         user: l.programs.user.as_ref().map(|p| p.insns()),
         exec: l.exec,
+        ns,
     };
 
-    // A child that waits for the go-ahead needs the parent running: a plain
-    // fork. Otherwise the cheaper vfork-style clone.
+    let clone_flags = ns.map_or(0, |n| n.clone_flags);
+    // A child that waits for the go-ahead, or whose execve waits for the
+    // supervisor, needs the parent running: a plain fork. Otherwise the
+    // cheaper vfork-style clone (never with namespaces).
     let vfork = !l.plan.wait_go && !l.plan.exec_supervised;
-    let (pid, pidfd) = sys::host::spawn_child(&args, vfork).map_err(Error::os("clone"))?;
+    let (pid, pidfd) =
+        sys::host::spawn_child(&args, vfork, clone_flags).map_err(|errno| Error::Os {
+            what: if clone_flags != 0 {
+                "clone with new namespaces"
+            } else {
+                "clone"
+            },
+            errno,
+        })?;
     drop(theirs);
-    drop(stdio_owned);
-    drop(l.landlock);
+    drop(low);
 
-    let fail = |pidfd: &OwnedFd, err: Error| -> Error {
-        let _ = rustix::process::pidfd_send_signal(pidfd, rustix::process::Signal::KILL);
-        let _ = rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
-        err
+    let mut listener = None;
+    let early = l.plan.exec_supervised && l.programs.notifies;
+    let mut hs = Handshake {
+        sock: &ours,
+        pidfd: &pidfd,
+        pid,
+        listener: &mut listener,
+        notifies: l.programs.notifies,
+        wait_go: l.plan.wait_go,
+        reaper,
+        exec: l.exec,
+        mounts: ns_what,
     };
-    let listener = if l.programs.notifies {
-        match recv(&ours) {
-            Ok(Msg::Listener(fd)) => Some(fd),
-            Ok(Msg::Failed { step, errno }) => {
-                return Err(fail(&pidfd, step_error(step, errno, l.exec)));
-            }
-            Ok(Msg::Eof) => return Err(fail(&pidfd, died(&pidfd))),
-            Err(e) => return Err(fail(&pidfd, e)),
-        }
-    } else {
-        None
-    };
-    if l.plan.wait_go {
-        if let Err(e) = before_exec(pid) {
-            return Err(fail(&pidfd, e));
-        }
-        if let Err(e) = rustix::io::write(&ours, &[child::GO]) {
-            return Err(fail(&pidfd, Error::os("go-ahead to the sandbox")(e)));
-        }
+    if let Err(e) = hs.run(early, before_exec) {
+        return Err(abandon(&pidfd, e));
     }
-    if l.plan.exec_supervised && listener.is_some() {
+    if l.programs.notifies && listener.is_none() {
+        return Err(abandon(
+            &pidfd,
+            Error::os("seccomp listener hand-over")(Errno::PROTO),
+        ));
+    }
+    if early {
         return Ok(Launched {
             pid,
             pidfd,
             listener,
-            exec_pending: Some(ours),
+            status: None,
+            exec_pending: Some(ExecPending {
+                sock: ours,
+                reaper,
+                mounts: ns_what.to_vec(),
+            }),
         });
     }
-    match recv(&ours) {
-        Ok(Msg::Eof) => Ok(Launched {
-            pid,
-            pidfd,
-            listener,
-            exec_pending: None,
-        }),
-        Ok(Msg::Failed { step, errno }) => Err(fail(&pidfd, step_error(step, errno, l.exec))),
-        Ok(Msg::Listener(_)) => Err(fail(&pidfd, Error::os("sandbox hand-shake")(Errno::PROTO))),
-        Err(e) => Err(fail(&pidfd, e)),
+    Ok(Launched {
+        pid,
+        pidfd,
+        listener,
+        status: reaper.then_some(ours),
+        exec_pending: None,
+    })
+}
+
+/// Kills and reaps a child whose launch failed; returns `err`.
+pub(crate) fn abandon(pidfd: &OwnedFd, err: Error) -> Error {
+    let _ = rustix::process::pidfd_send_signal(pidfd, rustix::process::Signal::KILL);
+    let _ = rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
+    err
+}
+
+/// Waits for the command's `execve` left pending by [`launch`] (the
+/// supervisor must be running: it answers that `execve`). Returns the
+/// channel of the command's wait status (a PID namespace's init). On an
+/// error the child is killed.
+pub(crate) fn finish_exec(
+    p: ExecPending,
+    pidfd: &OwnedFd,
+    exec: &ExecArgs,
+) -> Result<Option<OwnedFd>, Error> {
+    let mut none = None;
+    let mut hs = Handshake {
+        sock: &p.sock,
+        pidfd,
+        pid: 0,
+        listener: &mut none,
+        notifies: false,
+        wait_go: false,
+        reaper: p.reaper,
+        exec,
+        mounts: &p.mounts,
+    };
+    if let Err(e) = hs.run(false, &mut |_| Ok(())) {
+        return Err(abandon(pidfd, e));
+    }
+    Ok(p.reaper.then_some(p.sock))
+}
+
+/// The parent's side of the hand-shake.
+struct Handshake<'a> {
+    sock: &'a OwnedFd,
+    pidfd: &'a OwnedFd,
+    pid: i32,
+    listener: &'a mut Option<OwnedFd>,
+    notifies: bool,
+    wait_go: bool,
+    reaper: bool,
+    exec: &'a ExecArgs,
+    mounts: &'a [String],
+}
+
+impl Handshake<'_> {
+    /// Receives the child's messages until the command called `execve`
+    /// (or, with `until_listener`, until the listener is here).
+    fn run(
+        &mut self,
+        until_listener: bool,
+        before_exec: &mut dyn FnMut(i32) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        loop {
+            match recv(self.sock)? {
+                Msg::Listener(fd) if self.listener.is_none() && self.notifies => {
+                    *self.listener = Some(fd);
+                    if until_listener {
+                        return Ok(());
+                    }
+                }
+                Msg::Waiting if self.wait_go => {
+                    before_exec(self.pid)?;
+                    rustix::io::write(self.sock, &[child::GO])
+                        .map_err(Error::os("go-ahead to the sandbox"))?;
+                }
+                Msg::Failed {
+                    step,
+                    errno,
+                    detail,
+                } => return Err(step_error(step, errno, detail, self.exec, self.mounts)),
+                Msg::Executed if self.reaper => return Ok(()),
+                Msg::Eof if !self.reaper => return Ok(()),
+                Msg::Eof => return Err(died(self.pidfd)),
+                _ => return Err(Error::os("sandbox hand-shake")(Errno::PROTO)),
+            }
+        }
     }
 }
 
-/// Waits for the outcome of the command's `execve` on `sock` (see
-/// [`SpawnPlan::exec_supervised`]); the supervisor must be running.
-pub(crate) fn finish_exec(sock: &OwnedFd, exec: &ExecArgs) -> Result<(), Error> {
-    match recv(sock)? {
-        Msg::Eof => Ok(()),
-        Msg::Failed { step, errno } => Err(step_error(step, errno, exec)),
-        Msg::Listener(_) => Err(Error::os("sandbox hand-shake")(Errno::PROTO)),
+/// The command's wait status, if the init of its PID namespace sent it
+/// (read without waiting, once the init has ended).
+pub(crate) fn read_status(sock: &OwnedFd) -> Option<i32> {
+    loop {
+        let mut buf = [0u8; 16];
+        match rustix::net::recv(sock, &mut buf, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((5, _)) if buf[0] == child::TAG_STATUS => {
+                return Some(i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]));
+            }
+            // Anything else before it (nothing is expected): skip.
+            Ok((n, _)) if n > 0 => continue,
+            _ => return None,
+        }
     }
 }
 
-fn step_error(step: u32, errno: Errno, exec: &ExecArgs) -> Error {
+fn step_error(step: u32, errno: Errno, detail: u32, exec: &ExecArgs, mounts: &[String]) -> Error {
     if step == child::EXEC_STEP {
         return Error::Exec {
             command: exec.path().to_string_lossy().into_owned(),
@@ -207,6 +344,17 @@ fn step_error(step: u32, errno: Errno, exec: &ExecArgs) -> Error {
         };
     }
     match SetupStep::from_code(step) {
+        Some(SetupStep::Mount) => Error::Namespace {
+            what: mounts
+                .get(detail as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("mount {detail}")),
+            errno,
+        },
+        Some(SetupStep::UserNamespace) => Error::Namespace {
+            what: "writing the user namespace's id maps".to_owned(),
+            errno,
+        },
         Some(step) => Error::Setup { step, errno },
         None => Error::os("sandbox hand-shake")(Errno::PROTO),
     }
@@ -249,17 +397,20 @@ fn recv(sock: &OwnedFd) -> Result<Msg, Error> {
                 }
             }
         }
+        let word = |i: usize| [buf[i], buf[i + 1], buf[i + 2], buf[i + 3]];
         return Ok(match (got, buf[0]) {
             (0, _) => Msg::Eof,
             (_, child::TAG_LISTENER) => match fd {
                 Some(fd) => Msg::Listener(fd),
                 None => return Err(Error::os("seccomp listener hand-over")(Errno::PROTO)),
             },
-            (9, child::TAG_ERROR) => Msg::Failed {
-                step: u32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]),
-                errno: Errno::from_raw_os_error(i32::from_le_bytes([
-                    buf[5], buf[6], buf[7], buf[8],
-                ])),
+            (1, child::TAG_WAITING) => Msg::Waiting,
+            (1, child::TAG_EXECUTED) => Msg::Executed,
+            (5, child::TAG_STATUS) => Msg::Status,
+            (13, child::TAG_ERROR) => Msg::Failed {
+                step: u32::from_le_bytes(word(1)),
+                errno: Errno::from_raw_os_error(i32::from_le_bytes(word(5))),
+                detail: u32::from_le_bytes(word(9)),
             },
             _ => return Err(Error::os("sandbox hand-shake")(Errno::PROTO)),
         });

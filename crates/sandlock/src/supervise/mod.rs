@@ -142,6 +142,8 @@ pub(crate) struct Pending {
     pub(crate) policy: Arc<Policy>,
     /// The sandbox's first process.
     pub(crate) root: i32,
+    /// Whether the sandbox has a PID namespace of its own.
+    pub(crate) pidns: bool,
     pub(crate) audit: Option<Arc<AuditLog>>,
 }
 
@@ -160,7 +162,7 @@ pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
     let shared = Arc::new(Shared {
         policy: p.policy,
         live,
-        tasks: Tasks::new(p.root),
+        tasks: Tasks::new(p.root, p.pidns),
         audit: p.audit,
     });
     let mut sup =

@@ -30,12 +30,16 @@ const MAX_DEPTH: usize = 4096;
 #[derive(Clone, Debug)]
 pub(crate) struct Tasks {
     root: i32,
+    /// The sandbox has a PID namespace of its own: every pid its tasks can
+    /// name is one of theirs.
+    pidns: bool,
 }
 
 impl Tasks {
-    /// The tasks descending from `root`.
-    pub(crate) fn new(root: i32) -> Tasks {
-        Tasks { root }
+    /// The tasks descending from `root` (in a PID namespace of their own
+    /// when `pidns`).
+    pub(crate) fn new(root: i32, pidns: bool) -> Tasks {
+        Tasks { root, pidns }
     }
 
     /// The sandbox's first process (also its process group id).
@@ -48,6 +52,11 @@ impl Tasks {
     pub(crate) fn contains(&self, tid: i32) -> Result<bool, Errno> {
         if tid <= 0 {
             return Err(Errno::SRCH);
+        }
+        if self.pidns {
+            // The kernel looks the pid up in the caller's namespace, where
+            // only the sandbox's tasks exist.
+            return Ok(true);
         }
         let status = read_proc(tid, "status")?;
         let tgid = field(&status, "Tgid:").ok_or(Errno::SRCH)?;

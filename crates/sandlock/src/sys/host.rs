@@ -12,7 +12,8 @@ const CLONE_PIDFD: libc::c_ulong = 0x1000;
 
 /// Starts the child: `clone` with `CLONE_PIDFD` (a pidfd from the child's
 /// first instant: no pid-reuse race) running [`crate::child::run`] with
-/// `args`; returns the child's pid and pidfd.
+/// `args`, in the new namespaces `ns_flags` (`CLONE_NEW*`) asks for;
+/// returns the child's pid and pidfd.
 ///
 /// With `share_memory` (the child does not wait for the parent), the child
 /// is created `CLONE_VM | CLONE_VFORK`, as `posix_spawn` does: it runs on a
@@ -20,14 +21,17 @@ const CLONE_PIDFD: libc::c_ulong = 0x1000;
 /// suspended until the child has called `execve` (or exited). No page table
 /// is copied and the parent takes no copy-on-write faults afterwards. The
 /// child writes nothing but its own stack (and the forking thread's
-/// `errno`, which nobody reads meanwhile). Without it, a plain fork.
+/// `errno`, which nobody reads meanwhile). Without it (and always with
+/// namespaces), a plain fork.
 ///
 /// Every signal is blocked in the calling thread around the clone (the
 /// child inherits that mask and sets its own just before `execve`).
 pub(crate) fn spawn_child(
     args: &crate::child::ChildArgs<'_>,
     share_memory: bool,
+    ns_flags: u64,
 ) -> Result<(i32, OwnedFd), Errno> {
+    let share_memory = share_memory && ns_flags == 0;
     const STACK: usize = 128 * 1024;
     let mut stack: Vec<u128> = if share_memory {
         vec![0; STACK / 16]
@@ -65,7 +69,7 @@ pub(crate) fn spawn_child(
         let r = unsafe {
             libc::syscall(
                 libc::SYS_clone,
-                CLONE_PIDFD | libc::SIGCHLD as libc::c_ulong,
+                CLONE_PIDFD | libc::SIGCHLD as libc::c_ulong | ns_flags as libc::c_ulong,
                 0usize,
                 &mut pidfd as *mut libc::c_int,
                 0usize,

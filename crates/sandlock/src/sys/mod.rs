@@ -14,6 +14,7 @@
 
 pub(crate) mod child;
 pub(crate) mod host;
+pub(crate) mod ns;
 pub(crate) mod trace;
 
 use rustix::io::Errno;

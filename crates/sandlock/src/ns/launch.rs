@@ -1,0 +1,133 @@
+//! Launching a child with the plan's namespaces, and without them when
+//! the machine refuses optional ones.
+
+use std::os::fd::OwnedFd;
+
+use rustix::io::Errno;
+
+use super::{Grant, NsPlan, Prepared};
+use crate::error::Error;
+use crate::ruleset::Landlock;
+use crate::seccomp::Programs;
+use crate::spawn::{self, Launch, Launched, SpawnPlan};
+use crate::sys::child::ExecArgs;
+
+/// What [`launch`] needs besides the plan.
+pub(crate) struct Parts<'a> {
+    pub(crate) exec: &'a ExecArgs,
+    pub(crate) stdio: &'a [Option<OwnedFd>; 3],
+    pub(crate) landlock: Option<&'a Landlock>,
+    pub(crate) programs: &'a Programs,
+}
+
+/// A launched child, and whether it got the plan's namespaces.
+#[derive(Debug)]
+pub(crate) struct Started {
+    pub(crate) launched: Launched,
+    /// The namespaces the child is in (`CLONE_NEW*` bits, 0 for none).
+    pub(crate) ns_flags: u64,
+}
+
+/// Launches `plan`'s child. With namespaces that are optional
+/// ([`NsPlan::optional`], no mount or host name asked by a feature), a
+/// refusal by the kernel (the clone, or the id maps, as under AppArmor's
+/// restriction of unprivileged user namespaces) is remembered and the
+/// child is launched again without them.
+pub(crate) fn launch(
+    plan: &SpawnPlan,
+    parts: &Parts<'_>,
+    before_exec: &mut dyn FnMut(i32) -> Result<(), Error>,
+) -> Result<Started, Error> {
+    let grants: Vec<Grant> = parts.landlock.map(Landlock::grants).unwrap_or_default();
+    let mut ns: NsPlan = clone_plan(&plan.ns);
+    if ns.pid && covers_proc(&grants) {
+        // A PID namespace with the caller's /proc granted would show pids
+        // of the wrong namespace (`/proc/<getpid()>` is another process):
+        // give it its own.
+        ns.mounts.fresh_proc();
+    }
+    let skip = ns.is_empty() || (!ns.required() && super::known_available() == Some(false));
+    if !skip {
+        let prepared = ns.prepare(&grants)?;
+        match attempt(plan, parts, Some(&prepared), before_exec) {
+            Ok(launched) => {
+                super::record(true);
+                return Ok(Started {
+                    launched,
+                    ns_flags: prepared.child.clone_flags,
+                });
+            }
+            Err(e) if !plan.ns.required() && refused(&e) => super::record(false),
+            Err(e) => return Err(e),
+        }
+    }
+    let launched = attempt(plan, parts, None, before_exec)?;
+    Ok(Started {
+        launched,
+        ns_flags: 0,
+    })
+}
+
+fn attempt(
+    plan: &SpawnPlan,
+    parts: &Parts<'_>,
+    ns: Option<&Prepared>,
+    before_exec: &mut dyn FnMut(i32) -> Result<(), Error>,
+) -> Result<Launched, Error> {
+    let private = ns.is_some_and(Prepared::needs_private_ruleset);
+    let landlock = match parts.landlock {
+        Some(ll) if private => Some(ll.fresh_fd()?),
+        Some(ll) => Some(ll.fd()?),
+        None => None,
+    };
+    spawn::launch(
+        Launch {
+            plan,
+            exec: parts.exec,
+            stdio: parts.stdio,
+            landlock: landlock.as_ref(),
+            programs: parts.programs,
+            ns: ns.map(|p| (&p.child, p.what.as_slice())),
+        },
+        before_exec,
+    )
+}
+
+/// Whether `e` is the kernel refusing namespaces (rather than a failure
+/// of the sandbox's own set-up).
+fn refused(e: &Error) -> bool {
+    match e {
+        Error::Os {
+            what: "clone with new namespaces",
+            errno,
+        } => [
+            Errno::PERM,
+            Errno::INVAL,
+            Errno::NOSPC,
+            Errno::USERS,
+            Errno::NOSYS,
+            Errno::ACCESS,
+        ]
+        .contains(errno),
+        Error::Namespace { .. } => true,
+        _ => false,
+    }
+}
+
+/// Whether a grant reaches into `/proc` (a grant of `/` does too).
+fn covers_proc(grants: &[Grant]) -> bool {
+    grants.iter().any(|g| {
+        let p = g.path.trim_end_matches('/');
+        p.is_empty() || p == "/proc" || p.starts_with("/proc/")
+    })
+}
+
+fn clone_plan(p: &NsPlan) -> NsPlan {
+    NsPlan {
+        pid: p.pid,
+        ipc: p.ipc,
+        optional: p.optional,
+        mounts: p.mounts.clone(),
+        hostname: p.hostname.clone(),
+    }
+}

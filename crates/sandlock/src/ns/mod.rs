@@ -1,0 +1,342 @@
+//! The namespace layer: new user, PID, IPC, mount and UTS namespaces for
+//! the sandbox, entered by its first process between `clone` and `execve`.
+//!
+//! A launch carries an [`NsPlan`] in its [`SpawnPlan`](crate::spawn::SpawnPlan).
+//! Features fill it before the fork (`Feature::prepare`); [`NsPlan::prepare`]
+//! turns it into a [`ChildNs`]: clone flags, pre-formatted id maps, C
+//! strings of every mount, so that the child only makes raw system calls
+//! ([`enter`] and [`reaper`]). See `docs/namespaces.md` for the API and
+//! what each namespace costs.
+//!
+//! - **User namespace**: only for a caller without `CAP_SYS_ADMIN` (and
+//!   for any caller that is not root of the initial user namespace, so that
+//!   `RLIMIT_NPROC` counts the sandbox alone). The map is the identity of
+//!   the caller's effective uid and gid, one line each (`setgroups` denied
+//!   first, as the kernel requires of an unprivileged writer). Files of
+//!   other users then show as the overflow uid (65534).
+//! - **PID namespace**: the sandbox's first process is its init
+//!   ([`reaper`]): it forks the command, reaps every orphan, and exits with
+//!   the command; the kernel then kills whatever is left. If sandlock is
+//!   killed, `PR_SET_PDEATHSIG` kills the init, and with it the namespace.
+//! - **IPC namespace**: SysV objects and POSIX message queues of the
+//!   sandbox are its own and vanish with it.
+//! - **Mount namespace**: only when the [`MountPlan`] is not empty. Its
+//!   propagation is made private before anything is mounted, so nothing
+//!   reaches the caller's namespace.
+//! - **UTS namespace**: only with a host name.
+
+mod enter;
+pub(crate) mod launch;
+mod mounts;
+pub(crate) mod reaper;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+pub(crate) use enter::{enter, regrant};
+pub(crate) use mounts::{ChildMount, MountPlan};
+
+use crate::error::Error;
+use crate::tmpdir::TempDir;
+
+/// `CLONE_NEWNS`.
+pub(crate) const CLONE_NEWNS: u64 = 0x0002_0000;
+/// `CLONE_NEWUTS`.
+pub(crate) const CLONE_NEWUTS: u64 = 0x0400_0000;
+/// `CLONE_NEWIPC`.
+pub(crate) const CLONE_NEWIPC: u64 = 0x0800_0000;
+/// `CLONE_NEWUSER`.
+pub(crate) const CLONE_NEWUSER: u64 = 0x1000_0000;
+/// `CLONE_NEWPID`.
+pub(crate) const CLONE_NEWPID: u64 = 0x2000_0000;
+
+/// The namespaces a launch asks for. Empty by default: no namespace.
+#[derive(Debug, Default)]
+pub(crate) struct NsPlan {
+    /// A new PID namespace whose init is sandlock's [`reaper`].
+    pub(crate) pid: bool,
+    /// A new IPC namespace.
+    pub(crate) ipc: bool,
+    /// Whether the launch may run without the namespaces above when the
+    /// machine refuses them (they are then reported, not required).
+    /// Mounts and a host name are always required.
+    pub(crate) optional: bool,
+    /// Mounts: a mount namespace when not empty.
+    pub(crate) mounts: MountPlan,
+    /// A host name: a UTS namespace.
+    pub(crate) hostname: Option<String>,
+}
+
+/// A path granted by the Landlock ruleset, with its access bits, as the
+/// namespace layer needs it to grant it again on a new mount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Grant {
+    /// The path as the policy gives it.
+    pub(crate) path: String,
+    /// `LANDLOCK_ACCESS_FS_*` bits.
+    pub(crate) access: u64,
+}
+
+/// The prepared namespaces of one launch, read by the child.
+#[derive(Debug, Default)]
+pub(crate) struct ChildNs {
+    /// `CLONE_NEW*` flags for `clone`.
+    pub(crate) clone_flags: u64,
+    /// The id maps to write (a new user namespace).
+    pub(crate) id_maps: Option<IdMaps>,
+    /// Mount operations, in order (the first makes `/` private).
+    pub(crate) mounts: Vec<ChildMount>,
+    /// The host name.
+    pub(crate) hostname: Option<Vec<u8>>,
+    /// Landlock rules to add once mounted: the policy's grants at or under
+    /// a mount target (Landlock rules are per inode: a grant of the
+    /// caller's `/proc` does not cover a fresh procfs).
+    pub(crate) regrants: Vec<(CString, u64)>,
+    /// Whether the first process is the PID namespace's init.
+    pub(crate) reaper: bool,
+}
+
+/// What a new user namespace's maps say, pre-formatted.
+#[derive(Debug)]
+pub(crate) struct IdMaps {
+    /// `"<euid> <euid> 1\n"`.
+    pub(crate) uid_map: Vec<u8>,
+    /// `"<egid> <egid> 1\n"`.
+    pub(crate) gid_map: Vec<u8>,
+}
+
+/// A prepared plan: the child's part and what the parent keeps alive
+/// until the child has mounted (the files of generated content).
+#[derive(Debug, Default)]
+pub(crate) struct Prepared {
+    /// What the child reads.
+    pub(crate) child: ChildNs,
+    /// Descriptions of `child.mounts`, for errors.
+    pub(crate) what: Vec<String>,
+    /// The directory holding generated files (removed when dropped).
+    pub(crate) _files: Option<TempDir>,
+}
+
+impl Prepared {
+    /// Whether the child adds Landlock rules of its own (then it needs a
+    /// ruleset of its own, not one shared with other launches).
+    pub(crate) fn needs_private_ruleset(&self) -> bool {
+        !self.child.regrants.is_empty()
+    }
+}
+
+impl NsPlan {
+    /// Whether any namespace is asked for.
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.pid && !self.ipc && self.mounts.is_empty() && self.hostname.is_none()
+    }
+
+    /// Whether the launch cannot run without its namespaces.
+    pub(crate) fn required(&self) -> bool {
+        !self.optional || !self.mounts.is_empty() || self.hostname.is_some()
+    }
+
+    /// Clone flags, id maps and mount strings for the child. `grants` are
+    /// the Landlock ruleset's paths, to grant again on the new mounts.
+    pub(crate) fn prepare(&self, grants: &[Grant]) -> Result<Prepared, Error> {
+        if self.is_empty() {
+            return Ok(Prepared::default());
+        }
+        let mut flags = 0;
+        // A fresh /proc shows the processes of the mounter's PID namespace:
+        // it only makes sense in a new one.
+        let pid = self.pid || self.mounts.has_proc();
+        if pid {
+            flags |= CLONE_NEWPID;
+        }
+        if self.ipc {
+            flags |= CLONE_NEWIPC;
+        }
+        if !self.mounts.is_empty() {
+            flags |= CLONE_NEWNS;
+        }
+        if self.hostname.is_some() {
+            flags |= CLONE_NEWUTS;
+        }
+        let id_maps = if needs_user_namespace() {
+            flags |= CLONE_NEWUSER;
+            let uid = rustix::process::geteuid().as_raw();
+            let gid = rustix::process::getegid().as_raw();
+            Some(IdMaps {
+                uid_map: format!("{uid} {uid} 1\n").into_bytes(),
+                gid_map: format!("{gid} {gid} 1\n").into_bytes(),
+            })
+        } else {
+            None
+        };
+        let mounts::PreparedMounts {
+            ops: mounts,
+            what,
+            files,
+        } = self.mounts.prepare()?;
+        let mut regrants = Vec::new();
+        for g in grants {
+            if self.mounts.targets().any(|t| under(&g.path, t)) {
+                let path = CString::new(g.path.as_bytes()).map_err(|_| Error::Invalid {
+                    field: "fs_readable",
+                    value: g.path.clone(),
+                    why: "contains a NUL byte".to_owned(),
+                })?;
+                regrants.push((path, g.access));
+            }
+        }
+        let hostname = self.hostname.as_ref().map(|h| h.as_bytes().to_vec());
+        Ok(Prepared {
+            child: ChildNs {
+                clone_flags: flags,
+                id_maps,
+                mounts,
+                hostname,
+                regrants,
+                reaper: pid,
+            },
+            what,
+            _files: files,
+        })
+    }
+}
+
+/// Whether `path` is `target` or below it (by components).
+fn under(path: &str, target: &Path) -> bool {
+    let path = path.trim_end_matches('/');
+    let target = target.as_os_str().as_bytes();
+    let target = std::str::from_utf8(target)
+        .unwrap_or("")
+        .trim_end_matches('/');
+    !target.is_empty()
+        && (path == target
+            || path
+                .strip_prefix(target)
+                .is_some_and(|rest| rest.starts_with('/')))
+}
+
+/// Whether new namespaces need a new user namespace: the caller lacks
+/// `CAP_SYS_ADMIN`, or is not root of the initial user namespace (inside
+/// a container, `RLIMIT_NPROC` would otherwise count the container's
+/// processes of the uid, not the sandbox's).
+pub(crate) fn needs_user_namespace() -> bool {
+    !is_global_root()
+}
+
+/// Whether this process is root of the initial user namespace, with
+/// `CAP_SYS_ADMIN` in effect.
+pub(crate) fn is_global_root() -> bool {
+    let admin = rustix::thread::capabilities(None)
+        .map(|c| {
+            c.effective
+                .contains(rustix::thread::CapabilitySet::SYS_ADMIN)
+        })
+        .unwrap_or(false);
+    admin && rustix::process::geteuid().is_root() && in_initial_user_namespace()
+}
+
+/// Whether this process's user namespace is the initial one (its uid map
+/// is the identity of the whole range).
+fn in_initial_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| {
+            let f: Vec<&str> = m.split_whitespace().collect();
+            f == ["0", "0", "4294967295"]
+        })
+        .unwrap_or(false)
+}
+
+/// Whether this machine gave sandboxes their namespaces: unknown until a
+/// launch tries, then remembered for the life of the process.
+static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+const UNKNOWN: u8 = 0;
+const WORKS: u8 = 1;
+const REFUSED: u8 = 2;
+
+/// `Some(false)` once the kernel refused optional namespaces (later
+/// launches then do without them), `Some(true)` once they worked.
+pub(crate) fn known_available() -> Option<bool> {
+    match STATE.load(Ordering::Relaxed) {
+        WORKS => Some(true),
+        REFUSED => Some(false),
+        _ => None,
+    }
+}
+
+/// Records whether a launch with namespaces worked.
+pub(crate) fn record(worked: bool) {
+    STATE.store(if worked { WORKS } else { REFUSED }, Ordering::Relaxed);
+}
+
+/// Whether a PID namespace can be created here without root, as far as
+/// the machine's settings tell (the kernel has the last word: a launch
+/// that is refused runs without, and is remembered).
+pub(crate) fn probably_available() -> bool {
+    if let Some(known) = known_available() {
+        return known;
+    }
+    if is_global_root() {
+        return true;
+    }
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    };
+    let max = read("/proc/sys/user/max_user_namespaces").unwrap_or(1);
+    // Debian and Ubuntu kernels' switch for unprivileged user namespaces.
+    let clone = read("/proc/sys/kernel/unprivileged_userns_clone").unwrap_or(1);
+    // Ubuntu's AppArmor switch: the namespace is created, but without the
+    // capabilities to write its id maps or mount anything.
+    let apparmor = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").unwrap_or(0);
+    max > 0 && clone != 0 && apparmor == 0 && Path::new("/proc/self/ns/user").exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under_matches_components() {
+        assert!(under("/proc", Path::new("/proc")));
+        assert!(under("/proc/", Path::new("/proc")));
+        assert!(under("/proc/cpuinfo", Path::new("/proc")));
+        assert!(!under("/processes", Path::new("/proc")));
+        assert!(!under("/", Path::new("/proc")));
+        assert!(under("/etc/hostname", Path::new("/etc/hostname")));
+        assert!(!under("/etc", Path::new("/etc/hostname")));
+    }
+
+    #[test]
+    fn empty_plan_prepares_nothing() {
+        let p = NsPlan::default().prepare(&[]).unwrap();
+        assert_eq!(p.child.clone_flags, 0);
+        assert!(!p.child.reaper);
+    }
+
+    #[test]
+    fn fresh_proc_implies_pid_namespace_and_regrants() {
+        let mut plan = NsPlan::default();
+        plan.mounts.fresh_proc();
+        let grants = [
+            Grant {
+                path: "/proc".into(),
+                access: 7,
+            },
+            Grant {
+                path: "/usr".into(),
+                access: 5,
+            },
+        ];
+        let p = plan.prepare(&grants).unwrap();
+        let f = p.child.clone_flags;
+        assert_ne!(f & CLONE_NEWPID, 0);
+        assert_ne!(f & CLONE_NEWNS, 0);
+        assert!(p.child.reaper);
+        assert_eq!(p.child.regrants.len(), 1);
+        assert_eq!(p.child.regrants[0].0.as_bytes(), b"/proc");
+        assert!(p.needs_private_ruleset());
+    }
+}

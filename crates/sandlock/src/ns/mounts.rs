@@ -1,0 +1,272 @@
+//! The mount plan: what a launch mounts in its own mount namespace.
+//!
+//! Features fill it before the fork; [`MountPlan::prepare`] writes the
+//! generated files and turns every operation into C strings and flags for
+//! the child. A memfd cannot be bind-mounted (it lives on an internal mount
+//! the kernel refuses as a bind source), so generated content is written to
+//! a file in a fresh `0700` directory of the caller's temporary directory,
+//! bound read-only over its target by the child, and removed once the
+//! child has run (the mount keeps the file alive, out of every path).
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::StatVfsMountFlags;
+use rustix::io::Errno;
+
+use crate::error::Error;
+use crate::tmpdir::TempDir;
+
+/// `MS_RDONLY`.
+const MS_RDONLY: u64 = 0x1;
+/// `MS_NOSUID`.
+const MS_NOSUID: u64 = 0x2;
+/// `MS_NODEV`.
+const MS_NODEV: u64 = 0x4;
+/// `MS_NOEXEC`.
+const MS_NOEXEC: u64 = 0x8;
+/// `MS_REMOUNT`.
+const MS_REMOUNT: u64 = 0x20;
+/// `MS_NOATIME`.
+const MS_NOATIME: u64 = 0x400;
+/// `MS_NODIRATIME`.
+const MS_NODIRATIME: u64 = 0x800;
+/// `MS_BIND`.
+const MS_BIND: u64 = 0x1000;
+/// `MS_REC`.
+const MS_REC: u64 = 0x4000;
+/// `MS_PRIVATE`.
+const MS_PRIVATE: u64 = 1 << 18;
+/// `MS_RELATIME`.
+const MS_RELATIME: u64 = 1 << 21;
+
+/// Where a bind mount's file comes from.
+#[derive(Clone, Debug)]
+#[allow(dead_code)] // built by the bind methods, which other features call
+enum Source {
+    /// An existing file or directory.
+    Path(PathBuf),
+    /// Bytes, written to a private file before the fork.
+    Content(Vec<u8>),
+}
+
+#[derive(Clone, Debug)]
+#[allow(dead_code)] // `Bind` is built by the bind methods
+enum Op {
+    Proc,
+    Bind { source: Source, target: PathBuf },
+}
+
+/// Mounts for a launch, in the order they were asked for. Empty: no mount
+/// namespace.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MountPlan {
+    ops: Vec<Op>,
+}
+
+/// One mount operation, as the child makes it.
+#[derive(Debug)]
+pub(crate) struct ChildMount {
+    /// `mount`'s source (`None`: a remount or propagation change).
+    pub(crate) source: Option<CString>,
+    /// `mount`'s target.
+    pub(crate) target: CString,
+    /// `mount`'s file-system type.
+    pub(crate) fstype: Option<CString>,
+    /// `MS_*` flags.
+    pub(crate) flags: u64,
+}
+
+impl MountPlan {
+    /// Mounts a fresh procfs on `/proc`: it shows the sandbox's processes
+    /// only (the launch gets a PID namespace). Asked twice, done once.
+    pub(crate) fn fresh_proc(&mut self) {
+        if !self.has_proc() {
+            self.ops.push(Op::Proc);
+        }
+    }
+
+    /// Binds a read-only file holding `content` over `target`, which must
+    /// exist (a bind mount needs a mount point).
+    // The API other features fill (issue 8: /etc/hostname, /proc/cpuinfo,
+    // /sys/devices/system/cpu/online; issue 7: /etc/hosts).
+    #[allow(dead_code)]
+    pub(crate) fn bind_content(&mut self, target: impl Into<PathBuf>, content: impl Into<Vec<u8>>) {
+        self.ops.push(Op::Bind {
+            source: Source::Content(content.into()),
+            target: target.into(),
+        });
+    }
+
+    /// Binds the existing file or directory `source` over `target`,
+    /// read-only.
+    #[allow(dead_code)]
+    pub(crate) fn bind_path(&mut self, source: impl Into<PathBuf>, target: impl Into<PathBuf>) {
+        self.ops.push(Op::Bind {
+            source: Source::Path(source.into()),
+            target: target.into(),
+        });
+    }
+
+    /// Whether nothing is to be mounted.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Whether a fresh `/proc` is asked for.
+    pub(crate) fn has_proc(&self) -> bool {
+        self.ops.iter().any(|o| matches!(o, Op::Proc))
+    }
+
+    /// Every target.
+    pub(crate) fn targets(&self) -> impl Iterator<Item = &Path> {
+        self.ops.iter().map(|o| match o {
+            Op::Proc => Path::new("/proc"),
+            Op::Bind { target, .. } => target.as_path(),
+        })
+    }
+
+    /// The child's operations (the first makes `/` private), their
+    /// descriptions, and the directory of generated files.
+    pub(crate) fn prepare(&self) -> Result<PreparedMounts, Error> {
+        let mut out = Vec::new();
+        let mut what = Vec::new();
+        if self.ops.is_empty() {
+            return Ok(PreparedMounts::default());
+        }
+        let c = |field: &'static str, p: &Path| {
+            CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::Invalid {
+                field,
+                value: p.display().to_string(),
+                why: "contains a NUL byte".to_owned(),
+            })
+        };
+        let lit = |s: &str| CString::new(s).map_err(|_| Error::os("mount plan")(Errno::INVAL));
+        out.push(ChildMount {
+            source: None,
+            target: lit("/")?,
+            fstype: None,
+            flags: MS_REC | MS_PRIVATE,
+        });
+        what.push("making / private".to_owned());
+        let mut files: Option<TempDir> = None;
+        for (i, op) in self.ops.iter().enumerate() {
+            match op {
+                Op::Proc => {
+                    out.push(ChildMount {
+                        source: Some(lit("proc")?),
+                        target: lit("/proc")?,
+                        fstype: Some(lit("proc")?),
+                        flags: MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                    });
+                    what.push("a fresh /proc".to_owned());
+                }
+                Op::Bind { source, target } => {
+                    let src = match source {
+                        Source::Path(p) => p.clone(),
+                        Source::Content(bytes) => {
+                            if files.is_none() {
+                                files = Some(TempDir::create()?);
+                            }
+                            let dir = files.as_ref().map(TempDir::path).unwrap_or(Path::new("/"));
+                            let p = dir.join(format!("content-{i}"));
+                            std::fs::write(&p, bytes).map_err(Error::io(format!(
+                                "generated file for {}",
+                                target.display()
+                            )))?;
+                            p
+                        }
+                    };
+                    let locked = locked_flags(&src).map_err(|errno| Error::Path {
+                        field: "bind mount source",
+                        path: src.display().to_string(),
+                        errno,
+                    })?;
+                    out.push(ChildMount {
+                        source: Some(c("bind mount source", &src)?),
+                        target: c("bind mount target", target)?,
+                        fstype: None,
+                        flags: MS_BIND,
+                    });
+                    what.push(format!("a bind mount on {}", target.display()));
+                    // Read-only, keeping the flags the kernel locks on a
+                    // mount inherited from a more privileged namespace.
+                    out.push(ChildMount {
+                        source: None,
+                        target: c("bind mount target", target)?,
+                        fstype: None,
+                        flags: MS_BIND | MS_REMOUNT | MS_RDONLY | locked,
+                    });
+                    what.push(format!("making {} read-only", target.display()));
+                }
+            }
+        }
+        Ok(PreparedMounts {
+            ops: out,
+            what,
+            files,
+        })
+    }
+}
+
+/// A prepared mount plan.
+#[derive(Debug, Default)]
+pub(crate) struct PreparedMounts {
+    /// The child's operations.
+    pub(crate) ops: Vec<ChildMount>,
+    /// A description of each, for errors.
+    pub(crate) what: Vec<String>,
+    /// The directory of generated files (removed when dropped).
+    pub(crate) files: Option<TempDir>,
+}
+
+/// The `MS_*` flags of the mount holding `path` that a remount must keep.
+fn locked_flags(path: &Path) -> Result<u64, Errno> {
+    let st = rustix::fs::statvfs(path)?;
+    let f = st.f_flag;
+    let mut out = 0;
+    for (st_flag, ms) in [
+        (StatVfsMountFlags::NOSUID, MS_NOSUID),
+        (StatVfsMountFlags::NODEV, MS_NODEV),
+        (StatVfsMountFlags::NOEXEC, MS_NOEXEC),
+        (StatVfsMountFlags::NOATIME, MS_NOATIME),
+        (StatVfsMountFlags::NODIRATIME, MS_NODIRATIME),
+        (StatVfsMountFlags::RELATIME, MS_RELATIME),
+    ] {
+        if f.contains(st_flag) {
+            out |= ms;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_prepares_private_root_then_ops() {
+        let mut m = MountPlan::default();
+        m.fresh_proc();
+        m.fresh_proc();
+        m.bind_content("/etc/hostname", b"box\n".to_vec());
+        let PreparedMounts { ops, what, files } = m.prepare().unwrap();
+        assert_eq!(ops.len(), 4);
+        assert_eq!(ops[0].flags, MS_REC | MS_PRIVATE);
+        assert_eq!(
+            ops[1].fstype.as_deref().map(|c| c.to_bytes()),
+            Some(&b"proc"[..])
+        );
+        assert_eq!(ops[2].flags, MS_BIND);
+        assert_ne!(ops[3].flags & MS_RDONLY, 0);
+        assert_eq!(what.len(), 4);
+        let dir = files.unwrap();
+        let src = ops[2].source.as_ref().unwrap().to_str().unwrap().to_owned();
+        assert!(src.starts_with(dir.path().to_str().unwrap()));
+        assert_eq!(std::fs::read(&src).unwrap(), b"box\n");
+        let path = dir.path().to_path_buf();
+        drop(dir);
+        assert!(!path.exists());
+    }
+}

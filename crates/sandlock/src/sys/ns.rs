@@ -1,0 +1,182 @@
+//! Raw system calls of the namespace layer, made by the child between
+//! `clone` and `execve` (the same rules as [`super::child`]: async-signal-
+//! safe, nothing allocated, every argument prepared by the parent).
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+use rustix::io::Errno;
+
+use super::{check, errno};
+
+/// `landlock_add_rule(2)`.
+const LANDLOCK_ADD_RULE: libc::c_long = 445;
+/// `LANDLOCK_RULE_PATH_BENEATH`.
+const LANDLOCK_RULE_PATH_BENEATH: u32 = 1;
+
+/// Writes all of `bytes` to the file at `path` (opened write-only), as
+/// `/proc/self/uid_map` and friends want: one `write` call.
+pub(crate) fn write_file(path: &CStr, bytes: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+            0,
+        )
+    })? as RawFd;
+    // SAFETY: `bytes` is valid for its length and only read.
+    let ret = unsafe { libc::syscall(libc::SYS_write, fd, bytes.as_ptr(), bytes.len()) };
+    let result = match check(ret) {
+        Ok(n) if n as usize == bytes.len() => Ok(()),
+        Ok(_) => Err(Errno::IO),
+        Err(e) => Err(e),
+    };
+    super::child::close(fd);
+    result
+}
+
+/// `mount(source, target, fstype, flags, NULL)`.
+pub(crate) fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: u64,
+) -> Result<(), Errno> {
+    let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: every pointer is null or a NUL-terminated string that
+    // outlives the call; the data argument is null.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount,
+            ptr(source),
+            target.as_ptr(),
+            ptr(fstype),
+            flags as libc::c_ulong,
+            std::ptr::null::<libc::c_void>(),
+        )
+    })
+    .map(drop)
+}
+
+/// `sethostname(name)`.
+pub(crate) fn sethostname(name: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `name` is valid for its length and only read.
+    check(unsafe { libc::syscall(libc::SYS_sethostname, name.as_ptr(), name.len()) }).map(drop)
+}
+
+/// `open(path, O_PATH | O_CLOEXEC)`.
+pub(crate) fn open_path(path: &CStr) -> Result<RawFd, Errno> {
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::O_PATH | libc::O_CLOEXEC,
+            0,
+        )
+    })
+    .map(|fd| fd as RawFd)
+}
+
+/// `landlock_add_rule(ruleset, PATH_BENEATH, {access, fd}, 0)`.
+pub(crate) fn landlock_add_path(ruleset: RawFd, access: u64, fd: RawFd) -> Result<(), Errno> {
+    // The kernel's `struct landlock_path_beneath_attr` is packed.
+    #[repr(C, packed)]
+    struct PathBeneath {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+    let attr = PathBeneath {
+        allowed_access: access,
+        parent_fd: fd,
+    };
+    // SAFETY: `attr` is a valid, packed attribute on our stack, only read.
+    check(unsafe {
+        libc::syscall(
+            LANDLOCK_ADD_RULE,
+            ruleset,
+            LANDLOCK_RULE_PATH_BENEATH,
+            &attr as *const PathBeneath,
+            0u32,
+        )
+    })
+    .map(drop)
+}
+
+/// Whether the peer of socket `fd` is gone (`POLLHUP`), without waiting.
+pub(crate) fn peer_gone(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: one pollfd and a timespec on our stack; no signal mask.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_ppoll,
+            &mut p as *mut libc::pollfd,
+            1usize,
+            &zero as *const libc::timespec,
+            std::ptr::null::<libc::sigset_t>(),
+            0usize,
+        )
+    };
+    ret > 0 && p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}
+
+/// Forks the command from the init of a PID namespace:
+/// `clone(CLONE_VFORK | SIGCHLD)` without `CLONE_VM`, a fork whose parent
+/// sleeps until the child has called `execve` (or ended). The child runs
+/// [`crate::child::confine_and_exec`] and never returns from here; the
+/// parent gets the child's pid.
+pub(crate) fn vfork_command(args: &crate::child::ChildArgs<'_>) -> Result<i32, Errno> {
+    // SAFETY: with a null stack the child runs on a copy of our stack, like
+    // fork(). The caller is the sandbox's first process (one thread, raw
+    // syscalls only), and the child runs only `confine_and_exec`: raw,
+    // async-signal-safe system calls on data the parent prepared, ending in
+    // execve or _exit.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_VFORK | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match check(ret)? {
+        0 => crate::child::confine_and_exec(args),
+        pid => Ok(pid as i32),
+    }
+}
+
+/// `wait4(-1, &status, __WALL, NULL)`, retried on `EINTR`: any child,
+/// process or thread clone. Returns its pid and raw wait status.
+pub(crate) fn wait_any() -> Result<(i32, i32), Errno> {
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: `status` is a valid int on our stack; no rusage.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_wait4,
+                -1,
+                &mut status as *mut libc::c_int,
+                libc::__WALL,
+                std::ptr::null_mut::<libc::rusage>(),
+            )
+        };
+        if ret < 0 && errno() == Errno::INTR {
+            continue;
+        }
+        return check(ret).map(|pid| (pid as i32, status));
+    }
+}
