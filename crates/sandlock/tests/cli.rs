@@ -487,3 +487,40 @@ fn interactive_gets_the_terminal() {
         .collect();
     assert_eq!(lines, ["tty foreground=yes", "tty foreground=no"], "{text}");
 }
+
+/// The command line as uid 65534 (setpriv), with the binary copied to a
+/// world-readable directory.
+#[test]
+fn cli_as_nobody() {
+    if !common::root() {
+        return;
+    }
+    let nobody = common::NOBODY;
+    assert_eq!(probe_in(nobody, &[], &["exit", "3"]).code, Some(3));
+    assert_eq!(probe_in(nobody, &[], &["kill", "9"]).code, Some(137));
+    let out = probe_in(nobody, &["-r", "/sandlock-nope"], &["exit", "0"]);
+    assert_eq!(out.code, Some(125));
+    assert_eq!(
+        out.stderr.trim(),
+        "sandlock: -r /sandlock-nope: no such file or directory"
+    );
+    assert_eq!(
+        probe_in(nobody, &["-t", "1"], &["sleep", "30"]).code,
+        Some(124)
+    );
+    let out = probe_in(
+        nobody,
+        &[],
+        &["ids", "env", "TMPDIR", "write", "/tmp/sandlock-nobody-no"],
+    );
+    assert!(out.get("ids").ends_with("uid=65534"), "{out:?}");
+    assert_eq!(out.get("write"), "errno=13");
+    let tmp = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("env TMPDIR="))
+        .unwrap();
+    assert!(!std::path::Path::new(tmp).exists());
+    let out = run_as(nobody, &bins().sandlock(), &["check"], &[]);
+    assert_eq!(out.code, Some(0));
+}

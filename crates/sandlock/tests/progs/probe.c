@@ -372,6 +372,10 @@ static int op(int argc, char **argv)
 		if (p == 0) {
 			setsid();
 			if (fork() == 0) {
+				/* Let go of the caller's pipes: it waits for them. */
+				int null = open("/dev/null", O_RDWR);
+				dup2(null, 1);
+				dup2(null, 2);
 				FILE *f = fopen(a, "w");
 				if (f) {
 					fprintf(f, "%d\n", getpid());
