@@ -381,6 +381,7 @@ impl Sandbox {
                 stdio: child_ends,
                 landlock,
                 programs: &self.programs,
+                forward_signals: self.forward_signals,
             },
             &mut before_exec,
         )?;
