@@ -73,6 +73,8 @@ pub(crate) struct Launch<'a> {
     pub(crate) programs: &'a Programs,
     /// Prepared namespaces, and the descriptions of their mounts.
     pub(crate) ns: Option<(&'a ChildNs, &'a [String])>,
+    /// Make the child's group the target of the signal forwarding handlers.
+    pub(crate) forward_signals: bool,
 }
 
 /// A child that passed `execve` (or, with `exec_supervised`, is about to).
@@ -113,8 +115,8 @@ enum Msg {
 }
 
 /// Forks the child, runs the hand-shake, and returns once the command has
-/// been executed. `before_exec` runs in the parent after the listener
-/// arrived and before the child may `execve` (only when `plan.wait_go`).
+/// been executed. `before_exec` runs in the parent before the child may
+/// confine itself and `execve` (only when `plan.wait_go`).
 pub(crate) fn launch(
     l: Launch<'_>,
     before_exec: &mut dyn FnMut(i32) -> Result<(), Error>,
@@ -182,8 +184,8 @@ pub(crate) fn launch(
     // supervisor, needs the parent running: a plain fork. Otherwise the
     // cheaper vfork-style clone (never with namespaces).
     let vfork = !l.plan.wait_go && !l.plan.exec_supervised;
-    let (pid, pidfd) =
-        sys::host::spawn_child(&args, vfork, clone_flags).map_err(|errno| Error::Os {
+    let (pid, pidfd) = sys::host::spawn_child(&args, vfork, clone_flags, l.forward_signals)
+        .map_err(|errno| Error::Os {
             what: if clone_flags != 0 {
                 "clone with new namespaces"
             } else {

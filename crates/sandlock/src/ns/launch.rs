@@ -18,6 +18,8 @@ pub(crate) struct Parts<'a> {
     pub(crate) stdio: &'a [Option<OwnedFd>; 3],
     pub(crate) landlock: Option<&'a Landlock>,
     pub(crate) programs: &'a Programs,
+    /// Make the child's group the target of the signal forwarding handlers.
+    pub(crate) forward_signals: bool,
 }
 
 /// A launched child, and whether it got the plan's namespaces.
@@ -88,6 +90,7 @@ fn attempt(
             landlock: landlock.as_ref(),
             programs: parts.programs,
             ns: ns.map(|p| (&p.child, p.what.as_slice())),
+            forward_signals: parts.forward_signals,
         },
         before_exec,
     )
