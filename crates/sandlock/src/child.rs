@@ -22,6 +22,9 @@ use crate::error::SetupStep;
 use crate::ns::{self, ChildNs};
 use crate::sys::child as sys;
 
+/// `CAP_SYS_PTRACE`.
+const CAP_SYS_PTRACE: u32 = 19;
+
 /// The wire code of an `execve` failure (not a [`SetupStep`]).
 pub(crate) const EXEC_STEP: u32 = 255;
 /// The child's message tags: a failed step (`step`, `errno`, `detail`).
@@ -182,6 +185,15 @@ pub(crate) fn confine_and_exec(a: &ChildArgs<'_>) -> ! {
     // parent stays open until then, so an execve failure is reported.
     if let Err(e) = sys::cloexec_from(3, a.fd_limit) {
         die(a, SetupStep::CloseFds, e);
+    }
+    // No program of the sandbox gets CAP_SYS_PTRACE (as root): it would
+    // pass over Landlock's ptrace scoping and the other tasks' being
+    // non-dumpable, to read /proc/PID/{mem,environ,fd} of sandlock or of
+    // a sibling. Without CAP_SETPCAP (no capabilities) there is nothing to
+    // drop.
+    match sys::drop_bounding_cap(CAP_SYS_PTRACE) {
+        Ok(()) | Err(Errno::PERM) | Err(Errno::INVAL) => {}
+        Err(e) => die(a, SetupStep::NoNewPrivs, e),
     }
     if let Err(e) = sandlock_notify::set_no_new_privs() {
         die(a, SetupStep::NoNewPrivs, e);

@@ -24,11 +24,23 @@ pub enum Protection {
     SignalScope,
     /// Executing a memfd (`MFD_NOEXEC_SEAL`, Linux 6.3).
     MemfdNoExec,
+    /// The host name inside, `hostname` (a UTS namespace: user namespaces
+    /// for a caller that is not root).
+    HostName,
+    /// `/proc/cpuinfo` and `/sys/devices/system/cpu/*` agreeing with
+    /// `num_cpus` (a mount namespace).
+    CpuView,
+    /// A private `/proc` when the policy grants it: only the sandbox's
+    /// processes (PID and mount namespaces).
+    PrivateProc,
+    /// `/dev/urandom` and `/dev/random` following `random_seed` (a mount
+    /// namespace).
+    SeededDevices,
 }
 
 impl Protection {
     /// Every protection.
-    pub const ALL: [Protection; 7] = [
+    pub const ALL: [Protection; 11] = [
         Protection::Filesystem,
         Protection::Truncate,
         Protection::TcpPorts,
@@ -36,6 +48,10 @@ impl Protection {
         Protection::AbstractUnixScope,
         Protection::SignalScope,
         Protection::MemfdNoExec,
+        Protection::HostName,
+        Protection::CpuView,
+        Protection::PrivateProc,
+        Protection::SeededDevices,
     ];
 
     /// The Landlock ABI this protection needs (`None`: not a Landlock right).
@@ -46,15 +62,21 @@ impl Protection {
             Protection::TcpPorts => Some(4),
             Protection::DeviceIoctl => Some(5),
             Protection::AbstractUnixScope | Protection::SignalScope => Some(6),
-            Protection::MemfdNoExec => None,
+            _ => None,
         }
     }
 
     /// Whether the running kernel provides this protection.
     pub fn available(self) -> bool {
-        match self.landlock_abi() {
-            Some(abi) => kernel::landlock_abi().is_some_and(|have| have >= abi),
-            None => kernel::memfd_noexec_seal(),
+        match self {
+            Protection::MemfdNoExec => kernel::memfd_noexec_seal(),
+            Protection::HostName
+            | Protection::CpuView
+            | Protection::PrivateProc
+            | Protection::SeededDevices => crate::ns::probably_available(),
+            _ => self
+                .landlock_abi()
+                .is_some_and(|abi| kernel::landlock_abi().is_some_and(|have| have >= abi)),
         }
     }
 
@@ -73,6 +95,10 @@ impl Protection {
             }
             Protection::AbstractUnixScope => policy.isolate_ipc(),
             Protection::SignalScope => policy.isolate_signals(),
+            Protection::HostName => policy.hostname().is_some(),
+            Protection::CpuView => policy.num_cpus().is_some(),
+            Protection::PrivateProc => grants_proc(policy),
+            Protection::SeededDevices => policy.random_seed().is_some(),
         }
     }
 
@@ -85,6 +111,10 @@ impl Protection {
             Protection::DeviceIoctl => "Landlock ABI 5, Linux 6.10",
             Protection::AbstractUnixScope | Protection::SignalScope => "Landlock ABI 6, Linux 6.12",
             Protection::MemfdNoExec => "MFD_NOEXEC_SEAL, Linux 6.3",
+            Protection::HostName
+            | Protection::CpuView
+            | Protection::PrivateProc
+            | Protection::SeededDevices => "namespaces: root, or unprivileged user namespaces",
         }
     }
 }
@@ -99,9 +129,25 @@ impl fmt::Display for Protection {
             Protection::AbstractUnixScope => "abstract unix socket scoping (isolate_ipc)",
             Protection::SignalScope => "signal scoping (isolate_signals)",
             Protection::MemfdNoExec => "non-executable memfds",
+            Protection::HostName => "host name (--hostname)",
+            Protection::CpuView => "CPU count in /proc/cpuinfo and /sys (--num-cpus)",
+            Protection::PrivateProc => "private /proc (only the sandbox's processes)",
+            Protection::SeededDevices => "seeded /dev/urandom and /dev/random (--random-seed)",
         };
         write!(f, "{what} [{}]", self.needs())
     }
+}
+
+/// Whether `policy` grants `/proc` or part of it (a grant of `/` does too).
+pub(crate) fn grants_proc(policy: &Policy) -> bool {
+    policy
+        .fs_readable()
+        .iter()
+        .chain(policy.fs_writable())
+        .any(|p| {
+            let p = p.as_str().trim_end_matches('/');
+            p.is_empty() || p == "/proc" || p.starts_with("/proc/")
+        })
 }
 
 /// The protections `policy` asks for that this kernel lacks.

@@ -50,6 +50,8 @@ pub struct Child {
     status: Option<ExitStatus>,
     terminal: Option<Terminal>,
     forwarding: bool,
+    /// What features keep alive while the sandbox runs.
+    keep: Vec<Box<dyn std::any::Any + Send>>,
 }
 
 /// A pipe read while waiting, and what was read from it.
@@ -81,7 +83,13 @@ impl Child {
             status: None,
             terminal,
             forwarding,
+            keep: Vec::new(),
         }
+    }
+
+    /// Keeps `things` alive as long as the sandbox (see `SpawnPlan::keep`).
+    pub(crate) fn keep(&mut self, things: Vec<Box<dyn std::any::Any + Send>>) {
+        self.keep.extend(things);
     }
 
     /// The pid of the sandbox's first process, which is also the id of its

@@ -132,12 +132,6 @@ pub(crate) fn check_implemented(policy: &Policy) -> Result<(), Error> {
     if policy.max_cpu() != Limit::Unlimited {
         return todo("max_cpu", "issue 6");
     }
-    if policy.num_cpus().is_some() {
-        return todo("num_cpus", "issue 8");
-    }
-    if policy.hostname().is_some() {
-        return todo("hostname", "issue 8");
-    }
     if policy.chroot().is_some() {
         return todo("chroot", "it needs a user namespace, see docs/cli.md");
     }
@@ -153,7 +147,7 @@ pub(crate) fn check_kernel(policy: &Policy) -> Result<Vec<Protection>, Error> {
     {
         return Err(Error::Unsupported(first));
     }
-    static WARNED: [Once; 7] = [const { Once::new() }; 7];
+    static WARNED: [Once; Protection::ALL.len()] = [const { Once::new() }; Protection::ALL.len()];
     for p in &missing {
         if let Some(i) = Protection::ALL.iter().position(|q| q == p) {
             WARNED[i]
@@ -428,6 +422,7 @@ impl Sandbox {
             terminal,
             self.forward_signals,
         );
+        child.keep(std::mem::take(&mut plan.keep));
         if !for_run {
             child.stdin = parent_ends[0].take().map(Into::into);
             child.stdout = parent_ends[1].take().map(Into::into);

@@ -38,7 +38,7 @@ use crate::sys::child::ExecArgs;
 
 /// Settings of one child, prepared before the fork. Supervisor features may
 /// add to it ([`crate::supervise::Feature::prepare`]).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct SpawnPlan {
     /// Resource limits `(resource, soft, hard)`, set after the listener is
     /// handed over (so that a tiny `RLIMIT_NOFILE` cannot stop it).
@@ -61,6 +61,21 @@ pub(crate) struct SpawnPlan {
     /// starts the supervisor and then waits for the `execve`
     /// ([`finish_exec`]).
     pub(crate) exec_supervised: bool,
+    /// What features keep alive for the run (dropped with the [`Child`](crate::Child)).
+    pub(crate) keep: Vec<Box<dyn std::any::Any + Send>>,
+}
+
+impl std::fmt::Debug for SpawnPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpawnPlan")
+            .field("rlimits", &self.rlimits)
+            .field("wait_go", &self.wait_go)
+            .field("cpu_mask", &self.cpu_mask)
+            .field("ns", &self.ns)
+            .field("exec_supervised", &self.exec_supervised)
+            .field("keep", &self.keep.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the parent passes to [`launch`].

@@ -74,13 +74,13 @@ pub(crate) struct RunArgs {
     /// No core dumps (RLIMIT_CORE 0).
     #[arg(long = "no-coredump")]
     pub no_coredump: bool,
-    /// Number of CPUs the sandbox sees. Not implemented yet.
+    /// Run on N CPUs, and say N in nproc, /proc/cpuinfo and /sys/devices/system/cpu.
     #[arg(long = "num-cpus", value_name = "N")]
     pub num_cpus: Option<String>,
     /// Pin the sandbox to these CPUs (e.g. 0-3,6).
     #[arg(long = "cpu-cores", value_name = "LIST")]
     pub cpu_cores: Option<String>,
-    /// Host name inside the sandbox. Not implemented yet.
+    /// Host name inside the sandbox (uname, /etc/hostname).
     #[arg(long = "hostname", value_name = "NAME")]
     pub hostname: Option<String>,
     /// New root directory. Not implemented (see docs/cli.md).

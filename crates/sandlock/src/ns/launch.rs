@@ -132,5 +132,6 @@ fn clone_plan(p: &NsPlan) -> NsPlan {
         optional: p.optional,
         mounts: p.mounts.clone(),
         hostname: p.hostname.clone(),
+        net: p.net,
     }
 }

@@ -51,6 +51,8 @@ pub(crate) const CLONE_NEWIPC: u64 = 0x0800_0000;
 pub(crate) const CLONE_NEWUSER: u64 = 0x1000_0000;
 /// `CLONE_NEWPID`.
 pub(crate) const CLONE_NEWPID: u64 = 0x2000_0000;
+/// `CLONE_NEWNET`.
+pub(crate) const CLONE_NEWNET: u64 = 0x4000_0000;
 
 /// The namespaces a launch asks for. Empty by default: no namespace.
 #[derive(Debug, Default)]
@@ -67,6 +69,10 @@ pub(crate) struct NsPlan {
     pub(crate) mounts: MountPlan,
     /// A host name: a UTS namespace.
     pub(crate) hostname: Option<String>,
+    /// A network namespace of its own (only a loopback device, down): for
+    /// a sandbox without network, so that `/proc/net` lists its sockets
+    /// alone.
+    pub(crate) net: bool,
 }
 
 /// A path granted by the Landlock ruleset, with its access bits, as the
@@ -130,12 +136,12 @@ impl Prepared {
 impl NsPlan {
     /// Whether any namespace is asked for.
     pub(crate) fn is_empty(&self) -> bool {
-        !self.pid && !self.ipc && self.mounts.is_empty() && self.hostname.is_none()
+        !self.pid && !self.ipc && self.mounts.is_empty() && self.hostname.is_none() && !self.net
     }
 
     /// Whether the launch cannot run without its namespaces.
     pub(crate) fn required(&self) -> bool {
-        !self.optional || !self.mounts.is_empty() || self.hostname.is_some()
+        !self.optional || !self.mounts.is_empty() || self.hostname.is_some() || self.net
     }
 
     /// Clone flags, id maps and mount strings for the child. `grants` are
@@ -159,6 +165,9 @@ impl NsPlan {
         }
         if self.hostname.is_some() {
             flags |= CLONE_NEWUTS;
+        }
+        if self.net {
+            flags |= CLONE_NEWNET;
         }
         let id_maps = if needs_user_namespace() {
             flags |= CLONE_NEWUSER;

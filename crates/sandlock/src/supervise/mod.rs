@@ -20,10 +20,10 @@
 //! syscall costs no thread.
 
 mod audit;
-mod determinism;
 mod memfd;
 mod procctl;
 mod tasks;
+mod view;
 
 use std::sync::Arc;
 
@@ -73,8 +73,7 @@ pub(crate) trait Feature: Send + Sync {
 pub(crate) type Constructor = fn(&Policy) -> Result<Option<Box<dyn Feature>>, Error>;
 
 /// Every feature. Adding one is adding its module and a line here.
-pub(crate) const FEATURES: &[Constructor] =
-    &[procctl::feature, memfd::feature, determinism::feature];
+pub(crate) const FEATURES: &[Constructor] = &[procctl::feature, memfd::feature, view::feature];
 
 /// The features `policy` needs, in [`FEATURES`] order.
 pub(crate) fn features(policy: &Policy) -> Result<Vec<Box<dyn Feature>>, Error> {

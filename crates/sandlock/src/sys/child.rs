@@ -76,6 +76,24 @@ pub(crate) fn set_sigmask(mask: &libc::sigset_t) -> Result<(), Errno> {
     .map(drop)
 }
 
+/// `prctl(PR_CAPBSET_DROP, cap)`: no program executed from now on gets
+/// capability `cap`. Fails with `EPERM` without `CAP_SETPCAP` (a caller
+/// without capabilities, whose programs get none anyway).
+pub(crate) fn drop_bounding_cap(cap: u32) -> Result<(), Errno> {
+    // SAFETY: plain syscall with integer arguments.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_prctl,
+            libc::PR_CAPBSET_DROP,
+            cap as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    })
+    .map(drop)
+}
+
 /// `personality(persona)`.
 pub(crate) fn personality(persona: u32) -> Result<(), Errno> {
     // SAFETY: plain syscall with an integer argument.

@@ -1,5 +1,5 @@
 //! `ptrace` and `wait4` for the supervisor's tracer thread (see
-//! `supervise/determinism/tracer.rs`), and `tgkill`.
+//! `supervise/view/tracer.rs`), and `tgkill`.
 //!
 //! The tracer attaches to one sandboxed task at a time, for a few
 //! microseconds: at an `execve` (to fix up the new image before it runs)

@@ -14,7 +14,7 @@
 //!   (libc then makes the system call, which the supervisor answers).
 //! - `getrandom`: hidden, so the C library makes the system call.
 //! - the rest of the free space holds scratch slots for syscall arguments
-//!   the supervisor rewrites (see `supervise/determinism/restart.rs`): the
+//!   the supervisor rewrites (see `supervise/view/tracer.rs`): the
 //!   pages are read-only for the process and its own, so nothing in the
 //!   process overwrites a slot the kernel is about to read.
 //!

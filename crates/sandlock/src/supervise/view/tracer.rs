@@ -44,8 +44,10 @@ const ERESTARTSYS: i64 = 512;
 pub(crate) trait Fixups: Send + Sync + 'static {
     /// Edits the new image of task `pid`, stopped before its first
     /// instruction. An error is reported once on standard error; the
-    /// image then runs unedited.
-    fn at_exec(&self, pid: u32) -> Result<(), String>;
+    /// image then runs unedited. `Ok(Some(site))`: also make the task
+    /// non-dumpable, by running `prctl(PR_SET_DUMPABLE, 0)` in it through
+    /// the `syscall` instruction at address `site`.
+    fn at_exec(&self, pid: u32) -> Result<Option<u64>, String>;
 }
 
 /// A syscall to restart with some argument registers replaced.
@@ -174,7 +176,7 @@ fn answer(listener: &Listener, id: u64, r: Response) {
 }
 
 fn exec_job(listener: &Listener, fixups: &dyn Fixups, tid: i32, id: u64) {
-    if let Err(e) = trace::seize(tid, trace::O_TRACEEXEC) {
+    if let Err(e) = trace::seize(tid, trace::O_TRACEEXEC | trace::O_TRACESYSGOOD) {
         if e != Errno::SRCH {
             warn_once(&format!(
                 "cannot trace a sandboxed execve ({}): its new image runs unedited",
@@ -198,8 +200,10 @@ fn exec_job(listener: &Listener, fixups: &dyn Fixups, tid: i32, id: u64) {
             Wait::Event(trace::EVENT_EXEC) => {
                 // After an exec by a non-leader thread, `pid` is the
                 // thread group's id, which the task now has.
-                if let Err(msg) = fixups.at_exec(pid as u32) {
-                    warn_once(&msg);
+                match fixups.at_exec(pid as u32) {
+                    Ok(Some(site)) => return make_nondumpable(pid, site),
+                    Ok(None) => {}
+                    Err(msg) => warn_once(&msg),
                 }
                 // Detaching also drops the pending interrupt.
                 let _ = trace::detach(pid, 0);
@@ -219,6 +223,93 @@ fn exec_job(listener: &Listener, fixups: &dyn Fixups, tid: i32, id: u64) {
             }
         }
     }
+}
+
+/// `PR_SET_DUMPABLE`.
+const PR_SET_DUMPABLE: u64 = 4;
+
+/// Runs `prctl(PR_SET_DUMPABLE, 0)` in `pid`, stopped at its exec stop,
+/// through the `syscall` instruction at `site`, then lets it start its new
+/// image as if nothing happened: from the exit of `execve` (a syscall
+/// stop), the registers are saved, pointed at `site` with the `prctl`
+/// arguments, and restored at the `prctl`'s exit. A signal arriving
+/// meanwhile is held and sent again (`tgkill`) after the tracer detaches.
+#[cfg(target_arch = "x86_64")]
+fn make_nondumpable(pid: i32, site: u64) {
+    #[derive(PartialEq)]
+    enum Stage {
+        ExecExit,
+        PrctlEntry,
+        PrctlExit,
+    }
+    let mut stage = Stage::ExecExit;
+    let mut saved: Option<trace::Regs> = None;
+    let mut held: Option<i32> = None;
+    let finish = |saved: &Option<trace::Regs>, held: Option<i32>| {
+        if let Some(r) = saved {
+            let _ = trace::set_regs(pid, r);
+        }
+        let _ = trace::detach(pid, 0);
+        if let Some(sig) = held {
+            let _ = trace::tgkill(pid, pid, sig);
+        }
+    };
+    if trace::resume_to_syscall(pid).is_err() {
+        return finish(&saved, held);
+    }
+    loop {
+        let Ok((p, what)) = trace::wait_tracee() else {
+            return;
+        };
+        if p != pid {
+            if what != Wait::Gone {
+                let _ = trace::detach(p, 0);
+            }
+            continue;
+        }
+        let step = match what {
+            Wait::Gone => return,
+            Wait::Syscall => match stage {
+                Stage::ExecExit => match trace::get_regs(pid) {
+                    Ok(regs) => {
+                        let mut r = regs;
+                        saved = Some(regs);
+                        r.rip = site;
+                        r.rax = libc::SYS_prctl as u64;
+                        r.rdi = PR_SET_DUMPABLE;
+                        (r.rsi, r.rdx, r.r10, r.r8) = (0, 0, 0, 0);
+                        stage = Stage::PrctlEntry;
+                        trace::set_regs(pid, &r)
+                    }
+                    Err(e) => Err(e),
+                },
+                Stage::PrctlEntry => {
+                    stage = Stage::PrctlExit;
+                    Ok(())
+                }
+                Stage::PrctlExit => {
+                    if !trace::get_regs(pid).is_ok_and(|r| r.rax == 0) {
+                        warn_once("a sandboxed process could not be made non-dumpable");
+                    }
+                    return finish(&saved, held);
+                }
+            },
+            // The interrupt of the exec job, or a group stop: go on.
+            Wait::Event(_) => Ok(()),
+            Wait::Signal(sig) => {
+                held = Some(sig);
+                Ok(())
+            }
+        };
+        if step.and_then(|()| trace::resume_to_syscall(pid)).is_err() {
+            return finish(&saved, held);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn make_nondumpable(pid: i32, _site: u64) {
+    let _ = trace::detach(pid, 0);
 }
 
 #[cfg(target_arch = "x86_64")]
