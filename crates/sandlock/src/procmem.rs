@@ -9,6 +9,7 @@
 //! memory even if the pid is reused afterwards.
 
 use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -66,6 +67,77 @@ impl Mem {
         }
         Ok(())
     }
+}
+
+/// `PIDFD_THREAD` (Linux 6.9): a pidfd on a thread, not only on a
+/// thread-group leader.
+const PIDFD_THREAD: u32 = 0o200;
+/// Most tasks whose memory descriptor is kept.
+const CACHED: usize = 64;
+
+/// `/proc/TID/mem` descriptors of the tasks that made notified calls
+/// lately, so that answering a call costs a `pwrite`, not an `open`.
+///
+/// A descriptor names the address space the task had when it was opened.
+/// An entry is used only while the task is alive (a pidfd on the thread,
+/// polled: a live task keeps its id) and until its process calls `execve`
+/// ([`forget_all`](Self::forget_all), which the supervisor calls at every
+/// `execve`): the only two ways a task id could come to name another
+/// address space. Without `PIDFD_THREAD` (before Linux 6.9) nothing is
+/// cached.
+#[derive(Debug, Default)]
+pub(crate) struct MemCache {
+    slots: Mutex<Vec<(u32, OwnedFd, Arc<Mem>)>>,
+}
+
+impl MemCache {
+    /// The memory of task `tid`: cached, or opened now (the caller checks
+    /// afterwards that its notification is still pending).
+    pub(crate) fn get(&self, tid: u32) -> Result<Arc<Mem>, Errno> {
+        if let Ok(mut slots) = self.slots.lock()
+            && let Some(i) = slots.iter().position(|(t, _, _)| *t == tid)
+        {
+            if alive(&slots[i].1) {
+                return Ok(slots[i].2.clone());
+            }
+            slots.remove(i);
+        }
+        let mem = Arc::new(Mem::open(tid)?);
+        let Some(pid) = rustix::process::Pid::from_raw(tid as i32) else {
+            return Ok(mem);
+        };
+        let flags = rustix::process::PidfdFlags::from_bits_retain(PIDFD_THREAD);
+        if let Ok(pidfd) = rustix::process::pidfd_open(pid, flags)
+            && let Ok(mut slots) = self.slots.lock()
+        {
+            if slots.len() >= CACHED {
+                slots.remove(0);
+            }
+            slots.push((tid, pidfd, mem.clone()));
+        }
+        Ok(mem)
+    }
+
+    /// Drops every entry (an `execve` replaces an address space).
+    pub(crate) fn forget_all(&self) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.clear();
+        }
+    }
+}
+
+/// Whether the task of `pidfd` is still running (a pidfd polls readable
+/// once its task has exited).
+fn alive(pidfd: &OwnedFd) -> bool {
+    let mut fds = [rustix::event::PollFd::new(
+        pidfd,
+        rustix::event::PollFlags::IN,
+    )];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(0))
 }
 
 /// The auxiliary vector of task `pid` (`self` for this process), as

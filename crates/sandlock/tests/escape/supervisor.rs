@@ -37,7 +37,7 @@ escape_tests!(run:
     kill_everything_default_policy,
 );
 
-escape_tests!("needs sandlock run (issue 5) with the supervisor's /proc closed (issue 8)":
+escape_tests!(run:
     proc_environ_supervisor,
     proc_cmdline_supervisor,
     proc_mem_supervisor,

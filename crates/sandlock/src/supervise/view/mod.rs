@@ -35,7 +35,7 @@ use super::{Feature, Shared};
 use crate::chacha::Stream;
 use crate::compat::{Protection, grants_proc};
 use crate::error::Error;
-use crate::procmem::{self, Mem};
+use crate::procmem::{self, Mem, MemCache};
 use crate::spawn::SpawnPlan;
 use crate::vdso::{self, Config, Image, Plan, VdsoError};
 
@@ -229,20 +229,25 @@ impl Feature for View {
             nondumpable: self.nondumpable(),
         });
         let tracer = Arc::new(Tracer::new(fixups));
+        let mem = Arc::new(MemCache::default());
         for name in ["execve", "execveat"] {
-            let t = tracer.clone();
-            sup = sup.handle_name(name, move |ctx: &Ctx| t.exec(ctx))?;
+            let (t, m) = (tracer.clone(), mem.clone());
+            sup = sup.handle_name(name, move |ctx: &Ctx| {
+                m.forget_all();
+                t.exec(ctx)
+            })?;
         }
         if let Some(clock) = clock {
             let calls = Arc::new(timecalls::TimeCalls {
                 clock,
                 tracer: tracer.clone(),
                 plan,
+                mem: mem.clone(),
             });
             sup = timecalls::register(sup, &calls)?;
         }
         if let Some(seed) = self.seed {
-            sup = random::register(sup, seed)?;
+            sup = random::register(sup, seed, mem)?;
         }
         Ok(sup)
     }

@@ -15,7 +15,9 @@ use sandlock_bpf::{Action, Errno, Rule};
 use sandlock_notify::{BuildError, Ctx, Reply, Response, SupervisorBuilder};
 
 use crate::chacha::Stream;
-use crate::procmem::Mem;
+use crate::procmem::MemCache;
+
+use super::timecalls::write_out;
 
 /// Stream id of `getrandom`.
 pub(crate) const GETRANDOM: u64 = 0;
@@ -39,12 +41,16 @@ pub(crate) fn rules(notify: Action) -> Vec<Rule> {
 }
 
 /// Registers the `getrandom` handler with the stream of `seed`.
-pub(crate) fn register(sup: SupervisorBuilder, seed: u64) -> Result<SupervisorBuilder, BuildError> {
+pub(crate) fn register(
+    sup: SupervisorBuilder,
+    seed: u64,
+    mem: Arc<MemCache>,
+) -> Result<SupervisorBuilder, BuildError> {
     let stream = Arc::new(Mutex::new(Stream::seeded(seed, GETRANDOM)));
-    sup.handle_name("getrandom", move |ctx: &Ctx| getrandom(&stream, ctx))
+    sup.handle_name("getrandom", move |ctx: &Ctx| getrandom(&stream, &mem, ctx))
 }
 
-fn getrandom(stream: &Mutex<Stream>, ctx: &Ctx) -> Reply {
+fn getrandom(stream: &Mutex<Stream>, mem: &MemCache, ctx: &Ctx) -> Reply {
     let [buf, len, flags, ..] = *ctx.args();
     let flags = flags & 0xffff_ffff;
     if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0
@@ -56,20 +62,13 @@ fn getrandom(stream: &Mutex<Stream>, ctx: &Ctx) -> Reply {
     if n == 0 {
         return Reply::Respond(Response::Value(0));
     }
-    let mem = match Mem::open(ctx.notif().pid) {
-        Ok(m) => m,
-        Err(e) => return Reply::errno(sandlock_notify::listener::errno_of(e)),
-    };
-    if !ctx.listener().id_valid(ctx.notif().id) {
-        return Reply::errno(Errno::EINTR);
-    }
     let mut bytes = vec![0u8; n];
     match stream.lock() {
         Ok(mut s) => s.fill(&mut bytes),
         Err(_) => return Reply::errno(Errno::EIO),
     }
-    match mem.write_all(buf, &bytes) {
+    match write_out(mem, ctx, buf, &bytes) {
         Ok(()) => Reply::Respond(Response::Value(n as i64)),
-        Err(_) => Reply::errno(Errno::EFAULT),
+        Err(e) => Reply::errno(e),
     }
 }

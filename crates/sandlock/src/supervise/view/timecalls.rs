@@ -34,7 +34,7 @@ use super::clock::{
     SandboxClock, Shifted, Ts,
 };
 use super::tracer::{Edit, Tracer, warn_once};
-use crate::procmem::Mem;
+use crate::procmem::MemCache;
 use crate::sys::trace::kernel_timezone;
 use crate::vdso::{self, Plan};
 
@@ -119,6 +119,7 @@ pub(crate) struct TimeCalls {
     pub(crate) clock: SandboxClock,
     pub(crate) tracer: Arc<Tracer>,
     pub(crate) plan: Option<Arc<Plan>>,
+    pub(crate) mem: Arc<MemCache>,
 }
 
 type Handler = fn(&TimeCalls, &Ctx) -> Reply;
@@ -158,13 +159,13 @@ fn errno_of(e: rustix::io::Errno) -> Errno {
 }
 
 /// Writes `bytes` at `addr` in the task's memory, after checking that the
-/// notification is still pending (the descriptor opened first names the
-/// notifying task's memory).
-fn write_out(ctx: &Ctx, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+/// notification is still pending (the descriptor, taken first, then names
+/// the notifying task's memory).
+pub(crate) fn write_out(cache: &MemCache, ctx: &Ctx, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
     if addr == 0 {
         return Err(Errno::EFAULT);
     }
-    let mem = Mem::open(ctx.notif().pid).map_err(errno_of)?;
+    let mem = cache.get(ctx.notif().pid).map_err(errno_of)?;
     if !ctx.listener().id_valid(ctx.notif().id) {
         return Err(Errno::EINTR);
     }
@@ -193,7 +194,7 @@ fn clock_gettime(c: &TimeCalls, ctx: &Ctx) -> Reply {
         return Reply::Respond(Response::Continue);
     };
     let now = c.clock.now(which);
-    match write_out(ctx, ctx.args()[1], &now.timespec_bytes()) {
+    match write_out(&c.mem, ctx, ctx.args()[1], &now.timespec_bytes()) {
         Ok(()) => Reply::Respond(Response::Value(0)),
         Err(e) => Reply::errno(e),
     }
@@ -203,7 +204,7 @@ fn gettimeofday(c: &TimeCalls, ctx: &Ctx) -> Reply {
     let [tv, tz, ..] = *ctx.args();
     if tv != 0 {
         let now = c.clock.now(Shifted::Realtime);
-        if let Err(e) = write_out(ctx, tv, &now.timeval_bytes()) {
+        if let Err(e) = write_out(&c.mem, ctx, tv, &now.timeval_bytes()) {
             return Reply::errno(e);
         }
     }
@@ -212,7 +213,7 @@ fn gettimeofday(c: &TimeCalls, ctx: &Ctx) -> Reply {
         let mut b = [0u8; 8];
         b[..4].copy_from_slice(&west.to_ne_bytes());
         b[4..].copy_from_slice(&dst.to_ne_bytes());
-        if let Err(e) = write_out(ctx, tz, &b) {
+        if let Err(e) = write_out(&c.mem, ctx, tz, &b) {
             return Reply::errno(e);
         }
     }
@@ -223,7 +224,7 @@ fn time(c: &TimeCalls, ctx: &Ctx) -> Reply {
     let now = c.clock.now(Shifted::Coarse).sec;
     let tloc = ctx.args()[0];
     if tloc != 0
-        && let Err(e) = write_out(ctx, tloc, &now.to_ne_bytes())
+        && let Err(e) = write_out(&c.mem, ctx, tloc, &now.to_ne_bytes())
     {
         return Reply::errno(e);
     }
@@ -248,7 +249,7 @@ fn restart(
         warn_once("a process has no vDSO scratch space: a deadline or time stamp stays unshifted");
         return Reply::Respond(Response::Continue);
     };
-    if let Err(e) = write_out(ctx, slot, payload) {
+    if let Err(e) = write_out(&c.mem, ctx, slot, payload) {
         if e != Errno::EINTR {
             warn_once("cannot write a vDSO scratch slot: a deadline or time stamp stays unshifted");
         }

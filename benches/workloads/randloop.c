@@ -1,0 +1,29 @@
+/* randloop N
+ * N calls of getrandom for 32 bytes. The first 8 bytes of the last call
+ * are printed on stderr as "last HEX" (so two runs can be compared). */
+#include "common.h"
+#include <sys/random.h>
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: randloop N\n");
+		return 2;
+	}
+	long n = parse_count(argv[1], "N");
+	unsigned char buf[32];
+	long long t0 = now_ns();
+	for (long i = 0; i < n; i++) {
+		if (getrandom(buf, sizeof buf, 0) != (ssize_t)sizeof buf) {
+			fprintf(stderr, "error: getrandom (iteration %ld): %s\n", i, strerror(errno));
+			return 1;
+		}
+	}
+	long long t1 = now_ns();
+	fprintf(stderr, "last ");
+	for (int i = 0; i < 8; i++)
+		fprintf(stderr, "%02x", buf[i]);
+	fprintf(stderr, "\n");
+	report(n, t0, t1);
+	return 0;
+}
