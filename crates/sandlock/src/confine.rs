@@ -23,7 +23,8 @@ use crate::{kernel, seccomp, supervise};
 /// Refused (with an error, before anything is applied): a process with
 /// more than one thread (Landlock would confine only the calling one),
 /// and the settings that need a parent: `timeout`, `clean_env`, `env`,
-/// `time_start`, `random_seed`.
+/// `time_start`, `random_seed`, `hostname`, `num_cpus`, and (strict mode)
+/// a grant of `/proc`, whose private view needs new namespaces.
 pub fn confine_current(policy: &Policy) -> Result<(), Error> {
     check_implemented(policy)?;
     let refuse = |field: &'static str, why: &str| Error::Invalid {
@@ -39,6 +40,21 @@ pub fn confine_current(policy: &Policy) -> Result<(), Error> {
     }
     if policy.random_seed().is_some() {
         return Err(refuse("random_seed", "needs a supervisor"));
+    }
+    if policy.hostname().is_some() {
+        return Err(refuse(
+            "hostname",
+            "needs a new UTS namespace, which a running process cannot enter here",
+        ));
+    }
+    if policy.num_cpus().is_some() {
+        return Err(refuse("num_cpus", "needs a mount namespace of its own"));
+    }
+    if crate::compat::grants_proc(policy) && policy.compat() == sandlock_policy::Compat::Strict {
+        return Err(refuse(
+            "fs_readable",
+            "a private /proc needs a new PID namespace, which a running process cannot enter (best-effort: the host's /proc)",
+        ));
     }
     if policy.clean_env() || !policy.env().is_empty() {
         return Err(refuse(

@@ -91,20 +91,22 @@ pub(crate) struct MemCache {
 }
 
 impl MemCache {
-    /// The memory of task `tid`: cached, or opened now (the caller checks
-    /// afterwards that its notification is still pending).
-    pub(crate) fn get(&self, tid: u32) -> Result<Arc<Mem>, Errno> {
+    /// The memory of task `tid`, and whether it was opened now: then the
+    /// caller must check that its notification is still pending before
+    /// writing (a cached entry is the task itself: it was checked when it
+    /// was opened, and its task is still alive).
+    pub(crate) fn get(&self, tid: u32) -> Result<(Arc<Mem>, bool), Errno> {
         if let Ok(mut slots) = self.slots.lock()
             && let Some(i) = slots.iter().position(|(t, _, _)| *t == tid)
         {
             if alive(&slots[i].1) {
-                return Ok(slots[i].2.clone());
+                return Ok((slots[i].2.clone(), false));
             }
             slots.remove(i);
         }
         let mem = Arc::new(Mem::open(tid)?);
         let Some(pid) = rustix::process::Pid::from_raw(tid as i32) else {
-            return Ok(mem);
+            return Ok((mem, true));
         };
         let flags = rustix::process::PidfdFlags::from_bits_retain(PIDFD_THREAD);
         if let Ok(pidfd) = rustix::process::pidfd_open(pid, flags)
@@ -115,7 +117,7 @@ impl MemCache {
             }
             slots.push((tid, pidfd, mem.clone()));
         }
-        Ok(mem)
+        Ok((mem, true))
     }
 
     /// Drops every entry (an `execve` replaces an address space).

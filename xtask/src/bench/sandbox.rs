@@ -27,6 +27,10 @@ pub struct Rules {
     /// TCP ports the workload connects to (host rules name no port; Landlock
     /// alone can only allow ports).
     pub connects_to: Vec<u16>,
+    /// `--time-start`: the sandbox's clock starts at this instant.
+    pub time_start: Option<String>,
+    /// `--random-seed`.
+    pub random_seed: Option<u64>,
 }
 
 impl Rules {
@@ -195,6 +199,12 @@ fn sandlock(w: &mut Wrapped, rules: &Rules, read: &[PathBuf], write: &[PathBuf],
     if let Some(m) = &rules.max_memory {
         push(&mut w.argv, "-m", m);
     }
+    if let Some(t) = &rules.time_start {
+        push(&mut w.argv, "--time-start", t);
+    }
+    if let Some(seed) = rules.random_seed {
+        push(&mut w.argv, "--random-seed", seed.to_string());
+    }
     match dialect {
         Dialect::Classic => {
             for h in &rules.net_allow_hosts {
@@ -316,6 +326,7 @@ fn firejail(w: &mut Wrapped, rules: &Rules, read: &[PathBuf], write: &[PathBuf])
     }
     w.notes
         .push("other paths stay visible (firejail has no allow list outside $HOME)".to_owned());
+    determinism_not_expressed(w, rules);
     w.argv.push("--".into());
 }
 
@@ -350,10 +361,22 @@ fn syd(w: &mut Wrapped, rules: &Rules, read: &[PathBuf], write: &[PathBuf]) {
         m(w, "sandbox/mem:on".to_owned());
         m(w, format!("mem/max:{mem}"));
     }
+    determinism_not_expressed(w, rules);
     w.argv.push("--".into());
 }
 
+/// Notes for a sandbox that neither shifts the clock nor seeds randomness.
+fn determinism_not_expressed(w: &mut Wrapped, rules: &Rules) {
+    if rules.time_start.is_some() {
+        w.notes.push("no clock shift".to_owned());
+    }
+    if rules.random_seed.is_some() {
+        w.notes.push("no seeded randomness".to_owned());
+    }
+}
+
 fn limits_not_expressed(w: &mut Wrapped, rules: &Rules) {
+    determinism_not_expressed(w, rules);
     if rules.max_processes.is_some() {
         w.notes.push("no process cap".to_owned());
     }

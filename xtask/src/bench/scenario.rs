@@ -25,6 +25,18 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ),
     ("alloc", "allocation loop: 4 KiB-1 MiB malloc+free, -m 512M"),
     (
+        "clock",
+        "clock loop: clock_gettime(CLOCK_REALTIME) through the vDSO, --time-start",
+    ),
+    (
+        "clock-syscall",
+        "clock loop: the clock_gettime system call itself, --time-start",
+    ),
+    (
+        "getrandom",
+        "getrandom loop: 32 bytes per call, --random-seed",
+    ),
+    (
         "notify",
         "notified syscall round trip (criterion bench `notify` of sandlock-benches)",
     ),
@@ -134,6 +146,10 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
     let forks = q(2000, 300);
     let connects = q(5000, 1000);
     let allocs = q(20_000, 3000);
+    let clocks = q(5_000_000, 500_000);
+    let clock_calls = q(100_000, 10_000);
+    let randoms = q(100_000, 10_000);
+    let start = "2000-06-15T00:00:00".to_owned();
     let requests = q(100_000, 10_000);
 
     let mut v = vec![
@@ -235,12 +251,65 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
             title: format!("allocation loop: {allocs} malloc+free of 4 KiB-1 MiB, -m 512M"),
             rules: Rules {
                 max_memory: Some("512M".to_owned()),
-                ..read_bin
+                ..read_bin.clone()
             },
             workload: Workload::Process {
                 argv: vec![bin("allocloop"), count(allocs)],
                 metric: Metric::Loop,
                 iterations: Some(allocs),
+                probe: None,
+            },
+            warmup: 1,
+            rounds: loop_rounds,
+            timeout: long,
+        },
+        Scenario {
+            name: "clock",
+            title: format!("clock loop: {clocks} clock_gettime(CLOCK_REALTIME), --time-start"),
+            rules: Rules {
+                time_start: Some(start.clone()),
+                ..read_bin.clone()
+            },
+            workload: Workload::Process {
+                argv: vec![bin("clockloop"), count(clocks)],
+                metric: Metric::Loop,
+                iterations: Some(clocks),
+                probe: None,
+            },
+            warmup: 1,
+            rounds: loop_rounds,
+            timeout: long,
+        },
+        Scenario {
+            name: "clock-syscall",
+            title: format!(
+                "clock loop: {clock_calls} clock_gettime system calls (no vDSO), --time-start"
+            ),
+            rules: Rules {
+                time_start: Some(start),
+                ..read_bin.clone()
+            },
+            workload: Workload::Process {
+                argv: vec![bin("clockloop"), count(clock_calls), os("syscall")],
+                metric: Metric::Loop,
+                iterations: Some(clock_calls),
+                probe: None,
+            },
+            warmup: 1,
+            rounds: loop_rounds,
+            timeout: long,
+        },
+        Scenario {
+            name: "getrandom",
+            title: format!("getrandom loop: {randoms} calls of 32 bytes, --random-seed 42"),
+            rules: Rules {
+                random_seed: Some(42),
+                ..read_bin.clone()
+            },
+            workload: Workload::Process {
+                argv: vec![bin("randloop"), count(randoms)],
+                metric: Metric::Loop,
+                iterations: Some(randoms),
                 probe: None,
             },
             warmup: 1,

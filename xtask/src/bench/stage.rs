@@ -8,7 +8,14 @@ use std::process::Command;
 use crate::workspace;
 
 /// The C workloads in `benches/workloads/`, compiled with `gcc -O2`.
-pub const WORKLOADS: &[&str] = &["openloop", "forkloop", "connectloop", "allocloop"];
+pub const WORKLOADS: &[&str] = &[
+    "openloop",
+    "forkloop",
+    "connectloop",
+    "allocloop",
+    "clockloop",
+    "randloop",
+];
 
 /// The scratch tree (removed on drop).
 #[derive(Debug)]

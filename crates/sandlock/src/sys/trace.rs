@@ -17,10 +17,7 @@ pub(crate) const O_TRACEEXEC: u32 = 0x10;
 
 /// `PTRACE_EVENT_EXEC`.
 pub(crate) const EVENT_EXEC: u32 = 4;
-/// `PTRACE_EVENT_STOP` (a `PTRACE_INTERRUPT` or group stop of a seized task).
-pub(crate) const EVENT_STOP: u32 = 128;
 
-const PTRACE_CONT: libc::c_uint = 7;
 const PTRACE_DETACH: libc::c_uint = 17;
 const PTRACE_SYSCALL: libc::c_uint = 24;
 const PTRACE_SEIZE: libc::c_uint = 0x4206;
@@ -33,7 +30,7 @@ const PTRACE_SETREGS: libc::c_uint = 13;
 /// `ptrace(request, pid, addr, data)`.
 fn ptrace(request: libc::c_uint, pid: i32, addr: usize, data: usize) -> Result<(), Errno> {
     // SAFETY: the requests used here take integers (SEIZE: options in
-    // `data`; INTERRUPT, DETACH, CONT, SYSCALL: a signal number in `data`)
+    // `data`; INTERRUPT, DETACH, SYSCALL: a signal number in `data`)
     // or, for GETREGS/SETREGS, a pointer that `get_regs`/`set_regs` pass
     // to a live `user_regs_struct`.
     check(unsafe { libc::syscall(libc::SYS_ptrace, request, pid, addr, data) }).map(drop)
@@ -53,11 +50,6 @@ pub(crate) fn interrupt(tid: i32) -> Result<(), Errno> {
 /// `PTRACE_DETACH`, delivering `sig` (0: none) from a signal-delivery stop.
 pub(crate) fn detach(tid: i32, sig: i32) -> Result<(), Errno> {
     ptrace(PTRACE_DETACH, tid, 0, sig as usize)
-}
-
-/// `PTRACE_CONT` with `sig` (0: none).
-pub(crate) fn cont(tid: i32, sig: i32) -> Result<(), Errno> {
-    ptrace(PTRACE_CONT, tid, 0, sig as usize)
 }
 
 /// `PTRACE_SYSCALL`: resume until the next syscall entry or exit.

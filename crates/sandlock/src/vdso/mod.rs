@@ -29,7 +29,7 @@ mod stub;
 use rustix::io::Errno;
 
 pub(crate) use image::Image;
-pub(crate) use patch::{Config, Plan, StubClock};
+pub(crate) use patch::{Config, Plan, StubClock, TimeReads};
 
 use crate::procmem::{self, Mem};
 

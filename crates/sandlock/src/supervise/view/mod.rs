@@ -37,7 +37,7 @@ use crate::compat::{Protection, grants_proc};
 use crate::error::Error;
 use crate::procmem::{self, Mem, MemCache};
 use crate::spawn::SpawnPlan;
-use crate::vdso::{self, Config, Image, Plan, VdsoError};
+use crate::vdso::{self, Config, Image, Plan, TimeReads, VdsoError};
 
 /// The feature: on when the policy sets any of the settings above, or
 /// grants `/proc`.
@@ -221,6 +221,14 @@ impl Feature for View {
             Err(VdsoError::Missing) => None,
             Err(e) => return Err(BuildError::Start(format!("view: {e}"))),
         };
+        if plan
+            .as_ref()
+            .is_some_and(|p| p.time_reads() == TimeReads::Kernel)
+        {
+            tracer::warn_once(
+                "time_start: the vDSO has no room for sandlock's stubs: every time read is a system call answered by the supervisor",
+            );
+        }
         let fixups = Arc::new(ExecFixups {
             plan: plan.clone(),
             at_random: self

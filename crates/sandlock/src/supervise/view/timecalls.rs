@@ -165,8 +165,8 @@ pub(crate) fn write_out(cache: &MemCache, ctx: &Ctx, addr: u64, bytes: &[u8]) ->
     if addr == 0 {
         return Err(Errno::EFAULT);
     }
-    let mem = cache.get(ctx.notif().pid).map_err(errno_of)?;
-    if !ctx.listener().id_valid(ctx.notif().id) {
+    let (mem, fresh) = cache.get(ctx.notif().pid).map_err(errno_of)?;
+    if fresh && !ctx.listener().id_valid(ctx.notif().id) {
         return Err(Errno::EINTR);
     }
     mem.write_all(addr, bytes).map_err(errno_of)
