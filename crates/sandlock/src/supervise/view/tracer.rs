@@ -1,4 +1,4 @@
-//! The tracer thread: the supervisor's one use of `ptrace`, for a few
+//! The tracer threads: the supervisor's one use of `ptrace`, for a few
 //! microseconds per job, on one sandboxed task at a time.
 //!
 //! Seccomp user notification lets the supervisor answer a syscall, not edit
@@ -24,8 +24,11 @@
 //! security boundary; nothing here widens what the sandbox may do.
 //!
 //! ptrace binds a tracee to the attaching **thread**: every request of a
-//! job comes from this one thread, which also waits with `__WNOTHREAD`, so
-//! it never sees (or reaps) the children of sandlock's other threads.
+//! job comes from the one tracer thread that took it, which waits with
+//! `__WNOTHREAD`, so it never sees (or reaps) the tracees of the other
+//! tracer threads or the children of sandlock's other threads. The task is
+//! seized while it waits in its notification, and the notification is
+//! checked to be still pending after the seize: the pid then names it.
 
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -39,6 +42,9 @@ use crate::sys::trace::{self, Wait};
 const ERESTARTNOINTR: i64 = 513;
 /// `ERESTARTSYS`.
 const ERESTARTSYS: i64 = 512;
+/// Tracer threads: jobs of different tasks (concurrent `execve`s of a
+/// parallel build) do not wait for each other.
+const THREADS: usize = 4;
 
 /// Work on a task at its `execve` stop.
 pub(crate) trait Fixups: Send + Sync + 'static {
@@ -93,13 +99,16 @@ impl Tracer {
         self.tx
             .get_or_init(|| {
                 let fd = rustix::io::fcntl_dupfd_cloexec(ctx.listener(), 3).ok()?;
-                let listener = Listener::from_fd(fd).ok()?;
+                let listener = Arc::new(Listener::from_fd(fd).ok()?);
                 let (tx, rx) = mpsc::channel();
-                let fixups = self.fixups.clone();
-                std::thread::Builder::new()
-                    .name("sandlock-tracer".into())
-                    .spawn(move || run(rx, listener, fixups))
-                    .ok()?;
+                let rx = Arc::new(Mutex::new(rx));
+                for _ in 0..THREADS {
+                    let (rx, listener, fixups) = (rx.clone(), listener.clone(), self.fixups.clone());
+                    std::thread::Builder::new()
+                        .name("sandlock-tracer".into())
+                        .spawn(move || run(&rx, &listener, fixups.as_ref()))
+                        .ok()?;
+                }
                 Some(Mutex::new(tx))
             })
             .as_ref()
@@ -161,12 +170,48 @@ pub(crate) fn warn_once(msg: &str) {
     }
 }
 
-fn run(rx: Receiver<Job>, listener: Listener, fixups: Arc<dyn Fixups>) {
-    for job in rx {
+/// Takes jobs until the queue closes (the supervisor's handlers are gone).
+/// Each job is done whole by the thread that took it (ptrace binds a
+/// tracee to the thread that attached).
+fn run(rx: &Mutex<Receiver<Job>>, listener: &Listener, fixups: &dyn Fixups) {
+    loop {
+        let job = match rx.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
         match job {
-            Job::Exec { tid, id } => exec_job(&listener, fixups.as_ref(), tid, id),
-            Job::Restart { tid, id, edit } => restart_job(&listener, tid, id, &edit),
+            Ok(Job::Exec { tid, id }) => exec_job(listener, fixups, tid, id),
+            Ok(Job::Restart { tid, id, edit }) => restart_job(listener, tid, id, &edit),
+            Err(_) => return,
         }
+    }
+}
+
+/// Releases a task seized by mistake (its pid was reused after its
+/// notification went away): stops it, then detaches.
+fn release(tid: i32) {
+    if trace::interrupt(tid).is_err() {
+        return;
+    }
+    while let Ok((pid, what)) = trace::wait_tracee() {
+        if what != Wait::Gone {
+            let _ = trace::detach(pid, 0);
+        }
+        if pid == tid {
+            return;
+        }
+    }
+}
+
+/// Seizes `tid` and checks that it is still the task of notification
+/// `id` (a task waiting in its notification keeps its pid).
+fn seize_checked(listener: &Listener, tid: i32, id: u64, options: u32) -> Result<(), Errno> {
+    trace::seize(tid, options)?;
+    if listener.id_valid(id) {
+        Ok(())
+    } else {
+        release(tid);
+        Err(Errno::SRCH)
     }
 }
 
@@ -176,7 +221,7 @@ fn answer(listener: &Listener, id: u64, r: Response) {
 }
 
 fn exec_job(listener: &Listener, fixups: &dyn Fixups, tid: i32, id: u64) {
-    if let Err(e) = trace::seize(tid, trace::O_TRACEEXEC | trace::O_TRACESYSGOOD) {
+    if let Err(e) = seize_checked(listener, tid, id, trace::O_TRACEEXEC | trace::O_TRACESYSGOOD) {
         if e != Errno::SRCH {
             warn_once(&format!(
                 "cannot trace a sandboxed execve ({}): its new image runs unedited",
@@ -347,7 +392,7 @@ fn edit_regs(_tid: i32, _edit: &Edit) -> bool {
 }
 
 fn restart_job(listener: &Listener, tid: i32, id: u64, edit: &Edit) {
-    if let Err(e) = trace::seize(tid, 0) {
+    if let Err(e) = seize_checked(listener, tid, id, 0) {
         if e != Errno::SRCH {
             warn_once(&format!(
                 "cannot trace a sandboxed task ({}): a deadline or time stamp stays unshifted",
