@@ -58,7 +58,7 @@ mod ruleset;
 mod sandbox;
 pub mod seccomp;
 mod spawn;
-pub mod supervise;
+mod supervise;
 mod sys;
 mod terminal;
 mod tmpdir;
