@@ -127,6 +127,17 @@ pub(crate) fn sweep_stale(base: &Path) {
     }
 }
 
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // Empty (the usual case): one rmdir. Otherwise remove_dir_all, which
+        // does not follow symlinks (it walks with openat and O_NOFOLLOW), so
+        // whatever the sandbox left there, only the tree itself goes.
+        if std::fs::remove_dir(&self.path).is_err() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,17 +157,6 @@ mod tests {
             "other",
         ] {
             assert_eq!(owner_pid(other), None, "{other}");
-        }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        // Empty (the usual case): one rmdir. Otherwise remove_dir_all, which
-        // does not follow symlinks (it walks with openat and O_NOFOLLOW), so
-        // whatever the sandbox left there, only the tree itself goes.
-        if std::fs::remove_dir(&self.path).is_err() {
-            let _ = std::fs::remove_dir_all(&self.path);
         }
     }
 }
