@@ -99,6 +99,8 @@ pub struct Sandbox {
     forward_signals: bool,
     audit: Option<Arc<AuditLog>>,
     pid_namespace: bool,
+    /// Whether stale private directories were swept already.
+    swept: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -186,6 +188,7 @@ impl Sandbox {
             forward_signals: false,
             audit: None,
             pid_namespace: true,
+            swept: std::sync::atomic::AtomicBool::new(false),
         };
         if clean_env {
             sandbox.with_private_tmp()
@@ -402,6 +405,15 @@ impl Sandbox {
             }
             None => Sup::Off,
         };
+        if let Some(tmp) = &self.tmp
+            && !self.swept.swap(true, std::sync::atomic::Ordering::Relaxed)
+            && let Some(base) = tmp.path().parent()
+        {
+            // While the command starts, on another CPU.
+            if base != std::env::temp_dir() {
+                crate::tmpdir::sweep_stale(base);
+            }
+        }
         let (mut sup, mut status) = (sup, launched.status);
         if let Some(pending) = launched.exec_pending {
             // The command's own execve waits for the supervisor.

@@ -103,7 +103,8 @@ impl Tracer {
                 let (tx, rx) = mpsc::channel();
                 let rx = Arc::new(Mutex::new(rx));
                 for _ in 0..THREADS {
-                    let (rx, listener, fixups) = (rx.clone(), listener.clone(), self.fixups.clone());
+                    let (rx, listener, fixups) =
+                        (rx.clone(), listener.clone(), self.fixups.clone());
                     std::thread::Builder::new()
                         .name("sandlock-tracer".into())
                         .spawn(move || run(&rx, &listener, fixups.as_ref()))
@@ -221,7 +222,12 @@ fn answer(listener: &Listener, id: u64, r: Response) {
 }
 
 fn exec_job(listener: &Listener, fixups: &dyn Fixups, tid: i32, id: u64) {
-    if let Err(e) = seize_checked(listener, tid, id, trace::O_TRACEEXEC | trace::O_TRACESYSGOOD) {
+    if let Err(e) = seize_checked(
+        listener,
+        tid,
+        id,
+        trace::O_TRACEEXEC | trace::O_TRACESYSGOOD,
+    ) {
         if e != Errno::SRCH {
             warn_once(&format!(
                 "cannot trace a sandboxed execve ({}): its new image runs unedited",
