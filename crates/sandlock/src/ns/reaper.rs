@@ -20,7 +20,7 @@
 use std::os::fd::RawFd;
 
 use crate::child::{TAG_EXECUTED, TAG_STATUS};
-use crate::sys::child::{close, exit, write_msg};
+use crate::sys::child::{close_all_but, exit, write_msg};
 use crate::sys::ns::wait_any;
 
 /// Runs the init after the command (`command`, pid 2) called `execve` or
@@ -31,12 +31,10 @@ pub(crate) fn run(sock: RawFd, command: i32) -> ! {
     // before its execve, hence before this one.
     let _ = write_msg(sock, &[TAG_EXECUTED]);
     // The command has its own copies; the init keeps nothing open that the
-    // caller might wait on (a pipe's end of file).
-    for fd in 0..3 {
-        if fd != sock {
-            close(fd);
-        }
-    }
+    // caller might wait on (a pipe's end of file): not its standard
+    // descriptors, nor the parent's descriptors it inherited at the fork
+    // (close-on-exec, but the init never executes anything).
+    close_all_but(sock);
     loop {
         match wait_any() {
             Ok((pid, status)) if pid == command => {

@@ -55,8 +55,10 @@ impl Tasks {
         }
         if self.pidns {
             // The kernel looks the pid up in the caller's namespace, where
-            // only the sandbox's tasks exist.
-            return Ok(true);
+            // only the sandbox's tasks exist, and its init: pid 1, which is
+            // sandlock's reaper, not a task of the sandbox (it runs no
+            // sandboxed code and must stay out of the tasks' reach).
+            return Ok(tid != 1);
         }
         let status = read_proc(tid, "status")?;
         let tgid = field(&status, "Tgid:").ok_or(Errno::SRCH)?;

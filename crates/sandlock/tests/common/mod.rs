@@ -258,3 +258,35 @@ pub fn gone_within(pid: i32, secs: u64) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Whether every process whose command line contains `marker` is gone (or
+/// a zombie), waiting up to `secs`. A process of a sandbox with its own PID
+/// namespace knows only its pid there: the tests find it by its argv.
+pub fn gone_marked(marker: &str, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let me = std::process::id().to_string();
+    loop {
+        let alive = fs::read_dir("/proc")
+            .map(|rd| {
+                rd.flatten().any(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
+                        return false;
+                    }
+                    let cmd = fs::read(e.path().join("cmdline")).unwrap_or_default();
+                    let hit = cmd
+                        .windows(marker.len().max(1))
+                        .any(|w| w == marker.as_bytes());
+                    hit && !gone_within(name.parse().unwrap_or(0), 0)
+                })
+            })
+            .unwrap_or(false);
+        if !alive {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

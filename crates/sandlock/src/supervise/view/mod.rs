@@ -305,3 +305,64 @@ impl Fixups for ExecFixups {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(policy: &Policy) -> Option<Box<dyn Feature>> {
+        feature(policy).unwrap()
+    }
+
+    #[test]
+    fn off_unless_asked() {
+        let plain = Policy::builder().fs_read("/usr").build().unwrap();
+        assert!(view(&plain).is_none());
+        for p in [
+            Policy::builder().time_start("2000-01-01").build().unwrap(),
+            Policy::builder().random_seed(1).build().unwrap(),
+            Policy::builder().hostname("box").build().unwrap(),
+            Policy::builder().num_cpus(1).build().unwrap(),
+        ] {
+            assert!(view(&p).is_some(), "{p:?}");
+        }
+        // Without the time and seed settings, no syscall is intercepted.
+        let cpus = Policy::builder().num_cpus(1).build().unwrap();
+        assert!(view(&cpus).unwrap().rules(&cpus, true).is_empty());
+    }
+
+    #[test]
+    fn protections_follow_the_policy() {
+        let p = Policy::builder()
+            .hostname("box")
+            .fs_read("/proc/self")
+            .build()
+            .unwrap();
+        assert!(Protection::HostName.asked_by(&p));
+        assert!(Protection::PrivateProc.asked_by(&p));
+        assert!(!Protection::CpuView.asked_by(&p));
+        assert!(!Protection::SeededDevices.asked_by(&p));
+        let root = Policy::builder().fs_read("/").build().unwrap();
+        assert!(grants_proc(&root));
+        let near = Policy::builder().fs_read("/processes").build().unwrap();
+        assert!(!grants_proc(&near));
+    }
+
+    #[test]
+    fn granted_matches_components() {
+        let v = View {
+            time_start: None,
+            seed: None,
+            num_cpus: None,
+            cpu_cores: None,
+            hostname: None,
+            private_proc: false,
+            no_network: true,
+            grants: vec!["/etc".into(), "/sys/devices/".into()],
+        };
+        assert!(v.granted("/etc/hostname"));
+        assert!(v.granted("/sys/devices/system/cpu/online"));
+        assert!(!v.granted("/etcetera/x"));
+        assert!(!v.granted("/proc/cpuinfo"));
+    }
+}
