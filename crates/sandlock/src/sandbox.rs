@@ -15,7 +15,10 @@ use sandlock_policy::{Compat, Limit, LivePolicy, Policy};
 use crate::compat::{self, Protection};
 use crate::error::Error;
 use crate::kernel;
-use crate::process::{Capture, Child, Sup};
+use crate::limits::{
+    self, CpuCap, LaunchLimits, LimitExceeded, Mechanisms, MemoryGuard, ProcessCap,
+};
+use crate::process::{Capture, Child, Sup, Tracking};
 use crate::ruleset::{Grant, Landlock};
 use crate::seccomp::{self, Programs};
 use crate::spawn::SpawnPlan;
@@ -51,6 +54,9 @@ pub struct RunResult {
     pub stderr: Vec<u8>,
     /// Whether the sandbox was killed at its timeout.
     pub timed_out: bool,
+    /// Why sandlock ended the sandbox before its command ended, if a limit
+    /// that only a kill can hold was passed (see `docs/resources.md`).
+    pub limit_exceeded: Option<LimitExceeded>,
 }
 
 impl RunResult {
@@ -96,6 +102,7 @@ pub struct Sandbox {
     forward_signals: bool,
     audit: Option<Arc<AuditLog>>,
     pid_namespace: bool,
+    mech: Mechanisms,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -119,15 +126,6 @@ pub(crate) fn check_implemented(policy: &Policy) -> Result<(), Error> {
     }
     if policy.policy_fn().is_some() {
         return todo("policy_fn", "issue 7");
-    }
-    if policy.max_memory() != Limit::Unlimited {
-        return todo("max_memory", "issue 6");
-    }
-    if policy.max_processes() != Limit::Unlimited {
-        return todo("max_processes", "issue 6");
-    }
-    if policy.max_cpu() != Limit::Unlimited {
-        return todo("max_cpu", "issue 6");
     }
     if policy.time_start().is_some() {
         return todo("time_start", "issue 8");
@@ -174,9 +172,31 @@ impl Sandbox {
     /// asks for; in best-effort mode each missing protection is printed
     /// once on standard error and listed by [`not_enforced`](Self::not_enforced).
     pub fn new(policy: Policy) -> Result<Sandbox, Error> {
+        let limited = !policy.max_memory().is_unlimited()
+            || !policy.max_processes().is_unlimited()
+            || !policy.max_cpu().is_unlimited();
+        let mech = if limited {
+            Mechanisms::detect()
+        } else {
+            Mechanisms {
+                processes: ProcessCap::Supervisor,
+                memory: MemoryGuard::Watchdog,
+                cpu: CpuCap::Throttle,
+            }
+        };
+        Sandbox::with_mechanisms(policy, mech)
+    }
+
+    /// [`Sandbox::new`] with the mechanisms that hold the limits chosen by
+    /// the caller rather than detected (a cgroup mechanism that cannot be
+    /// set up fails the launch).
+    pub fn with_mechanisms(policy: Policy, mech: Mechanisms) -> Result<Sandbox, Error> {
         check_implemented(&policy)?;
         let missing = check_kernel(&policy)?;
-        let features = supervise::features(&policy)?;
+        let mut features = supervise::features(&policy)?;
+        if let Some(f) = limits::feature(&policy, mech)? {
+            features.push(f);
+        }
         let programs = seccomp::build(&policy, &features, true)?;
         let landlock = match kernel::landlock_abi() {
             Some(abi) => Some(Landlock::build(&policy, abi)?),
@@ -195,6 +215,7 @@ impl Sandbox {
             forward_signals: false,
             audit: None,
             pid_namespace: true,
+            mech,
         };
         if clean_env {
             sandbox.with_private_tmp()
@@ -206,6 +227,11 @@ impl Sandbox {
     /// The policy.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The mechanisms that hold the policy's limits.
+    pub fn mechanisms(&self) -> Mechanisms {
+        self.mech
     }
 
     /// The seccomp programs (for `--dry-run-policy` and tests).
@@ -328,6 +354,7 @@ impl Sandbox {
             stdout,
             stderr,
             timed_out: child.timed_out(),
+            limit_exceeded: child.limit_exceeded(),
         })
     }
 
@@ -365,6 +392,7 @@ impl Sandbox {
         for f in self.features.iter() {
             f.prepare(&mut plan)?;
         }
+        let launch_limits = LaunchLimits::prepare(policy, &self.mech, &mut plan)?;
         let terminal = if self.interactive {
             plan.wait_go = true;
             Some(Terminal::open()?)
@@ -374,6 +402,7 @@ impl Sandbox {
         let (child_ends, mut parent_ends) = self.stdio_fds(for_run)?;
         let features = &self.features;
         let mut before_exec = |pid: i32| -> Result<(), Error> {
+            launch_limits.before_exec(pid)?;
             if let Some(t) = &terminal {
                 t.give_to(pid)?;
             }
@@ -395,19 +424,30 @@ impl Sandbox {
         drop(child_ends);
         let pidns = started.ns_flags & ns::CLONE_NEWPID != 0;
         let launched = started.launched;
+        let tasks = Tasks::new(launched.pid, &launched.pidfd, pidns);
+        let live = LivePolicy::new(policy).map_err(|e| Error::Supervisor(e.to_string()))?;
+        let runtime = Arc::new(limits::Runtime::new(
+            policy,
+            live.clone(),
+            self.mech,
+            tasks.clone(),
+            launch_limits,
+        ));
+        let monitor = limits::monitor::Monitor::start(&runtime)
+            .map_err(Error::io("starting the limits' monitor thread"))?;
         let sup = match launched.listener {
             Some(fd) => {
                 let listener =
                     Listener::from_fd(fd).map_err(|e| Error::Supervisor(e.to_string()))?;
-                let live = LivePolicy::new(policy).map_err(|e| Error::Supervisor(e.to_string()))?;
                 Sup::Pending(Box::new(Pending {
                     listener,
                     features: self.features.clone(),
                     shared: Arc::new(Shared {
                         policy: policy.clone(),
                         live,
-                        tasks: Tasks::new(launched.pid, pidns),
+                        tasks: tasks.clone(),
                         audit: self.audit.clone(),
+                        limits: Some(runtime.clone()),
                     }),
                 }))
             }
@@ -418,6 +458,11 @@ impl Sandbox {
             launched.pidfd,
             launched.status,
             sup,
+            Tracking {
+                tasks,
+                limits: Some(runtime),
+                monitor,
+            },
             policy.timeout(),
             terminal,
             self.forward_signals,

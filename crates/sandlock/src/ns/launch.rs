@@ -126,6 +126,7 @@ fn clone_plan(p: &NsPlan) -> NsPlan {
     NsPlan {
         pid: p.pid,
         ipc: p.ipc,
+        user: p.user,
         optional: p.optional,
         mounts: p.mounts.clone(),
         hostname: p.hostname.clone(),

@@ -212,3 +212,46 @@ pub(crate) fn install_signal_forwarding(signals: &[i32]) -> Result<(), Errno> {
 pub(crate) fn forward_signals_to(pgid: i32) {
     FORWARD_TO.store(pgid, Ordering::Relaxed);
 }
+
+/// Whether this process can create the namespaces `flags` asks for
+/// (`CLONE_NEW*`), with the id maps `maps` written by the child in a new
+/// user namespace: a child is cloned into them, writes the maps and
+/// exits. `Ok(false)` when the child could not write its maps.
+pub(crate) fn probe_namespaces(flags: u64, maps: Option<(&[u8], &[u8])>) -> Result<bool, Errno> {
+    let old = block_all_signals();
+    // SAFETY: the child runs only raw, async-signal-safe system calls
+    // (`sys::ns::write_file`, exit_group) on data prepared before the clone.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong | flags as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if ret == 0 {
+        let mut code = 0;
+        if let Some((uid, gid)) = maps {
+            let ok = super::ns::write_file(c"/proc/self/setgroups", b"deny").is_ok()
+                && super::ns::write_file(c"/proc/self/uid_map", uid).is_ok()
+                && super::ns::write_file(c"/proc/self/gid_map", gid).is_ok();
+            code = if ok { 0 } else { 1 };
+        }
+        super::child::exit(code);
+    }
+    restore_signals(&old);
+    let pid = check(ret)? as i32;
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: `status` is a valid int on our stack.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r < 0 && errno() == Errno::INTR {
+            continue;
+        }
+        check(r as libc::c_long)?;
+        break;
+    }
+    Ok(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
+}
