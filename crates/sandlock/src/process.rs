@@ -121,6 +121,12 @@ impl Child {
         self.timed_out
     }
 
+    /// The limits' runtime (tests).
+    #[cfg(test)]
+    pub(crate) fn limits(&self) -> Option<Arc<Runtime>> {
+        self.tracking.limits.clone()
+    }
+
     /// Why sandlock ended the sandbox, if a limit that only a kill can
     /// hold was passed.
     pub fn limit_exceeded(&self) -> Option<LimitExceeded> {

@@ -126,7 +126,7 @@ impl Cgroup {
             .map_err(|e| e.raw_os_error().map_or(Errno::IO, Errno::from_raw_os_error))
     }
 
-    fn read(&self, file: &str) -> Option<String> {
+    pub(crate) fn read(&self, file: &str) -> Option<String> {
         std::fs::read_to_string(self.dir.join(file)).ok()
     }
 

@@ -172,13 +172,16 @@ impl fmt::Display for LimitExceeded {
             ),
             LimitExceeded::Memory { limit, used } => write!(
                 f,
-                "the sandbox used {} of memory, over its limit ({}): it was ended",
+                "the sandbox used {} of memory, over its memory limit ({}): it was ended",
                 mib(*used),
                 mib(*limit)
             ),
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
