@@ -22,7 +22,7 @@ use crate::process::{Capture, Child, Sup, Tracking};
 use crate::ruleset::{Grant, Landlock};
 use crate::seccomp::{self, Programs};
 use crate::spawn::SpawnPlan;
-use crate::supervise::{self, AuditLog, Feature, Pending, Shared, Tasks};
+use crate::supervise::{self, AuditLog, Feature, Pending, Tasks};
 use crate::sys::child::ExecArgs;
 use crate::terminal::Terminal;
 use crate::tmpdir::TempDir;
@@ -42,6 +42,9 @@ pub enum Stdio {
     /// This descriptor (duplicated for each command).
     Fd(OwnedFd),
 }
+
+/// Descriptors for (or of) the command's 0, 1 and 2.
+type StdioFds = [Option<OwnedFd>; 3];
 
 /// What [`Sandbox::run`] returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -364,7 +367,7 @@ impl Sandbox {
         &self,
         argv: &[S],
         for_run: bool,
-    ) -> Result<(Child, [Option<OwnedFd>; 3]), Error> {
+    ) -> Result<(Child, StdioFds), Error> {
         let policy = &self.policy;
         let first = argv.first().ok_or(Error::NoCommand)?.as_ref();
         let tmp = self.tmp.as_ref().map(TempDir::path);
@@ -418,6 +421,7 @@ impl Sandbox {
                 stdio: &child_ends,
                 landlock: self.landlock.as_ref(),
                 programs: &self.programs,
+                forward_signals: self.forward_signals,
             },
             &mut before_exec,
         )?;
@@ -425,16 +429,26 @@ impl Sandbox {
         let pidns = started.ns_flags & ns::CLONE_NEWPID != 0;
         let launched = started.launched;
         let tasks = Tasks::new(launched.pid, &launched.pidfd, pidns);
-        let live = LivePolicy::new(policy).map_err(|e| Error::Supervisor(e.to_string()))?;
-        let runtime = Arc::new(limits::Runtime::new(
-            policy,
-            live.clone(),
-            self.mech,
-            tasks.clone(),
-            launch_limits,
-        ));
-        let monitor = limits::monitor::Monitor::start(&runtime)
-            .map_err(Error::io("starting the limits' monitor thread"))?;
+        let limited = !policy.max_memory().is_unlimited()
+            || !policy.max_processes().is_unlimited()
+            || !policy.max_cpu().is_unlimited();
+        let runtime = if limited {
+            let live = LivePolicy::new(policy).map_err(|e| Error::Supervisor(e.to_string()))?;
+            Some(Arc::new(limits::Runtime::new(
+                policy,
+                live,
+                self.mech,
+                tasks.clone(),
+                launch_limits,
+            )))
+        } else {
+            None
+        };
+        let monitor = match &runtime {
+            Some(rt) => limits::monitor::Monitor::start(rt)
+                .map_err(Error::io("starting the limits' monitor thread"))?,
+            None => None,
+        };
         let sup = match launched.listener {
             Some(fd) => {
                 let listener =
@@ -442,13 +456,10 @@ impl Sandbox {
                 Sup::Pending(Box::new(Pending {
                     listener,
                     features: self.features.clone(),
-                    shared: Arc::new(Shared {
-                        policy: policy.clone(),
-                        live,
-                        tasks: tasks.clone(),
-                        audit: self.audit.clone(),
-                        limits: Some(runtime.clone()),
-                    }),
+                    policy: policy.clone(),
+                    tasks: tasks.clone(),
+                    audit: self.audit.clone(),
+                    limits: runtime.clone(),
                 }))
             }
             None => Sup::Off,
@@ -460,7 +471,7 @@ impl Sandbox {
             sup,
             Tracking {
                 tasks,
-                limits: Some(runtime),
+                limits: runtime,
                 monitor,
             },
             policy.timeout(),
@@ -496,10 +507,10 @@ impl Sandbox {
                     why: format!("is above sandlock's own hard limit ({hard})"),
                 });
             }
-            plan.rlimits.push((libc::RLIMIT_NOFILE as u32, n, n));
+            plan.rlimits.push((crate::sys::RLIMIT_NOFILE, n, n));
         }
         if policy.no_coredump() {
-            plan.rlimits.push((libc::RLIMIT_CORE as u32, 0, 0));
+            plan.rlimits.push((crate::sys::RLIMIT_CORE, 0, 0));
         }
         if policy.no_randomize_memory() {
             plan.personality = Some(seccomp::ADDR_NO_RANDOMIZE as u32);
@@ -515,10 +526,7 @@ impl Sandbox {
     }
 
     /// Descriptors for the child's 0/1/2 and the parent's ends of pipes.
-    fn stdio_fds(
-        &self,
-        for_run: bool,
-    ) -> Result<([Option<OwnedFd>; 3], [Option<OwnedFd>; 3]), Error> {
+    fn stdio_fds(&self, for_run: bool) -> Result<(StdioFds, StdioFds), Error> {
         let mut child: [Option<OwnedFd>; 3] = [None, None, None];
         let mut parent: [Option<OwnedFd>; 3] = [None, None, None];
         for (i, s) in self.stdio.iter().enumerate() {

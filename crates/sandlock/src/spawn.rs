@@ -5,9 +5,9 @@
 //! only makes raw system calls ([`crate::child`]). The parent and child talk
 //! over a `SOCK_SEQPACKET` socketpair:
 //!
-//! - child → parent: "waiting" when a step of the parent must happen
-//!   before the command runs (the terminal, a feature's `before_exec`);
-//!   parent → child: the go-ahead byte;
+//! - parent → child: the go-ahead byte, when a step of the parent must
+//!   happen before the child confines itself and runs the command (the
+//!   terminal, a feature's `before_exec`);
 //! - child → parent: the seccomp listener (`SCM_RIGHTS`), when the base
 //!   filter notifies;
 //! - child → parent: end of file when `execve` succeeded (the child's end
@@ -68,6 +68,8 @@ pub(crate) struct Launch<'a> {
     pub(crate) programs: &'a Programs,
     /// Prepared namespaces, and the descriptions of their mounts.
     pub(crate) ns: Option<(&'a ChildNs, &'a [String])>,
+    /// Make the child's group the target of the signal forwarding handlers.
+    pub(crate) forward_signals: bool,
 }
 
 /// A child that passed `execve`.
@@ -85,7 +87,6 @@ pub(crate) struct Launched {
 enum Msg {
     Eof,
     Listener(OwnedFd),
-    Waiting,
     Executed,
     /// The command's status from an init (not expected during the launch).
     Status,
@@ -161,15 +162,20 @@ pub(crate) fn launch(
         ns,
     };
 
+    // A child that waits for the go-ahead needs the parent running, and so
+    // does the init of a PID namespace (it never calls execve): a plain
+    // fork. Otherwise the cheaper vfork-style clone.
     let clone_flags = ns.map_or(0, |n| n.clone_flags);
-    let (pid, pidfd) = sys::host::spawn_child(&args, clone_flags).map_err(|errno| Error::Os {
-        what: if clone_flags != 0 {
-            "clone with new namespaces"
-        } else {
-            "clone"
-        },
-        errno,
-    })?;
+    let share_memory = !l.plan.wait_go && clone_flags == 0;
+    let (pid, pidfd) = sys::host::spawn_child(&args, share_memory, l.forward_signals, clone_flags)
+        .map_err(|errno| Error::Os {
+            what: if clone_flags != 0 {
+                "clone with new namespaces"
+            } else {
+                "clone"
+            },
+            errno,
+        })?;
     drop(theirs);
     drop(low);
 
@@ -178,19 +184,19 @@ pub(crate) fn launch(
         let _ = rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
         err
     };
+    if l.plan.wait_go {
+        if let Err(e) = before_exec(pid) {
+            return Err(fail(&pidfd, e));
+        }
+        if let Err(e) = rustix::io::write(&ours, &[child::GO]) {
+            return Err(fail(&pidfd, Error::os("go-ahead to the sandbox")(e)));
+        }
+    }
     let mut listener = None;
     loop {
         match recv(&ours) {
             Ok(Msg::Listener(fd)) if listener.is_none() && l.programs.notifies => {
                 listener = Some(fd);
-            }
-            Ok(Msg::Waiting) if l.plan.wait_go => {
-                if let Err(e) = before_exec(pid) {
-                    return Err(fail(&pidfd, e));
-                }
-                if let Err(e) = rustix::io::write(&ours, &[child::GO]) {
-                    return Err(fail(&pidfd, Error::os("go-ahead to the sandbox")(e)));
-                }
             }
             Ok(Msg::Failed {
                 step,
@@ -307,7 +313,6 @@ fn recv(sock: &OwnedFd) -> Result<Msg, Error> {
                 Some(fd) => Msg::Listener(fd),
                 None => return Err(Error::os("seccomp listener hand-over")(Errno::PROTO)),
             },
-            (1, child::TAG_WAITING) => Msg::Waiting,
             (1, child::TAG_EXECUTED) => Msg::Executed,
             (5, child::TAG_STATUS) => Msg::Status,
             (13, child::TAG_ERROR) => Msg::Failed {

@@ -8,6 +8,7 @@
 // A test crate: an unwrap that fails is a failed test, reported with its line.
 #![allow(clippy::unwrap_used)]
 
+#[path = "resources/common.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

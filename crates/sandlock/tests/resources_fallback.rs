@@ -8,6 +8,7 @@
 // A test crate: an unwrap that fails is a failed test, reported with its line.
 #![allow(clippy::unwrap_used)]
 
+#[path = "resources/common.rs"]
 mod common;
 
 use std::ffi::OsStr;
@@ -133,7 +134,16 @@ fn no_pidns_daemon() {
     );
     assert!(r.status.success(), "{}", text(&r));
     let left = marked(&secs);
-    assert!(left.iter().all(|&p| !alive(p)), "left: {left:?}");
+    let info: Vec<String> = left
+        .iter()
+        .map(|&(p, _)| std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default())
+        .collect();
+    assert!(
+        left.iter().all(|&p| !alive(p)),
+        "left: {left:?} (test process {}):\n{}",
+        std::process::id(),
+        info.join("\n")
+    );
 }
 
 /// The watchdog ends a sandbox whose touched reservation passes -m.

@@ -18,6 +18,8 @@ pub(crate) struct Parts<'a> {
     pub(crate) stdio: &'a [Option<OwnedFd>; 3],
     pub(crate) landlock: Option<&'a Landlock>,
     pub(crate) programs: &'a Programs,
+    /// Make the child's group the target of the signal forwarding handlers.
+    pub(crate) forward_signals: bool,
 }
 
 /// A launched child, and whether it got the plan's namespaces.
@@ -49,6 +51,9 @@ pub(crate) fn launch(
     let skip = ns.is_empty() || (!ns.required() && super::known_available() == Some(false));
     if !skip {
         let prepared = ns.prepare(&grants)?;
+        if !prepared.child.reaper {
+            become_subreaper();
+        }
         match attempt(plan, parts, Some(&prepared), before_exec) {
             Ok(launched) => {
                 super::record(true);
@@ -61,6 +66,7 @@ pub(crate) fn launch(
             Err(e) => return Err(e),
         }
     }
+    become_subreaper();
     let launched = attempt(plan, parts, None, before_exec)?;
     Ok(Started {
         launched,
@@ -88,6 +94,7 @@ fn attempt(
             landlock: landlock.as_ref(),
             programs: parts.programs,
             ns: ns.map(|p| (&p.child, p.what.as_slice())),
+            forward_signals: parts.forward_signals,
         },
         before_exec,
     )
@@ -112,6 +119,14 @@ fn refused(e: &Error) -> bool {
         Error::Namespace { .. } => true,
         _ => false,
     }
+}
+
+/// Without a PID namespace, this process becomes a child subreaper before
+/// the fork: an orphan of the sandbox (a double-forked daemon) is then
+/// reparented to it, where `Tasks` finds it, rather than to the machine's
+/// init, even if it is orphaned at once.
+fn become_subreaper() {
+    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
 }
 
 /// Whether a grant reaches into `/proc` (a grant of `/` does too).

@@ -140,11 +140,18 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// Everything needed to start the supervisor once the listener is here.
+/// Everything needed to start the supervisor once the listener is here
+/// (the shared state is built only then: a sandbox whose command makes no
+/// intercepted syscall never pays for it).
 pub(crate) struct Pending {
     pub(crate) listener: Listener,
     pub(crate) features: Arc<Vec<Box<dyn Feature>>>,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) policy: Arc<Policy>,
+    /// The sandbox's tasks.
+    pub(crate) tasks: Tasks,
+    pub(crate) audit: Option<Arc<AuditLog>>,
+    /// The limits' runtime (its live policy is the supervisor's).
+    pub(crate) limits: Option<Arc<crate::limits::Runtime>>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -158,7 +165,17 @@ impl std::fmt::Debug for Pending {
 /// Starts the supervisor's threads.
 pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
     let e = |e: BuildError| Error::Supervisor(e.to_string());
-    let shared = p.shared;
+    let live = match &p.limits {
+        Some(rt) => rt.live.clone(),
+        None => LivePolicy::new(&p.policy).map_err(|e| Error::Supervisor(e.to_string()))?,
+    };
+    let shared = Arc::new(Shared {
+        policy: p.policy,
+        live,
+        tasks: p.tasks,
+        audit: p.audit,
+        limits: p.limits,
+    });
     let mut sup =
         Supervisor::builder(p.listener).fallback(Response::Errno(sandlock_bpf::Errno::ENOSYS));
     for f in p.features.iter() {

@@ -107,7 +107,8 @@ impl Tasks {
             None
         };
         if ns.is_none() {
-            // Orphans come back to us rather than to the machine's init.
+            // Orphans come back to us rather than to the machine's init
+            // (set before the fork already, by the launch).
             let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
             roots().push(root);
         }
@@ -145,8 +146,9 @@ impl Tasks {
         }
         if self.inner.pidns.is_some() {
             // The kernel looks the pid up in the caller's namespace, where
-            // only the sandbox's tasks exist.
-            return Ok(true);
+            // only the sandbox's tasks exist, and sandlock's init (pid 1):
+            // that one is sandlock's, not the command's.
+            return Ok(tid != 1);
         }
         let mut buf = Vec::with_capacity(2048);
         procstat::read_into(&format!("/proc/{tid}/status"), &mut buf)?;

@@ -18,17 +18,28 @@ pub(crate) mod ns;
 
 use rustix::io::Errno;
 
-/// The calling thread's `errno`, read without allocating.
+/// The calling thread's `errno`, read without allocating (`EIO` if it
+/// holds no error number).
 pub(crate) fn errno() -> Errno {
     // SAFETY: `__errno_location` returns a valid pointer to the calling
     // thread's errno for the whole life of the thread.
-    Errno::from_raw_os_error(unsafe { *libc::__errno_location() })
+    let raw = unsafe { *libc::__errno_location() };
+    if (1..4096).contains(&raw) {
+        Errno::from_raw_os_error(raw)
+    } else {
+        Errno::IO
+    }
 }
 
 /// Turns a raw syscall result into `Ok(value)` or the thread's `errno`.
 fn check(ret: libc::c_long) -> Result<libc::c_long, Errno> {
     if ret < 0 { Err(errno()) } else { Ok(ret) }
 }
+
+/// `RLIMIT_NOFILE` (the same number on every Linux architecture).
+pub(crate) const RLIMIT_NOFILE: u32 = 7;
+/// `RLIMIT_CORE`.
+pub(crate) const RLIMIT_CORE: u32 = 4;
 
 /// `landlock_create_ruleset`, `landlock_restrict_self`, `close_range`,
 /// `pidfd_open`: numbers shared by every architecture (the syscalls after

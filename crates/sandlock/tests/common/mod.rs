@@ -1,208 +1,319 @@
-//! Shared by the resource tests: the probe program, running `sandlock run`
-//! as root or as uid 65534, finding processes by a unique marker.
-#![allow(dead_code)]
+//! Shared helpers of the integration tests: the `sandlock` binary and the
+//! `probe` program (compiled with gcc) in a world-readable directory, so
+//! that uid 65534 can run them too; scratch directories; running and
+//! parsing.
+#![allow(dead_code, clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Who runs sandlock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum User {
-    Root,
-    Nobody,
+/// The unprivileged uid/gid of the tests.
+pub const NOBODY: u32 = 65534;
+
+/// Where the binaries live (world-readable, under /tmp).
+pub struct Bins {
+    dir: PathBuf,
 }
 
-/// The tests start processes as uid 65534 with `setpriv`: they need root
-/// (CI runs as root). Without it, say so and skip.
-pub fn have_root() -> bool {
-    let root = rustix::process::geteuid().is_root();
-    if !root {
-        eprintln!("skipped: the resource tests run as root (and as 65534 through setpriv)");
+impl Bins {
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
-    root
+    pub fn sandlock(&self) -> PathBuf {
+        self.dir.join("sandlock")
+    }
+    pub fn probe(&self) -> PathBuf {
+        self.dir.join("probe")
+    }
 }
 
-/// The directory of the probe program (world-readable).
-pub fn bin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        // A test process re-run as 65534 uses its parent's copy.
-        if let Some(d) = std::env::var_os("SANDLOCK_TEST_BIN_DIR") {
-            return PathBuf::from(d);
-        }
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("sandlock-resources-{}", std::process::id()));
+/// The binaries, built once per test process.
+pub fn bins() -> &'static Bins {
+    static B: OnceLock<Bins> = OnceLock::new();
+    B.get_or_init(|| {
+        remove_stale();
+        let dir = std::env::temp_dir().join(format!("sandlock-it-bins-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/resources/probe.c");
-        let out = dir.join("probe");
-        let r = Command::new("gcc")
-            .args(["-O2", "-pthread", "-Wall", "-Werror", "-o"])
-            .arg(&out)
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/progs/probe.c");
+        let out = Command::new("gcc")
+            .args(["-O2", "-static", "-Wall", "-Wextra", "-Werror", "-o"])
+            .arg(dir.join("probe"))
             .arg(&src)
             .output()
-            .expect("gcc (the resource tests compile a probe program)");
+            .expect("gcc (the tests need gcc and a static glibc)");
         assert!(
-            r.status.success(),
+            out.status.success(),
             "gcc: {}",
-            String::from_utf8_lossy(&r.stderr)
+            String::from_utf8_lossy(&out.stderr)
         );
-        for p in [dir.as_path(), out.as_path()] {
-            fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::copy(env!("CARGO_BIN_EXE_sandlock"), dir.join("sandlock")).unwrap();
+        for f in ["probe", "sandlock"] {
+            fs::set_permissions(dir.join(f), fs::Permissions::from_mode(0o755)).unwrap();
         }
-        // The target directory's parents must be searchable by 65534.
-        dir
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        Bins { dir }
     })
 }
 
-/// The probe program.
-pub fn probe() -> PathBuf {
-    bin_dir().join("probe")
-}
-
-/// A unique marker, for finding processes by their argv.
-pub fn nonce() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}{:04}",
-        std::process::id() % 100_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// `sandlock run FLAGS -r BIN_DIR -- CMD...`, as `user`.
-pub fn sandlock(user: User, flags: &[&str], cmd: &[&dyn AsRef<OsStr>]) -> Command {
-    let exe = env!("CARGO_BIN_EXE_sandlock");
-    let mut c = match user {
-        User::Root => Command::new(exe),
-        User::Nobody => {
-            let mut c = Command::new("setpriv");
-            c.args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--",
-                exe,
-            ]);
-            c
-        }
+/// Removes what earlier test processes (now dead) left in the temp dir:
+/// the binaries directory cannot be removed by the process that uses it.
+fn remove_stale() {
+    let Ok(rd) = fs::read_dir(std::env::temp_dir()) else {
+        return;
     };
-    c.arg("run").args(flags).arg("-r").arg(bin_dir()).arg("--");
-    for a in cmd {
-        c.arg(a.as_ref());
-    }
-    c.current_dir("/").stdin(Stdio::null());
-    c
-}
-
-/// Runs `cmd` to its end.
-pub fn output(mut cmd: Command) -> Output {
-    cmd.output().expect("run sandlock")
-}
-
-/// Standard output as text.
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Everything about a run, for assertion messages.
-pub fn describe(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// `key=N` in `text`.
-pub fn field(text: &str, key: &str) -> Option<f64> {
-    let pat = format!("{key}=");
-    let at = text.find(&pat)? + pat.len();
-    text[at..]
-        .split(|c: char| c.is_whitespace())
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// Processes (pid, start time) whose argv contains `marker`, zombies left
-/// out.
-pub fn marked(marker: &str) -> Vec<(i32, u64)> {
-    let mut out = Vec::new();
-    for e in fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("sandlock-it-") else {
             continue;
         };
-        let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        if !cmd.split(|&b| b == 0).any(|a| a == marker.as_bytes()) {
-            continue;
-        }
-        if let Some((state, start)) = state_start(pid)
-            && state != "Z"
+        let pid = rest
+            .trim_start_matches("bins-")
+            .split('-')
+            .next()
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
         {
-            out.push((pid, start));
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Whether the tests run as root (CI does); the unprivileged variants
+/// need it to switch to uid 65534.
+pub fn root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A scratch directory, removed at drop.
+pub struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    /// A fresh directory owned by `uid` (mode 0755).
+    pub fn new(uid: u32) -> Scratch {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "sandlock-it-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        if root() {
+            std::os::unix::fs::chown(&path, Some(uid), Some(uid)).unwrap();
+        }
+        Scratch { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+
+    /// `p` as a string.
+    pub fn s(&self, p: &str) -> String {
+        self.join(p).to_string_lossy().into_owned()
+    }
+
+    /// Creates directory `p` (owned like the scratch).
+    pub fn dir(&self, p: &str) -> PathBuf {
+        let d = self.join(p);
+        fs::create_dir_all(&d).unwrap();
+        self.own(&d);
+        d
+    }
+
+    /// Creates file `p` with `body`.
+    pub fn file(&self, p: &str, body: &str) -> PathBuf {
+        let f = self.join(p);
+        fs::write(&f, body).unwrap();
+        self.own(&f);
+        f
+    }
+
+    fn own(&self, p: &Path) {
+        if root() {
+            let uid = fs::metadata(&self.path)
+                .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+                .unwrap();
+            std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// What a run printed and how it ended.
+#[derive(Debug)]
+pub struct Out {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// `OP -> "ok" | "errno=N"` from the probe's lines.
+    pub fn results(&self) -> BTreeMap<String, String> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .collect()
+    }
+
+    /// The answer to `op`.
+    pub fn get(&self, op: &str) -> String {
+        self.results()
+            .get(op)
+            .cloned()
+            .unwrap_or_else(|| panic!("no `{op}` in the output\n{self:?}"))
+    }
+}
+
+/// Runs `program args` as `uid` (0: as we are; else through setpriv),
+/// from the binaries' directory, with `env` added.
+pub fn run_as<S: AsRef<OsStr>>(uid: u32, program: &Path, args: &[S], env: &[(&str, &str)]) -> Out {
+    let mut cmd = if uid == 0 {
+        Command::new(program)
+    } else {
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .arg("--clear-groups")
+            .arg("--")
+            .arg(program);
+        c
+    };
+    cmd.args(args)
+        .current_dir(bins().dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    Out {
+        code: out.status.code(),
+        signal: out.status.signal(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `sandlock ARGS` as root (or whoever runs the tests).
+pub fn sandlock<S: AsRef<OsStr>>(args: &[S]) -> Out {
+    run_as(0, &bins().sandlock(), args, &[])
+}
+
+/// `sandlock run FLAGS -- probe OPS`.
+pub fn probe_in(uid: u32, flags: &[&str], ops: &[&str]) -> Out {
+    let probe = bins().probe();
+    let mut args: Vec<String> = vec!["run".into()];
+    args.extend(flags.iter().map(|s| s.to_string()));
+    args.push("--".into());
+    args.push(probe.to_string_lossy().into_owned());
+    args.extend(ops.iter().map(|s| s.to_string()));
+    run_as(uid, &bins().sandlock(), &args, &[])
+}
+
+/// Every descendant of `pid` now (from the parents in `/proc/*/stat`).
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut parent = BTreeMap::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat"))
+            && let Some(pp) = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<i32>().ok())
+        {
+            parent.insert(p, pp);
+        }
+    }
+    let mut out = vec![];
+    let mut todo = vec![pid];
+    while let Some(q) = todo.pop() {
+        for (&c, &pp) in &parent {
+            if pp == q {
+                out.push(c);
+                todo.push(c);
+            }
         }
     }
     out
 }
 
-/// State and start time of `pid`.
-pub fn state_start(pid: i32) -> Option<(String, u64)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some((f.first()?.to_string(), f.get(19)?.parse().ok()?))
-}
-
-/// Whether process `(pid, start)` still runs (not a zombie; a reused pid
-/// has another start time).
-pub fn alive(p: (i32, u64)) -> bool {
-    state_start(p.0).is_some_and(|(s, start)| start == p.1 && s != "Z" && s != "X")
-}
-
-/// Waits until `cond` holds, at most `limit` (a liveness bound, never a
-/// speed assertion).
-pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if cond() {
+/// Whether every process whose argv holds `marker` has ended within `secs`.
+pub fn gone_marked(marker: &str, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let alive = fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                return false;
+            };
+            let marked = fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == marker.as_bytes()));
+            marked
+                && fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                    let state = s
+                        .rsplit(')')
+                        .next()
+                        .and_then(|r| r.split_whitespace().next());
+                    state != Some("Z") && state != Some("X")
+                })
+        });
+        if !alive {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    cond()
 }
 
-/// Generates `root` and `nobody` tests of a scenario `fn(User)`.
-#[macro_export]
-macro_rules! both {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            mod $name {
-                use crate::common::{User, have_root};
-
-                #[test]
-                fn root() {
-                    if have_root() {
-                        super::$name(User::Root);
-                    }
-                }
-
-                #[test]
-                fn nobody() {
-                    if have_root() {
-                        super::$name(User::Nobody);
-                    }
+/// Whether process `pid` has ended (or is a zombie) within `secs`.
+pub fn gone_within(pid: i32, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        match fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(s) => {
+                let state = s
+                    .rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().next());
+                if state == Some("Z") || state == Some("X") {
+                    return true;
                 }
             }
-        )+
-    };
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
