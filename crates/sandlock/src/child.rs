@@ -31,8 +31,6 @@ pub(crate) const EXEC_STEP: u32 = 255;
 pub(crate) const TAG_ERROR: u8 = b'E';
 /// The seccomp listener (`SCM_RIGHTS`).
 pub(crate) const TAG_LISTENER: u8 = b'L';
-/// The child waits for the parent's go-ahead.
-pub(crate) const TAG_WAITING: u8 = b'W';
 /// The init of a PID namespace: the command called `execve`.
 pub(crate) const TAG_EXECUTED: u8 = b'X';
 /// The init of a PID namespace: the command ended, with this wait status.
@@ -157,9 +155,6 @@ pub(crate) fn run(a: &ChildArgs<'_>) -> ! {
         die(a, SetupStep::WorkDir, e);
     }
     if a.wait_go {
-        if let Err(e) = sys::write_msg(a.sock, &[TAG_WAITING]) {
-            die(a, SetupStep::WaitGo, e);
-        }
         match sys::read_byte(a.sock) {
             Ok(Some(GO)) => {}
             // The parent gave up (or died): nothing to report to.
@@ -171,7 +166,7 @@ pub(crate) fn run(a: &ChildArgs<'_>) -> ! {
         // The command runs `confine_and_exec` in a child; this process
         // resumes once it called execve (or ended).
         match crate::sys::ns::vfork_command(a) {
-            Ok(pid) => ns::reaper::run(a.sock, pid),
+            Ok(pid) => ns::reaper::run(a.sock, pid, a.fd_limit),
             Err(e) => die(a, SetupStep::Reaper, e),
         }
     }

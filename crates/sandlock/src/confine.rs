@@ -56,6 +56,18 @@ pub fn confine_current(policy: &Policy) -> Result<(), Error> {
             "a private /proc needs a new PID namespace, which a running process cannot enter (best-effort: the host's /proc)",
         ));
     }
+    for (field, limited) in [
+        ("max_processes", !policy.max_processes().is_unlimited()),
+        ("max_memory", !policy.max_memory().is_unlimited()),
+        ("max_cpu", !policy.max_cpu().is_unlimited()),
+    ] {
+        if limited {
+            return Err(refuse(
+                field,
+                "is held for a whole sandbox, by its supervisor or its cgroups: use Sandbox",
+            ));
+        }
+    }
     if policy.clean_env() || !policy.env().is_empty() {
         return Err(refuse(
             "env",

@@ -7,13 +7,28 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
-use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
+use rustix::process::{Signal, WaitId, WaitIdOptions};
 use sandlock_notify::SupervisorHandle;
 
+use std::sync::Arc;
+
 use crate::error::Error;
-use crate::supervise::{self, Pending};
+use crate::limits::monitor::Monitor;
+use crate::limits::{LimitExceeded, Runtime};
+use crate::supervise::{self, Pending, Tasks};
 use crate::sys;
 use crate::terminal::Terminal;
+
+/// What tracks a sandbox's tasks and holds its limits.
+#[derive(Debug)]
+pub(crate) struct Tracking {
+    /// Its tasks.
+    pub(crate) tasks: Tasks,
+    /// Its limits' runtime.
+    pub(crate) limits: Option<Arc<Runtime>>,
+    /// The limits' monitor thread, if they need one.
+    pub(crate) monitor: Option<Monitor>,
+}
 
 /// The supervisor of a sandbox, if it has one.
 #[derive(Debug)]
@@ -45,6 +60,7 @@ pub struct Child {
     /// The command's standard error, when it was piped.
     pub stderr: Option<ChildStderr>,
     sup: Sup,
+    tracking: Tracking,
     deadline: Option<Instant>,
     timed_out: bool,
     status: Option<ExitStatus>,
@@ -61,11 +77,13 @@ pub(crate) struct Capture<'a> {
 }
 
 impl Child {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         pid: i32,
         pidfd: OwnedFd,
         status_sock: Option<OwnedFd>,
         sup: Sup,
+        tracking: Tracking,
         timeout: Option<Duration>,
         terminal: Option<Terminal>,
         forwarding: bool,
@@ -78,6 +96,7 @@ impl Child {
             stdout: None,
             stderr: None,
             sup,
+            tracking,
             deadline: timeout.map(|t| Instant::now() + t),
             timed_out: false,
             status: None,
@@ -108,6 +127,18 @@ impl Child {
         self.timed_out
     }
 
+    /// The limits' runtime (tests).
+    #[cfg(test)]
+    pub(crate) fn limits(&self) -> Option<Arc<Runtime>> {
+        self.tracking.limits.clone()
+    }
+
+    /// Why sandlock ended the sandbox, if a limit that only a kill can
+    /// hold was passed.
+    pub fn limit_exceeded(&self) -> Option<LimitExceeded> {
+        self.tracking.limits.as_ref().and_then(|l| l.exceeded())
+    }
+
     /// Starts the supervisor now, if it is still waiting for the first
     /// notification.
     pub(crate) fn start_supervisor(&mut self) -> Result<(), Error> {
@@ -120,15 +151,13 @@ impl Child {
         Ok(())
     }
 
-    /// Kills the whole sandbox: its process group, and the first process
-    /// through its pidfd (in case it left the group).
+    /// Kills the whole sandbox: every task of it, whatever its process
+    /// group or session (see `docs/resources.md`).
     pub fn kill(&mut self) -> Result<(), Error> {
         if self.status.is_some() {
             return Ok(());
         }
-        if let Some(pgid) = Pid::from_raw(self.pid) {
-            let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
-        }
+        self.tracking.tasks.kill_all();
         match rustix::process::pidfd_send_signal(&self.pidfd, Signal::KILL) {
             Ok(()) | Err(Errno::SRCH) => Ok(()),
             Err(e) => Err(Error::os("pidfd_send_signal")(e)),
@@ -262,12 +291,15 @@ impl Child {
         Ok((exited, notified, ready))
     }
 
-    /// The first process has exited: kill the rest of its group while its
-    /// zombie still holds the group id, stop the supervisor while the
+    /// The first process has exited: kill the rest of the sandbox while
+    /// its zombie still holds the group id, stop the supervisor while the
     /// zombie still holds its pid, then reap.
     fn finish(&mut self) -> Result<ExitStatus, Error> {
-        if let Some(pgid) = Pid::from_raw(self.pid) {
-            let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
+        // The monitor first: it must not stop or continue what we kill.
+        drop(self.tracking.monitor.take());
+        self.tracking.tasks.kill_all();
+        if let Some(l) = &self.tracking.limits {
+            l.ended();
         }
         match std::mem::replace(&mut self.sup, Sup::Off) {
             Sup::Running(h) => {

@@ -10,16 +10,19 @@ use std::sync::{Arc, Once};
 use rustix::fs::{Access, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use sandlock_notify::Listener;
-use sandlock_policy::{Compat, Limit, Policy};
+use sandlock_policy::{Compat, Limit, LivePolicy, Policy};
 
 use crate::compat::{self, Protection};
 use crate::error::Error;
 use crate::kernel;
-use crate::process::{Capture, Child, Sup};
+use crate::limits::{
+    self, CpuCap, LaunchLimits, LimitExceeded, Mechanisms, MemoryGuard, ProcessCap,
+};
+use crate::process::{Capture, Child, Sup, Tracking};
 use crate::ruleset::{Grant, Landlock};
 use crate::seccomp::{self, Programs};
 use crate::spawn::{self, SpawnPlan};
-use crate::supervise::{self, AuditLog, Feature, Pending};
+use crate::supervise::{self, AuditLog, Feature, Pending, Tasks};
 use crate::sys::child::ExecArgs;
 use crate::terminal::Terminal;
 use crate::tmpdir::TempDir;
@@ -54,6 +57,9 @@ pub struct RunResult {
     pub stderr: Vec<u8>,
     /// Whether the sandbox was killed at its timeout.
     pub timed_out: bool,
+    /// Why sandlock ended the sandbox before its command ended, if a limit
+    /// that only a kill can hold was passed (see `docs/resources.md`).
+    pub limit_exceeded: Option<LimitExceeded>,
 }
 
 impl RunResult {
@@ -101,6 +107,7 @@ pub struct Sandbox {
     pid_namespace: bool,
     /// Whether stale private directories were swept already.
     swept: std::sync::atomic::AtomicBool,
+    mech: Mechanisms,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -124,15 +131,6 @@ pub(crate) fn check_implemented(policy: &Policy) -> Result<(), Error> {
     }
     if policy.policy_fn().is_some() {
         return todo("policy_fn", "issue 7");
-    }
-    if policy.max_memory() != Limit::Unlimited {
-        return todo("max_memory", "issue 6");
-    }
-    if policy.max_processes() != Limit::Unlimited {
-        return todo("max_processes", "issue 6");
-    }
-    if policy.max_cpu() != Limit::Unlimited {
-        return todo("max_cpu", "issue 6");
     }
     if policy.chroot().is_some() {
         return todo("chroot", "it needs a user namespace, see docs/cli.md");
@@ -167,9 +165,31 @@ impl Sandbox {
     /// asks for; in best-effort mode each missing protection is printed
     /// once on standard error and listed by [`not_enforced`](Self::not_enforced).
     pub fn new(policy: Policy) -> Result<Sandbox, Error> {
+        let limited = !policy.max_memory().is_unlimited()
+            || !policy.max_processes().is_unlimited()
+            || !policy.max_cpu().is_unlimited();
+        let mech = if limited {
+            Mechanisms::detect()
+        } else {
+            Mechanisms {
+                processes: ProcessCap::Supervisor,
+                memory: MemoryGuard::Watchdog,
+                cpu: CpuCap::Throttle,
+            }
+        };
+        Sandbox::with_mechanisms(policy, mech)
+    }
+
+    /// [`Sandbox::new`] with the mechanisms that hold the limits chosen by
+    /// the caller rather than detected (a cgroup mechanism that cannot be
+    /// set up fails the launch).
+    pub fn with_mechanisms(policy: Policy, mech: Mechanisms) -> Result<Sandbox, Error> {
         check_implemented(&policy)?;
         let missing = check_kernel(&policy)?;
-        let features = supervise::features(&policy)?;
+        let mut features = supervise::features(&policy)?;
+        if let Some(f) = limits::feature(&policy, mech)? {
+            features.push(f);
+        }
         let programs = seccomp::build(&policy, &features, true)?;
         let landlock = match kernel::landlock_abi() {
             Some(abi) => Some(Landlock::build(&policy, abi)?),
@@ -189,6 +209,7 @@ impl Sandbox {
             audit: None,
             pid_namespace: true,
             swept: std::sync::atomic::AtomicBool::new(false),
+            mech,
         };
         if clean_env {
             sandbox.with_private_tmp()
@@ -200,6 +221,11 @@ impl Sandbox {
     /// The policy.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The mechanisms that hold the policy's limits.
+    pub fn mechanisms(&self) -> Mechanisms {
+        self.mech
     }
 
     /// The seccomp programs (for `--dry-run-policy` and tests).
@@ -322,6 +348,7 @@ impl Sandbox {
             stdout,
             stderr,
             timed_out: child.timed_out(),
+            limit_exceeded: child.limit_exceeded(),
         })
     }
 
@@ -359,6 +386,7 @@ impl Sandbox {
         for f in self.features.iter() {
             f.prepare(&mut plan)?;
         }
+        let launch_limits = LaunchLimits::prepare(policy, &self.mech, &mut plan)?;
         let terminal = if self.interactive {
             plan.wait_go = true;
             Some(Terminal::open()?)
@@ -368,6 +396,7 @@ impl Sandbox {
         let (child_ends, mut parent_ends) = self.stdio_fds(for_run)?;
         let features = &self.features;
         let mut before_exec = |pid: i32| -> Result<(), Error> {
+            launch_limits.before_exec(pid)?;
             if let Some(t) = &terminal {
                 t.give_to(pid)?;
             }
@@ -390,6 +419,27 @@ impl Sandbox {
         drop(child_ends);
         let pidns = started.ns_flags & ns::CLONE_NEWPID != 0;
         let launched = started.launched;
+        let tasks = Tasks::new(launched.pid, &launched.pidfd, pidns);
+        let limited = !policy.max_memory().is_unlimited()
+            || !policy.max_processes().is_unlimited()
+            || !policy.max_cpu().is_unlimited();
+        let runtime = if limited {
+            let live = LivePolicy::new(policy).map_err(|e| Error::Supervisor(e.to_string()))?;
+            Some(Arc::new(limits::Runtime::new(
+                policy,
+                live,
+                self.mech,
+                tasks.clone(),
+                launch_limits,
+            )))
+        } else {
+            None
+        };
+        let monitor = match &runtime {
+            Some(rt) => limits::monitor::Monitor::start(rt)
+                .map_err(Error::io("starting the limits' monitor thread"))?,
+            None => None,
+        };
         let sup = match launched.listener {
             Some(fd) => {
                 let listener =
@@ -398,9 +448,9 @@ impl Sandbox {
                     listener,
                     features: self.features.clone(),
                     policy: policy.clone(),
-                    root: launched.pid,
-                    pidns,
+                    tasks: tasks.clone(),
                     audit: self.audit.clone(),
+                    limits: runtime.clone(),
                 }))
             }
             None => Sup::Off,
@@ -430,6 +480,11 @@ impl Sandbox {
             launched.pidfd,
             status,
             sup,
+            Tracking {
+                tasks,
+                limits: runtime,
+                monitor,
+            },
             policy.timeout(),
             terminal,
             self.forward_signals,

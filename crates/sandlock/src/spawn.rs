@@ -5,9 +5,9 @@
 //! only makes raw system calls ([`crate::child`]). The parent and child talk
 //! over a `SOCK_SEQPACKET` socketpair:
 //!
-//! - child → parent: "waiting" when a step of the parent must happen
-//!   before the command runs (the terminal, a feature's `before_exec`);
-//!   parent → child: the go-ahead byte;
+//! - parent → child: the go-ahead byte, when a step of the parent must
+//!   happen before the child confines itself and runs the command (the
+//!   terminal, a feature's `before_exec`);
 //! - child → parent: the seccomp listener (`SCM_RIGHTS`), when the base
 //!   filter notifies;
 //! - child → parent: end of file when `execve` succeeded (the child's end
@@ -118,7 +118,6 @@ pub(crate) struct ExecPending {
 enum Msg {
     Eof,
     Listener(OwnedFd),
-    Waiting,
     Executed,
     /// The command's status from an init (not expected during the launch).
     Status,
@@ -130,8 +129,8 @@ enum Msg {
 }
 
 /// Forks the child, runs the hand-shake, and returns once the command has
-/// been executed. `before_exec` runs in the parent before the child may
-/// confine itself and `execve` (only when `plan.wait_go`).
+/// been executed. `before_exec` runs in the parent after the listener
+/// arrived and before the child may `execve` (only when `plan.wait_go`).
 pub(crate) fn launch(
     l: Launch<'_>,
     before_exec: &mut dyn FnMut(i32) -> Result<(), Error>,
@@ -196,10 +195,11 @@ pub(crate) fn launch(
 
     let clone_flags = ns.map_or(0, |n| n.clone_flags);
     // A child that waits for the go-ahead, or whose execve waits for the
-    // supervisor, needs the parent running: a plain fork. Otherwise the
-    // cheaper vfork-style clone (never with namespaces).
-    let vfork = !l.plan.wait_go && !l.plan.exec_supervised;
-    let (pid, pidfd) = sys::host::spawn_child(&args, vfork, clone_flags, l.forward_signals)
+    // supervisor, needs the parent running, and so does the init of a PID
+    // namespace (it never calls execve): a plain fork. Otherwise the
+    // cheaper vfork-style clone.
+    let share_memory = !l.plan.wait_go && !l.plan.exec_supervised && clone_flags == 0;
+    let (pid, pidfd) = sys::host::spawn_child(&args, share_memory, l.forward_signals, clone_flags)
         .map_err(|errno| Error::Os {
             what: if clone_flags != 0 {
                 "clone with new namespaces"
@@ -211,20 +211,26 @@ pub(crate) fn launch(
     drop(theirs);
     drop(low);
 
+    if l.plan.wait_go {
+        if let Err(e) = before_exec(pid) {
+            return Err(abandon(&pidfd, e));
+        }
+        if let Err(e) = rustix::io::write(&ours, &[child::GO]) {
+            return Err(abandon(&pidfd, Error::os("go-ahead to the sandbox")(e)));
+        }
+    }
     let mut listener = None;
     let early = l.plan.exec_supervised && l.programs.notifies;
     let mut hs = Handshake {
         sock: &ours,
         pidfd: &pidfd,
-        pid,
         listener: &mut listener,
         notifies: l.programs.notifies,
-        wait_go: l.plan.wait_go,
         reaper,
         exec: l.exec,
         mounts: ns_what,
     };
-    if let Err(e) = hs.run(early, before_exec) {
+    if let Err(e) = hs.run(early) {
         return Err(abandon(&pidfd, e));
     }
     if l.programs.notifies && listener.is_none() {
@@ -275,15 +281,13 @@ pub(crate) fn finish_exec(
     let mut hs = Handshake {
         sock: &p.sock,
         pidfd,
-        pid: 0,
         listener: &mut none,
         notifies: false,
-        wait_go: false,
         reaper: p.reaper,
         exec,
         mounts: &p.mounts,
     };
-    if let Err(e) = hs.run(false, &mut |_| Ok(())) {
+    if let Err(e) = hs.run(false) {
         return Err(abandon(pidfd, e));
     }
     Ok(p.reaper.then_some(p.sock))
@@ -293,10 +297,8 @@ pub(crate) fn finish_exec(
 struct Handshake<'a> {
     sock: &'a OwnedFd,
     pidfd: &'a OwnedFd,
-    pid: i32,
     listener: &'a mut Option<OwnedFd>,
     notifies: bool,
-    wait_go: bool,
     reaper: bool,
     exec: &'a ExecArgs,
     mounts: &'a [String],
@@ -305,11 +307,7 @@ struct Handshake<'a> {
 impl Handshake<'_> {
     /// Receives the child's messages until the command called `execve`
     /// (or, with `until_listener`, until the listener is here).
-    fn run(
-        &mut self,
-        until_listener: bool,
-        before_exec: &mut dyn FnMut(i32) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+    fn run(&mut self, until_listener: bool) -> Result<(), Error> {
         loop {
             match recv(self.sock)? {
                 Msg::Listener(fd) if self.listener.is_none() && self.notifies => {
@@ -317,11 +315,6 @@ impl Handshake<'_> {
                     if until_listener {
                         return Ok(());
                     }
-                }
-                Msg::Waiting if self.wait_go => {
-                    before_exec(self.pid)?;
-                    rustix::io::write(self.sock, &[child::GO])
-                        .map_err(Error::os("go-ahead to the sandbox"))?;
                 }
                 Msg::Failed {
                     step,
@@ -421,7 +414,6 @@ fn recv(sock: &OwnedFd) -> Result<Msg, Error> {
                 Some(fd) => Msg::Listener(fd),
                 None => return Err(Error::os("seccomp listener hand-over")(Errno::PROTO)),
             },
-            (1, child::TAG_WAITING) => Msg::Waiting,
             (1, child::TAG_EXECUTED) => Msg::Executed,
             (5, child::TAG_STATUS) => Msg::Status,
             (13, child::TAG_ERROR) => Msg::Failed {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Scratch, bins, gone_marked, gone_within, probe_in, run_as, sandlock};
+use common::{Scratch, bins, gone_marked, probe_in, run_as, sandlock};
 
 fn probe() -> String {
     bins().probe().to_string_lossy().into_owned()
@@ -33,15 +33,12 @@ fn timeout_is_124_and_nothing_is_left() {
         &["bg", &pidfile, "sleep", "30"],
     );
     assert_eq!(out.code, Some(124), "{out:?}");
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(pid > 0);
+    // The pid it wrote is its pid in the sandbox's PID namespace: look for
+    // it by its argv (which holds the unique pidfile path) instead.
+    assert!(std::fs::read_to_string(&pidfile).is_ok(), "never ran");
     assert!(
         gone_marked(&pidfile, 10),
-        "background process {pid} survived the timeout"
+        "background process survived the timeout"
     );
 }
 
@@ -55,15 +52,10 @@ fn background_processes_end_with_the_command() {
         &["bg", &pidfile, "exit", "3"],
     );
     assert_eq!(out.code, Some(3), "{out:?}");
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(pid > 0);
+    assert!(std::fs::read_to_string(&pidfile).is_ok(), "never ran");
     assert!(
         gone_marked(&pidfile, 10),
-        "background process {pid} survived the command"
+        "background process survived the command"
     );
 }
 
@@ -163,9 +155,6 @@ fn workdir_must_be_a_directory() {
 #[test]
 fn flags_not_implemented_yet_fail_loudly() {
     let cases: &[(&[&str], &str)] = &[
-        (&["-m", "64M"], "-m/--max-memory"),
-        (&["-P", "5"], "-P/--max-processes"),
-        (&["-c", "50"], "-c/--cpu"),
         (&["--net-allow-host", "127.0.0.1"], "--net-allow-host"),
         (&["--fs-deny", "/tmp"], "--fs-deny"),
         (&["--chroot", "/"], "--chroot"),
@@ -365,13 +354,10 @@ fn own_process_group() {
             .unwrap()
             .to_owned()
     };
-    // The group is led by the sandbox's first process: the command, or in
-    // a PID namespace of its own the namespace's init (pid 1, its parent).
-    if field("ppid=") == "1" {
-        assert_eq!(field("pgid="), "1", "{out:?}");
-    } else {
-        assert_eq!(field("pid="), field("pgid="), "{out:?}");
-    }
+    // The command leads its group, or (in the sandbox's PID namespace) is
+    // in the group of the namespace's init, sandlock's.
+    let (pid, pgid) = (field("pid="), field("pgid="));
+    assert!(pid == pgid || pgid == "1", "{out:?}");
 }
 
 #[test]
@@ -425,10 +411,15 @@ fn profiles_list_show_delete_and_use() {
         &env,
     );
     assert_eq!(out.code, Some(126), "{out:?}");
-    // Not implemented through a profile: the same refusal.
-    let out = run_as(0, &sl, &["run", "-p", "mem", "--", &probe, "limits"], &env);
-    assert_eq!(out.code, Some(125));
-    assert!(out.stderr.contains("not implemented yet"), "{out:?}");
+    // A limit from a profile applies.
+    let dir = bins().dir().to_str().unwrap().to_owned();
+    let out = run_as(
+        0,
+        &sl,
+        &["run", "-p", "mem", "-r", &dir, "--", &probe, "limits"],
+        &env,
+    );
+    assert!(out.stdout.contains("nofile="), "{out:?}");
     let out = run_as(0, &sl, &["profile", "delete", "mem"], &env);
     assert_eq!(out.code, Some(0));
     let out = run_as(0, &sl, &["profile", "list"], &env);

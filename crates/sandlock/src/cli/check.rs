@@ -89,6 +89,19 @@ pub(crate) fn check() -> i32 {
         );
     }
     outln!("{:<44} enforced", "seccomp deny list");
+    outln!();
+    let pidns = match sandlock::ns::probe() {
+        Ok(()) => "yes: nothing outlives a killed sandlock".to_owned(),
+        Err(e) => format!(
+            "no ({}): a setsid() grandchild can outlive a sandlock killed with SIGKILL",
+            sandlock::errno_text(e)
+        ),
+    };
+    outln!("{:<44} {pidns}", "PID namespace for sandboxes");
+    let m = sandlock::Mechanisms::detect();
+    outln!("{:<44} {}", "-P / max_processes held by", m.processes);
+    outln!("{:<44} {}", "-m / max_memory held by", m.memory);
+    outln!("{:<44} {}", "-c / max_cpu held by", m.cpu);
     0
 }
 

@@ -23,13 +23,13 @@ pub(crate) struct RunArgs {
     /// Close PATH even inside a granted tree (repeatable). Not implemented yet.
     #[arg(long = "fs-deny", value_name = "PATH")]
     pub fs_deny: Vec<String>,
-    /// Memory of the whole sandbox (e.g. 512M). Not implemented yet.
+    /// Memory of the whole sandbox (e.g. 512M): over it, allocations fail (ENOMEM).
     #[arg(short = 'm', long = "max-memory", value_name = "SIZE")]
     pub max_memory: Option<String>,
-    /// Tasks alive in the sandbox at once. Not implemented yet.
+    /// Tasks (processes and threads) alive in the sandbox at once.
     #[arg(short = 'P', long = "max-processes", value_name = "N")]
     pub max_processes: Option<String>,
-    /// CPU share of the sandbox, percent of one core. Not implemented yet.
+    /// CPU share of the whole sandbox, percent of one core.
     #[arg(short = 'c', long = "cpu", value_name = "PERCENT")]
     pub cpu: Option<String>,
     /// RLIMIT_NOFILE (soft and hard) of the command.

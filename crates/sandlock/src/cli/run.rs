@@ -17,6 +17,13 @@ pub(crate) fn run(args: RunArgs) -> i32 {
         }
     };
     let outcome = execute(&args);
+    if let Ok(Some(RunResult {
+        limit_exceeded: Some(why),
+        ..
+    })) = &outcome
+    {
+        eprintln!("sandlock: {why}");
+    }
     let code = match &outcome {
         Ok(Some(r)) => r.code(),
         Ok(None) => 0,

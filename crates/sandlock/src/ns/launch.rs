@@ -51,6 +51,9 @@ pub(crate) fn launch(
     let skip = ns.is_empty() || (!ns.required() && super::known_available() == Some(false));
     if !skip {
         let prepared = ns.prepare(&grants)?;
+        if !prepared.child.reaper {
+            become_subreaper();
+        }
         match attempt(plan, parts, Some(&prepared), before_exec) {
             Ok(launched) => {
                 super::record(true);
@@ -63,6 +66,7 @@ pub(crate) fn launch(
             Err(e) => return Err(e),
         }
     }
+    become_subreaper();
     let launched = attempt(plan, parts, None, before_exec)?;
     Ok(Started {
         launched,
@@ -117,6 +121,14 @@ fn refused(e: &Error) -> bool {
     }
 }
 
+/// Without a PID namespace, this process becomes a child subreaper before
+/// the fork: an orphan of the sandbox (a double-forked daemon) is then
+/// reparented to it, where `Tasks` finds it, rather than to the machine's
+/// init, even if it is orphaned at once.
+fn become_subreaper() {
+    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+}
+
 /// Whether a grant reaches into `/proc` (a grant of `/` does too).
 fn covers_proc(grants: &[Grant]) -> bool {
     grants.iter().any(|g| {
@@ -129,6 +141,7 @@ fn clone_plan(p: &NsPlan) -> NsPlan {
     NsPlan {
         pid: p.pid,
         ipc: p.ipc,
+        user: p.user,
         optional: p.optional,
         mounts: p.mounts.clone(),
         hostname: p.hostname.clone(),

@@ -61,6 +61,10 @@ pub(crate) struct NsPlan {
     pub(crate) pid: bool,
     /// A new IPC namespace.
     pub(crate) ipc: bool,
+    /// A new user namespace even without another namespace, for a caller
+    /// that is not root of the initial one (`RLIMIT_NPROC` then counts the
+    /// sandbox's tasks alone).
+    pub(crate) user: bool,
     /// Whether the launch may run without the namespaces above when the
     /// machine refuses them (they are then reported, not required).
     /// Mounts and a host name are always required.
@@ -136,12 +140,21 @@ impl Prepared {
 impl NsPlan {
     /// Whether any namespace is asked for.
     pub(crate) fn is_empty(&self) -> bool {
-        !self.pid && !self.ipc && self.mounts.is_empty() && self.hostname.is_none() && !self.net
+        !self.pid
+            && !self.ipc
+            && !self.user
+            && self.mounts.is_empty()
+            && self.hostname.is_none()
+            && !self.net
     }
 
     /// Whether the launch cannot run without its namespaces.
     pub(crate) fn required(&self) -> bool {
-        !self.optional || !self.mounts.is_empty() || self.hostname.is_some() || self.net
+        !self.optional
+            || self.user
+            || !self.mounts.is_empty()
+            || self.hostname.is_some()
+            || self.net
     }
 
     /// Clone flags, id maps and mount strings for the child. `grants` are
@@ -169,7 +182,7 @@ impl NsPlan {
         if self.net {
             flags |= CLONE_NEWNET;
         }
-        let id_maps = if needs_user_namespace() {
+        let id_maps = if needs_user_namespace() || (self.user && !is_global_root()) {
             flags |= CLONE_NEWUSER;
             let uid = rustix::process::geteuid().as_raw();
             let gid = rustix::process::getegid().as_raw();
@@ -301,6 +314,26 @@ pub(crate) fn probably_available() -> bool {
     // capabilities to write its id maps or mount anything.
     let apparmor = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").unwrap_or(0);
     max > 0 && clone != 0 && apparmor == 0 && Path::new("/proc/self/ns/user").exists()
+}
+
+/// Creates the namespaces a sandbox would get here (PID, IPC, and a user
+/// namespace with its id maps for a caller that is not root), in a child
+/// that exits at once: `Ok(())` or why not (for `sandlock check`).
+pub fn probe() -> Result<(), rustix::io::Errno> {
+    let mut flags = CLONE_NEWPID | CLONE_NEWIPC;
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    let (u, g) = (format!("{uid} {uid} 1\n"), format!("{gid} {gid} 1\n"));
+    let maps = if needs_user_namespace() {
+        flags |= CLONE_NEWUSER;
+        Some((u.as_bytes(), g.as_bytes()))
+    } else {
+        None
+    };
+    match crate::sys::host::probe_namespaces(flags, maps)? {
+        true => Ok(()),
+        false => Err(rustix::io::Errno::PERM),
+    }
 }
 
 #[cfg(test)]

@@ -26,15 +26,14 @@ use crate::sys::ns::wait_any;
 /// Runs the init after the command (`command`, pid 2) called `execve` or
 /// ended: tells the parent, then reaps until the command ends. Never
 /// returns.
-pub(crate) fn run(sock: RawFd, command: i32) -> ! {
+pub(crate) fn run(sock: RawFd, command: i32, fd_limit: u64) -> ! {
     // The command's own confinement messages (listener, errors) were sent
     // before its execve, hence before this one.
     let _ = write_msg(sock, &[TAG_EXECUTED]);
-    // The command has its own copies; the init keeps nothing open that the
-    // caller might wait on (a pipe's end of file): not its standard
-    // descriptors, nor the parent's descriptors it inherited at the fork
-    // (close-on-exec, but the init never executes anything).
-    close_all_but(sock);
+    // The init never calls execve, so close-on-exec closes nothing here:
+    // it keeps nothing open but its channel (a copy of a pipe's write end
+    // would keep its reader from ever seeing the end of the file).
+    close_all_but(sock, fd_limit);
     loop {
         match wait_any() {
             Ok((pid, status)) if pid == command => {

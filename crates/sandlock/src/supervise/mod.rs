@@ -22,7 +22,8 @@
 mod audit;
 mod memfd;
 mod procctl;
-mod tasks;
+pub(crate) mod procstat;
+pub(crate) mod tasks;
 mod view;
 
 use std::sync::Arc;
@@ -100,7 +101,13 @@ pub struct Doc {
 }
 
 /// The table rows of every feature.
-pub(crate) const DOCS: &[Doc] = &[procctl::DOC, procctl::DOC_USER, memfd::DOC];
+pub(crate) const DOCS: &[Doc] = &[
+    procctl::DOC,
+    procctl::DOC_USER,
+    memfd::DOC,
+    crate::limits::DOC_MEMORY,
+    crate::limits::DOC_FORKS,
+];
 
 /// What every handler may consult.
 pub struct Shared {
@@ -112,6 +119,8 @@ pub struct Shared {
     pub(crate) tasks: Tasks,
     /// The audit log, if one was asked for.
     pub(crate) audit: Option<Arc<AuditLog>>,
+    /// The resource limits' runtime (accounting, counters, cgroups).
+    pub(crate) limits: Option<Arc<crate::limits::Runtime>>,
 }
 
 impl Shared {
@@ -139,11 +148,11 @@ pub(crate) struct Pending {
     pub(crate) listener: Listener,
     pub(crate) features: Arc<Vec<Box<dyn Feature>>>,
     pub(crate) policy: Arc<Policy>,
-    /// The sandbox's first process.
-    pub(crate) root: i32,
-    /// Whether the sandbox has a PID namespace of its own.
-    pub(crate) pidns: bool,
+    /// The sandbox's tasks.
+    pub(crate) tasks: Tasks,
     pub(crate) audit: Option<Arc<AuditLog>>,
+    /// The limits' runtime (its live policy is the supervisor's).
+    pub(crate) limits: Option<Arc<crate::limits::Runtime>>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -157,12 +166,16 @@ impl std::fmt::Debug for Pending {
 /// Starts the supervisor's threads.
 pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
     let e = |e: BuildError| Error::Supervisor(e.to_string());
-    let live = LivePolicy::new(&p.policy).map_err(|e| Error::Supervisor(e.to_string()))?;
+    let live = match &p.limits {
+        Some(rt) => rt.live.clone(),
+        None => LivePolicy::new(&p.policy).map_err(|e| Error::Supervisor(e.to_string()))?,
+    };
     let shared = Arc::new(Shared {
         policy: p.policy,
         live,
-        tasks: Tasks::new(p.root, p.pidns),
+        tasks: p.tasks,
         audit: p.audit,
+        limits: p.limits,
     });
     let mut sup =
         Supervisor::builder(p.listener).fallback(Response::Errno(sandlock_bpf::Errno::ENOSYS));
@@ -173,7 +186,11 @@ pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
     }
     if let Some(f) = shared.policy.policy_fn() {
         sup = sup
-            .event_sink(callback_sink(f.clone(), &shared.live))
+            .event_sink(callback_sink(
+                f.clone(),
+                &shared.live,
+                shared.limits.clone(),
+            ))
             .callback_deadline(shared.policy.callback_timeout());
     }
     if let Some(log) = &shared.audit {
@@ -193,10 +210,29 @@ pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
 
 /// The policy callback as the supervisor's event sink: each event is judged
 /// with a [`PolicyContext`](sandlock_policy::PolicyContext) on the live
-/// policy, so what the callback changes applies to the next decision.
-pub(crate) fn callback_sink(f: PolicyFn, live: &LivePolicy) -> impl EventSink {
+/// policy, so what the callback changes applies to the next decision. A
+/// limit the callback restricted is applied at once to the kernel's
+/// mechanism that holds it (`limits`), before the callback's verdict is
+/// acted on.
+pub(crate) fn callback_sink(
+    f: PolicyFn,
+    live: &LivePolicy,
+    limits: Option<Arc<crate::limits::Runtime>>,
+) -> impl EventSink {
     let mut ctx = live.context();
-    move |event: SyscallEvent| f(event, &mut ctx)
+    let live = live.clone();
+    let mut version = live.load().version();
+    move |event: SyscallEvent| {
+        let verdict = f(event, &mut ctx);
+        if let Some(rt) = &limits {
+            let now = live.load_full();
+            if now.version() != version {
+                version = now.version();
+                rt.apply_live(&now);
+            }
+        }
+        verdict
+    }
 }
 
 #[cfg(test)]

@@ -1,118 +1,376 @@
-//! Which tasks belong to the sandbox.
+//! Which tasks belong to the sandbox: membership checks for the
+//! supervisor, and the tree tracking that leaves nothing behind.
 //!
-//! A task belongs to the sandbox when it is the sandbox's first process
-//! (`root`, sandlock's own child, kept unreaped while the supervisor runs)
-//! or one of its descendants: its chain of parents, read from
-//! `/proc/PID/status` and `/proc/PID/stat`, reaches `root`. Threads are
-//! judged by their thread group. Every process of the sandbox inherited its
-//! filter, and nothing outside can become a descendant of `root`.
+//! **With a PID namespace** (the default where the machine allows it,
+//! `crate::ns`) the sandbox is its namespace: a pid the sandbox names is
+//! looked up by the kernel in that namespace, where only its tasks exist,
+//! and every task of it is found by the namespace of `/proc/PID/ns/pid`.
+//! Ending the sandbox is ending its init.
 //!
-//! Residual behaviour, documented in `docs/security.md`:
-//! - a process whose parent died is reparented outside the chain (to init,
-//!   or a subreaper) and no longer counts as a member: calls aimed at it
-//!   are refused (fail closed);
-//! - the decision is on a pid, which the kernel looks up again when the
-//!   call continues. If the target died and its pid was reused by a process
-//!   outside between the two, the call would reach that process; that
-//!   needs the whole pid space to wrap around in that window.
-//! - pids are those of sandlock's PID namespace, which is the sandbox's
-//!   (sandlock creates none).
+//! **Without one**, sandlock's process is a child subreaper
+//! (`PR_SET_CHILD_SUBREAPER`): a task whose parent dies is reparented to
+//! sandlock instead of the machine's init. A task belongs to the sandbox
+//! when it is the first process, a descendant of a member (its parent
+//! chain, from `/proc/PID/stat`), or an orphan sandlock adopted that runs
+//! under a seccomp filter (sandlock's other children have none). Each
+//! member found is held by a pidfd (a reused pid is never signalled), and
+//! ending the sandbox sends `SIGKILL` to every member until a scan finds
+//! none alive. `/proc/PID/task/*/children` would make the walk cheaper,
+//! but kernels built without `CONFIG_PROC_CHILDREN` (like this project's)
+//! lack it, so membership is decided from a scan of `/proc`.
+//!
+//! Residual behaviour, documented in `docs/resources.md`:
+//! - without a PID namespace, several sandboxes run by one process share
+//!   its adopted orphans: each of them counts them (and kills them at its
+//!   end), since nothing tells which one they came from;
+//! - without a PID namespace a decision is on a pid, which the kernel looks
+//!   up again when the call continues: if the target died and its pid was
+//!   reused by a process outside in between, the call would reach that
+//!   process (the whole pid space must wrap around in that window).
 
-use std::io::Read;
+use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use rustix::io::Errno;
-use sandlock_notify::procfs::parse_stat_ppid;
+use rustix::process::{Pid, PidfdFlags, Signal, WaitId, WaitIdOptions};
+
+use super::procstat::{self, Stat};
 
 /// The most parents walked before giving up (refusing).
 const MAX_DEPTH: usize = 4096;
 
-/// The sandbox's tasks.
+/// First processes of the sandboxes this process runs without a PID
+/// namespace (an adopted orphan is never one of them).
+static ROOTS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+fn roots() -> MutexGuard<'static, Vec<i32>> {
+    ROOTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The sandbox's tasks (cheap to clone: one shared state).
 #[derive(Clone, Debug)]
 pub(crate) struct Tasks {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The first process (sandlock's child).
     root: i32,
-    /// The sandbox has a PID namespace of its own: every pid its tasks can
-    /// name is one of theirs.
-    pidns: bool,
+    /// A pidfd on it.
+    root_fd: Option<OwnedFd>,
+    /// The inode of the sandbox's PID namespace, if it has one.
+    pidns: Option<u64>,
+    /// Whether `root` is sandlock's init (not one of the command's tasks).
+    reaper: bool,
+    /// sandlock's own pid (the parent of adopted orphans).
+    own: i32,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    members: HashMap<i32, Entry>,
+    /// Processes found not to belong, by pid and start time.
+    outsiders: HashMap<i32, u64>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    start: u64,
+    pidfd: Arc<OwnedFd>,
+    adopted: bool,
+}
+
+/// A process of the sandbox, as found by [`Tasks::scan`].
+#[derive(Clone, Debug)]
+pub(crate) struct Member {
+    /// Its pid (in sandlock's PID namespace).
+    pub(crate) pid: i32,
+    /// A pidfd on it.
+    pub(crate) pidfd: Arc<OwnedFd>,
+    /// Its `/proc/PID/stat` at the scan.
+    pub(crate) stat: Stat,
+    /// Whether it is sandlock's init of the sandbox's PID namespace.
+    pub(crate) init: bool,
 }
 
 impl Tasks {
-    /// The tasks descending from `root` (in a PID namespace of their own
-    /// when `pidns`).
-    pub(crate) fn new(root: i32, pidns: bool) -> Tasks {
-        Tasks { root, pidns }
+    /// The tasks of the sandbox whose first process is `root`; `pidns`:
+    /// in a PID namespace of its own, whose init is `root`.
+    pub(crate) fn new(root: i32, root_fd: &OwnedFd, pidns: bool) -> Tasks {
+        let ns = if pidns {
+            procstat::pidns_inode(root).ok()
+        } else {
+            None
+        };
+        if ns.is_none() {
+            // Orphans come back to us rather than to the machine's init
+            // (set before the fork already, by the launch).
+            let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+            roots().push(root);
+        }
+        Tasks {
+            inner: Arc::new(Inner {
+                root,
+                root_fd: root_fd.try_clone().ok(),
+                pidns: ns,
+                reaper: ns.is_some(),
+                own: rustix::process::getpid().as_raw_nonzero().get(),
+                state: Mutex::new(State::default()),
+            }),
+        }
     }
 
     /// The sandbox's first process (also its process group id).
     pub(crate) fn root(&self) -> i32 {
-        self.root
+        self.inner.root
     }
 
-    /// Whether task `tid` (a thread or process id) belongs to the sandbox.
-    /// `Err(ESRCH)` when there is no such task.
+    /// Whether the sandbox has a PID namespace of its own.
+    pub(crate) fn has_pidns(&self) -> bool {
+        self.inner.pidns.is_some()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether task `tid`, as the sandbox names it, belongs to the
+    /// sandbox. `Err(ESRCH)` when there is no such task.
     pub(crate) fn contains(&self, tid: i32) -> Result<bool, Errno> {
         if tid <= 0 {
             return Err(Errno::SRCH);
         }
-        if self.pidns {
+        if self.inner.pidns.is_some() {
             // The kernel looks the pid up in the caller's namespace, where
-            // only the sandbox's tasks exist, and its init: pid 1, which is
-            // sandlock's reaper, not a task of the sandbox (it runs no
-            // sandboxed code and must stay out of the tasks' reach).
+            // only the sandbox's tasks exist, and sandlock's init (pid 1):
+            // that one is sandlock's, not the command's.
             return Ok(tid != 1);
         }
-        let status = read_proc(tid, "status")?;
-        let tgid = field(&status, "Tgid:").ok_or(Errno::SRCH)?;
-        let mut ppid = field(&status, "PPid:").ok_or(Errno::SRCH)?;
-        if tgid == self.root {
-            return Ok(true);
-        }
+        let mut buf = Vec::with_capacity(2048);
+        procstat::read_into(&format!("/proc/{tid}/status"), &mut buf)?;
+        let tgid = procstat::status_field(&buf, "Tgid:").ok_or(Errno::SRCH)? as i32;
+        let mut pid = tgid;
         for _ in 0..MAX_DEPTH {
-            if ppid == self.root {
+            if pid == self.inner.root {
                 return Ok(true);
             }
-            if ppid <= 1 {
+            let Ok(st) = procstat::stat(pid) else {
+                // An ancestor vanished while we walked: refuse.
+                return Ok(false);
+            };
+            if st.ppid == self.inner.own {
+                return Ok(self.is_adopted(pid, st.start));
+            }
+            if st.ppid <= 1 {
                 return Ok(false);
             }
-            let Ok(stat) = read_proc(ppid, "stat") else {
-                // An ancestor vanished while we walked: its children were
-                // reparented; judge again from the start is not worth it.
-                return Ok(false);
-            };
-            ppid = match parse_stat_ppid(&stat) {
-                Some(p) => p as i32,
-                None => return Ok(false),
-            };
+            pid = st.ppid;
         }
         Ok(false)
     }
 
+    /// Whether `pid` (started at `start`) is an orphan of this sandbox
+    /// that sandlock adopted.
+    fn is_adopted(&self, pid: i32, start: u64) -> bool {
+        if let Some(e) = self.state().members.get(&pid) {
+            return e.start == start;
+        }
+        self.scan()
+            .iter()
+            .any(|m| m.pid == pid && m.stat.start == start)
+    }
+
     /// The process group of task `tid`.
     pub(crate) fn pgrp_of(&self, tid: i32) -> Result<i32, Errno> {
-        let stat = read_proc(tid, "stat")?;
-        // Fields after the last ')': state ppid pgrp ...
-        let end = stat.iter().rposition(|&b| b == b')').ok_or(Errno::SRCH)?;
-        let rest = std::str::from_utf8(&stat[end + 1..]).map_err(|_| Errno::SRCH)?;
-        rest.split_whitespace()
-            .nth(2)
-            .and_then(|v| v.parse().ok())
-            .ok_or(Errno::SRCH)
+        procstat::stat(tid).map(|s| s.pgrp)
+    }
+
+    /// Finds every process of the sandbox now (zombies included).
+    pub(crate) fn scan(&self) -> Vec<Member> {
+        let mut stats: HashMap<i32, Stat> = HashMap::new();
+        for pid in procstat::pids() {
+            if let Ok(st) = procstat::stat(pid) {
+                stats.insert(pid, st);
+            }
+        }
+        let mut state = self.state();
+        let State { members, outsiders } = &mut *state;
+        members.retain(|pid, e| stats.get(pid).is_some_and(|s| s.start == e.start));
+        outsiders.retain(|pid, start| stats.get(pid).is_some_and(|s| s.start == *start));
+        let mut new: Vec<(i32, bool)> = Vec::new();
+        match self.inner.pidns {
+            Some(ns) => {
+                for (&pid, st) in &stats {
+                    if members.contains_key(&pid) || outsiders.contains_key(&pid) {
+                        continue;
+                    }
+                    if procstat::pidns_inode(pid).is_ok_and(|i| i == ns) {
+                        new.push((pid, false));
+                    } else {
+                        outsiders.insert(pid, st.start);
+                    }
+                }
+            }
+            None => self.walk(&stats, members, outsiders, &mut new),
+        }
+        for (pid, adopted) in new {
+            let Some(st) = stats.get(&pid) else { continue };
+            let Some(p) = Pid::from_raw(pid) else {
+                continue;
+            };
+            let Ok(fd) = rustix::process::pidfd_open(p, PidfdFlags::empty()) else {
+                continue;
+            };
+            // The pidfd names whatever has the pid now: the same process
+            // only if it still has the start time we judged.
+            if procstat::stat(pid).is_ok_and(|s| s.start == st.start) {
+                members.insert(
+                    pid,
+                    Entry {
+                        start: st.start,
+                        pidfd: Arc::new(fd),
+                        adopted,
+                    },
+                );
+            }
+        }
+        members
+            .iter()
+            .filter_map(|(&pid, e)| {
+                Some(Member {
+                    pid,
+                    pidfd: e.pidfd.clone(),
+                    stat: *stats.get(&pid)?,
+                    init: self.inner.reaper && pid == self.inner.root,
+                })
+            })
+            .collect()
+    }
+
+    /// Without a PID namespace: members are the root, descendants of
+    /// members, and sandboxed orphans sandlock adopted.
+    fn walk(
+        &self,
+        stats: &HashMap<i32, Stat>,
+        members: &HashMap<i32, Entry>,
+        outsiders: &mut HashMap<i32, u64>,
+        new: &mut Vec<(i32, bool)>,
+    ) {
+        let root = self.inner.root;
+        let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+        for (&pid, st) in stats {
+            children.entry(st.ppid).or_default().push(pid);
+        }
+        let mut seen: HashSet<i32> = members.keys().copied().collect();
+        let mut queue: Vec<i32> = seen.iter().copied().collect();
+        if stats.contains_key(&root) && seen.insert(root) {
+            new.push((root, false));
+            queue.push(root);
+        }
+        let others: Vec<i32> = roots().iter().copied().filter(|&r| r != root).collect();
+        for &pid in children.get(&self.inner.own).into_iter().flatten() {
+            if seen.contains(&pid) || others.contains(&pid) {
+                continue;
+            }
+            let Some(st) = stats.get(&pid) else { continue };
+            if outsiders.get(&pid) == Some(&st.start) {
+                continue;
+            }
+            if sandboxed(pid) {
+                seen.insert(pid);
+                new.push((pid, true));
+                queue.push(pid);
+            } else {
+                outsiders.insert(pid, st.start);
+            }
+        }
+        while let Some(p) = queue.pop() {
+            for &c in children.get(&p).into_iter().flatten() {
+                if seen.insert(c) {
+                    new.push((c, false));
+                    queue.push(c);
+                }
+            }
+        }
+    }
+
+    /// Tasks (threads) of the sandbox's command alive now, zombies
+    /// included, sandlock's init excluded.
+    pub(crate) fn count_tasks(&self) -> u64 {
+        self.scan()
+            .iter()
+            .filter(|m| !m.init)
+            .map(|m| m.stat.threads.max(1))
+            .sum()
+    }
+
+    /// Reaps the adopted orphans that have ended (they are sandlock's
+    /// children; nobody else will).
+    pub(crate) fn reap_adopted(&self) {
+        let ended: Vec<(i32, Arc<OwnedFd>)> = {
+            let state = self.state();
+            state
+                .members
+                .iter()
+                .filter(|(_, e)| e.adopted)
+                .map(|(&p, e)| (p, e.pidfd.clone()))
+                .collect()
+        };
+        for (pid, fd) in ended {
+            let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+            if let Ok(Some(_)) = rustix::process::waitid(WaitId::PidFd((*fd).as_fd()), opts) {
+                self.state().members.remove(&pid);
+            }
+        }
+    }
+
+    /// Kills every task of the sandbox. With a PID namespace, killing its
+    /// init is enough (the kernel kills the rest); without, every member
+    /// is killed until a scan finds none alive.
+    pub(crate) fn kill_all(&self) {
+        if let Some(p) = Pid::from_raw(self.inner.root) {
+            let _ = rustix::process::kill_process_group(p, Signal::KILL);
+        }
+        if let Some(fd) = &self.inner.root_fd {
+            let _ = rustix::process::pidfd_send_signal(fd, Signal::KILL);
+        }
+        if self.inner.pidns.is_some() {
+            return;
+        }
+        for _ in 0..1000 {
+            let members = self.scan();
+            let mut alive = false;
+            for m in &members {
+                if !m.stat.ended() {
+                    alive = true;
+                    let _ = rustix::process::pidfd_send_signal(&*m.pidfd, Signal::KILL);
+                }
+            }
+            self.reap_adopted();
+            if !alive {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 
-fn read_proc(pid: i32, file: &str) -> Result<Vec<u8>, Errno> {
-    let mut buf = Vec::with_capacity(2048);
-    std::fs::File::open(format!("/proc/{pid}/{file}"))
-        .and_then(|mut f| f.read_to_end(&mut buf))
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOENT) | Some(libc::ESRCH) | None => Errno::SRCH,
-            Some(n) => Errno::from_raw_os_error(n),
-        })?;
-    Ok(buf)
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.pidns.is_none() {
+            roots().retain(|&r| r != self.root);
+        }
+    }
 }
 
-fn field(status: &[u8], name: &str) -> Option<i32> {
-    let text = std::str::from_utf8(status).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.trim().parse().ok())
+/// Whether `pid` runs under a seccomp filter (every task of a sandbox
+/// does; sandlock's other children normally do not).
+fn sandboxed(pid: i32) -> bool {
+    let mut buf = Vec::with_capacity(2048);
+    procstat::read_into(&format!("/proc/{pid}/status"), &mut buf).is_ok()
+        && procstat::status_field(&buf, "Seccomp:") == Some(2)
 }

@@ -22,7 +22,7 @@ fn callback_sees_events_and_changes_the_live_policy() {
         .build()
         .unwrap();
     let live = LivePolicy::new(&policy).unwrap();
-    let mut sink = callback_sink(policy.policy_fn().unwrap().clone(), &live);
+    let mut sink = callback_sink(policy.policy_fn().unwrap().clone(), &live, None);
     let mut ev = SyscallEvent::new("openat", SyscallCategory::File, 1);
     ev.path = Some("/tmp/x".into());
     let ip = "10.1.2.3".parse().unwrap();

@@ -173,17 +173,18 @@ pub(crate) fn close(fd: RawFd) {
 }
 
 /// Closes every descriptor but `keep` (`close_range`, Linux 5.9; one
-/// `close` per number up to 4096 before).
-pub(crate) fn close_all_but(keep: RawFd) {
+/// `close` per number up to `limit` on an older kernel).
+pub(crate) fn close_all_but(keep: RawFd, limit: u64) {
     let keep = keep.max(0) as u32;
-    let ranges = [(0, keep.checked_sub(1)), (keep + 1, Some(u32::MAX))];
+    let ranges = [(0u32, keep.checked_sub(1)), (keep + 1, Some(u32::MAX))];
     for (first, last) in ranges {
         let Some(last) = last else { continue };
         // SAFETY: plain syscall with integer arguments.
-        let ret = unsafe { libc::syscall(nr::CLOSE_RANGE, first, last, 0) };
+        let ret = unsafe { libc::syscall(nr::CLOSE_RANGE, first, last, 0u32) };
         if ret < 0 {
-            let mut fd = first;
-            while fd <= last.min(4095) {
+            let end = u64::from(last).min(limit.max(1024));
+            let mut fd = u64::from(first);
+            while fd <= end {
                 close(fd as RawFd);
                 fd += 1;
             }

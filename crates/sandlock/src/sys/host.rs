@@ -24,6 +24,10 @@ const CLONE_PIDFD: libc::c_ulong = 0x1000;
 /// `errno`, which nobody reads meanwhile). Without it (and always with
 /// namespaces), a plain fork.
 ///
+/// `ns_flags` (`CLONE_NEW*`) puts the child in new namespaces; the caller
+/// does not combine them with `share_memory` (the init of a PID namespace
+/// never calls `execve`: a parent suspended until then would wait for good).
+///
 /// Every signal is blocked in the calling thread around the clone (the
 /// child inherits that mask and sets its own just before `execve`). With
 /// `forward`, the new process group becomes the target of the signal
@@ -31,8 +35,8 @@ const CLONE_PIDFD: libc::c_ulong = 0x1000;
 pub(crate) fn spawn_child(
     args: &crate::child::ChildArgs<'_>,
     share_memory: bool,
-    ns_flags: u64,
     forward: bool,
+    ns_flags: u64,
 ) -> Result<(i32, OwnedFd), Errno> {
     let share_memory = share_memory && ns_flags == 0;
     // The vfork child's stack: uninitialised memory on this thread's stack
@@ -60,7 +64,9 @@ pub(crate) fn spawn_child(
             libc::clone(
                 entry,
                 top,
-                (libc::CLONE_VM | libc::CLONE_VFORK | CLONE_PIDFD as libc::c_int) | libc::SIGCHLD,
+                (libc::CLONE_VM | libc::CLONE_VFORK | CLONE_PIDFD as libc::c_int)
+                    | libc::SIGCHLD
+                    | ns_flags as libc::c_int,
                 args as *const crate::child::ChildArgs<'_> as *mut libc::c_void,
                 &mut pidfd as *mut libc::c_int,
             )
@@ -231,4 +237,47 @@ pub(crate) fn forward_signals_to(pgid: i32) {
         // SAFETY: kill with a negative pid signals the sandbox's group.
         unsafe { libc::kill(-pgid, pending) };
     }
+}
+
+/// Whether this process can create the namespaces `flags` asks for
+/// (`CLONE_NEW*`), with the id maps `maps` written by the child in a new
+/// user namespace: a child is cloned into them, writes the maps and
+/// exits. `Ok(false)` when the child could not write its maps.
+pub(crate) fn probe_namespaces(flags: u64, maps: Option<(&[u8], &[u8])>) -> Result<bool, Errno> {
+    let old = block_all_signals();
+    // SAFETY: the child runs only raw, async-signal-safe system calls
+    // (`sys::ns::write_file`, exit_group) on data prepared before the clone.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong | flags as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if ret == 0 {
+        let mut code = 0;
+        if let Some((uid, gid)) = maps {
+            let ok = super::ns::write_file(c"/proc/self/setgroups", b"deny").is_ok()
+                && super::ns::write_file(c"/proc/self/uid_map", uid).is_ok()
+                && super::ns::write_file(c"/proc/self/gid_map", gid).is_ok();
+            code = if ok { 0 } else { 1 };
+        }
+        super::child::exit(code);
+    }
+    restore_signals(&old);
+    let pid = check(ret)? as i32;
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: `status` is a valid int on our stack.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r < 0 && errno() == Errno::INTR {
+            continue;
+        }
+        check(r as libc::c_long)?;
+        break;
+    }
+    Ok(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
 }

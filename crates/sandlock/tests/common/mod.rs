@@ -236,7 +236,66 @@ pub fn probe_in(uid: u32, flags: &[&str], ops: &[&str]) -> Out {
     run_as(uid, &bins().sandlock(), &args, &[])
 }
 
-/// Whether process `pid` is gone (or a zombie), waiting up to `secs`.
+/// Every descendant of `pid` now (from the parents in `/proc/*/stat`).
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut parent = BTreeMap::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat"))
+            && let Some(pp) = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<i32>().ok())
+        {
+            parent.insert(p, pp);
+        }
+    }
+    let mut out = vec![];
+    let mut todo = vec![pid];
+    while let Some(q) = todo.pop() {
+        for (&c, &pp) in &parent {
+            if pp == q {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// Whether every process whose argv holds `marker` has ended within `secs`.
+pub fn gone_marked(marker: &str, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let alive = fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                return false;
+            };
+            let marked = fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == marker.as_bytes()));
+            marked
+                && fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                    let state = s
+                        .rsplit(')')
+                        .next()
+                        .and_then(|r| r.split_whitespace().next());
+                    state != Some("Z") && state != Some("X")
+                })
+        });
+        if !alive {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Whether process `pid` has ended (or is a zombie) within `secs`.
 pub fn gone_within(pid: i32, secs: u64) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
@@ -251,38 +310,6 @@ pub fn gone_within(pid: i32, secs: u64) -> bool {
                     return true;
                 }
             }
-        }
-        if std::time::Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
-/// Whether every process whose command line contains `marker` is gone (or
-/// a zombie), waiting up to `secs`. A process of a sandbox with its own PID
-/// namespace knows only its pid there: the tests find it by its argv.
-pub fn gone_marked(marker: &str, secs: u64) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    let me = std::process::id().to_string();
-    loop {
-        let alive = fs::read_dir("/proc")
-            .map(|rd| {
-                rd.flatten().any(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
-                        return false;
-                    }
-                    let cmd = fs::read(e.path().join("cmdline")).unwrap_or_default();
-                    let hit = cmd
-                        .windows(marker.len().max(1))
-                        .any(|w| w == marker.as_bytes());
-                    hit && !gone_within(name.parse().unwrap_or(0), 0)
-                })
-            })
-            .unwrap_or(false);
-        if !alive {
-            return true;
         }
         if std::time::Instant::now() > deadline {
             return false;

@@ -12,7 +12,7 @@ use crate::checks::{Bare, ENOSYS, marker_lines, namespace_attack, verdict};
 use crate::harness::{Attack, Mode, Outcome, Res, Scratch, bins};
 use crate::observe::LoopbackPair;
 
-escape_tests!("needs sandlock run (issue 5) with --net-allow-host (issue 7)":
+escape_tests!("needs --net-allow-host (issue 7); the process half (nothing left after SIGKILL to sandlock) runs in tests/resources.rs":
     sandlock_killed_mid_run,
 );
 

@@ -11,7 +11,7 @@ use crate::checks::{Bare, verdict};
 use crate::harness::{Attack, Mode, User, nonce};
 use crate::procfs;
 
-escape_tests!("needs sandlock run (issue 5) with resource limits (issue 6)":
+escape_tests!(run:
     fork_bomb,
     raw_fork_bomb,
     thread_bomb,
