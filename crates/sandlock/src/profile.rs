@@ -1,0 +1,354 @@
+//! Profiles: the built-in default, and named TOML files in
+//! `$XDG_CONFIG_HOME/sandlock/profiles/` (default `~/.config/sandlock/profiles/`).
+//!
+//! The **default profile** ([`DEFAULT_PROFILE`], compiled in) grants the
+//! system directories read and execute, the usual character devices, no
+//! network, the default deny list, and scopes signals and abstract unix
+//! sockets to the sandbox. On top of the file, [`default_policy`] grants
+//!
+//! - `/etc` readable **minus its secrets** ([`ETC_SECRETS`]): Landlock
+//!   cannot take a path out of a granted tree, so when a secret could be
+//!   read by this process (sandlock run as root, or by a member of
+//!   `shadow`...), `/etc`'s entries are granted one by one, leaving the
+//!   secrets (and symlinks, whose targets are not followed) out. When every
+//!   secret is already unreadable by this process (the usual case for a
+//!   normal user), `/etc` is granted whole: the file permissions withhold the
+//!   secrets, and the sandbox cannot gain privileges (`PR_SET_NO_NEW_PRIVS`).
+//! - the current directory readable, unless it is `/`.
+
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Access, AtFlags};
+use sandlock_policy::{Policy, PolicyBuilder};
+
+use crate::error::Error;
+
+/// The default profile, as compiled in.
+pub const DEFAULT_PROFILE: &str = include_str!("default.toml");
+
+/// Paths under `/etc` (relative; `*` matches within one name) that the
+/// default profile never grants: password hashes, sudo rules, private keys
+/// of the host, TLS and VPN, stored Wi-Fi and Kerberos credentials.
+pub const ETC_SECRETS: &[&str] = &[
+    "shadow",
+    "shadow-",
+    "gshadow",
+    "gshadow-",
+    "sudoers",
+    "sudoers.d",
+    "security/opasswd",
+    "ssh/ssh_host_*_key",
+    "ssl/private",
+    "pki/tls/private",
+    "letsencrypt",
+    "krb5.keytab",
+    "ipsec.secrets",
+    "ppp/chap-secrets",
+    "ppp/pap-secrets",
+    "NetworkManager/system-connections",
+    "wpa_supplicant",
+    "docker/key.json",
+];
+
+/// The default policy for this machine (see the module documentation).
+pub fn default_policy() -> Result<Policy, Error> {
+    default_builder(&[])?.build().map_err(Error::from)
+}
+
+/// The default profile as a builder, for flags to be layered on top.
+/// `granted` lists paths the caller will grant anyway: when one of them
+/// covers `/etc`, its entries are not granted one by one.
+pub fn default_builder(granted: &[&str]) -> Result<PolicyBuilder, Error> {
+    let profile_err = |source| Error::Profile {
+        name: "default".to_owned(),
+        source,
+    };
+    let mut table: toml::Table = DEFAULT_PROFILE.parse().map_err(|e: toml::de::Error| {
+        profile_err(sandlock_policy::ProfileError::Syntax {
+            line: 0,
+            message: e.message().to_owned(),
+        })
+    })?;
+    let mut take = |key: &str| -> Vec<String> {
+        match table.remove(key) {
+            Some(toml::Value::Array(a)) => a
+                .into_iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .filter(|p| Path::new(p).exists())
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let readable = take("fs_readable");
+    let writable = take("fs_writable");
+    let mut b = Policy::builder()
+        .apply_toml(&table.to_string())
+        .map_err(profile_err)?;
+    for p in readable {
+        b = b.fs_read(p);
+    }
+    for p in writable {
+        b = b.fs_write(p);
+    }
+    if !granted.iter().any(|g| covers(g, "/etc")) {
+        for p in etc_grants() {
+            b = b.fs_read(p);
+        }
+    }
+    if let Ok(cwd) = std::env::current_dir()
+        && cwd != Path::new("/")
+    {
+        b = b.fs_read(cwd.to_string_lossy().into_owned());
+    }
+    Ok(b)
+}
+
+/// Whether granting `outer` grants `inner` (same path or an ancestor, by
+/// components).
+fn covers(outer: &str, inner: &str) -> bool {
+    let o: Vec<&str> = outer
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    let i: Vec<&str> = inner
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    !o.contains(&"..") && i.starts_with(&o)
+}
+
+/// What the default profile grants of `/etc`.
+fn etc_grants() -> Vec<String> {
+    let etc = Path::new("/etc");
+    if !etc.exists() {
+        return Vec::new();
+    }
+    if secrets_unreadable(etc, ETC_SECRETS) {
+        return vec!["/etc".to_owned()];
+    }
+    let mut out = Vec::new();
+    expand(etc, ETC_SECRETS, &mut out);
+    out
+}
+
+/// Whether every existing secret under `dir` is out of this process's
+/// reach by file permissions alone.
+fn secrets_unreadable(dir: &Path, secrets: &[&str]) -> bool {
+    secrets.iter().all(|s| {
+        matching(dir, s).iter().all(|p| {
+            let is_dir = p.is_dir();
+            let want = if is_dir {
+                Access::EXEC_OK
+            } else {
+                Access::READ_OK
+            };
+            rustix::fs::accessat(rustix::fs::CWD, p, want, AtFlags::EACCESS).is_err()
+        })
+    })
+}
+
+/// The existing paths under `dir` that `pattern` (relative, `*` within a
+/// name) names.
+fn matching(dir: &Path, pattern: &str) -> Vec<PathBuf> {
+    let mut parts = pattern.splitn(2, '/');
+    let (Some(first), rest) = (parts.next(), parts.next()) else {
+        return Vec::new();
+    };
+    let names: Vec<String> = if first.contains('*') {
+        match std::fs::read_dir(dir) {
+            Ok(rd) => rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| glob(first, n))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    } else {
+        vec![first.to_owned()]
+    };
+    let mut out = Vec::new();
+    for n in names {
+        let p = dir.join(&n);
+        match rest {
+            Some(rest) => out.extend(matching(&p, rest)),
+            None if p.symlink_metadata().is_ok() => out.push(p),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Grants `dir`'s entries one by one, leaving out the secrets (and going
+/// into directories that hold one), and symlinks.
+fn expand(dir: &Path, secrets: &[&str], out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = rd.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_symlink() {
+            continue;
+        }
+        let mut nested: Vec<&str> = Vec::new();
+        let mut is_secret = false;
+        for s in secrets {
+            let (first, rest) = match s.split_once('/') {
+                Some((f, r)) => (f, Some(r)),
+                None => (*s, None),
+            };
+            if glob(first, &name) {
+                match rest {
+                    None => is_secret = true,
+                    Some(r) => nested.push(r),
+                }
+            }
+        }
+        if is_secret {
+            continue;
+        }
+        let path = dir.join(&name);
+        if !nested.is_empty() && ft.is_dir() {
+            expand(&path, &nested, out);
+        } else {
+            out.push(path.to_string_lossy().into_owned());
+        }
+    }
+}
+
+/// Matches `name` against `pattern`, where `*` stands for any run of characters.
+fn glob(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, tail)) => {
+            let Some(rest) = name.strip_prefix(head) else {
+                return false;
+            };
+            (0..=rest.len())
+                .filter(|&i| rest.is_char_boundary(i))
+                .any(|i| glob(tail, &rest[i..]))
+        }
+    }
+}
+
+/// The directory of named profiles: `$XDG_CONFIG_HOME/sandlock/profiles`,
+/// else `$HOME/.config/sandlock/profiles`.
+pub fn profile_dir() -> Result<PathBuf, Error> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .ok_or_else(|| Error::Invalid {
+            field: "profile",
+            value: String::new(),
+            why: "neither XDG_CONFIG_HOME nor HOME is set".to_owned(),
+        })?;
+    Ok(base.join("sandlock").join("profiles"))
+}
+
+/// The file of profile `name`, after checking the name.
+pub fn profile_path(name: &str) -> Result<PathBuf, Error> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') || name.contains('\0') {
+        return Err(Error::Invalid {
+            field: "profile",
+            value: name.to_owned(),
+            why: "is not a profile name (no `/`, not starting with `.`)".to_owned(),
+        });
+    }
+    Ok(profile_dir()?.join(format!("{name}.toml")))
+}
+
+/// The text of profile `name`.
+pub fn read_profile(name: &str) -> Result<String, Error> {
+    let path = profile_path(name)?;
+    std::fs::read_to_string(&path)
+        .map_err(Error::io(format!("profile {name} ({})", path.display())))
+}
+
+/// Profile `name` as a policy.
+pub fn load_profile(name: &str) -> Result<Policy, Error> {
+    Policy::from_toml(&read_profile(name)?).map_err(|source| Error::Profile {
+        name: name.to_owned(),
+        source,
+    })
+}
+
+/// The names of the saved profiles, sorted.
+pub fn list_profiles() -> Result<Vec<String>, Error> {
+    let dir = profile_dir()?;
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir.display().to_string())(e)),
+    };
+    let mut names: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_suffix(".toml").map(str::to_owned)
+        })
+        .filter(|n| !n.is_empty() && !n.starts_with('.'))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Deletes profile `name`.
+pub fn delete_profile(name: &str) -> Result<(), Error> {
+    let path = profile_path(name)?;
+    std::fs::remove_file(&path).map_err(Error::io(format!("profile {name} ({})", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_and_covers() {
+        assert!(glob("ssh_host_*_key", "ssh_host_ed25519_key"));
+        assert!(!glob("ssh_host_*_key", "ssh_host_ed25519_key.pub"));
+        assert!(glob("shadow", "shadow") && !glob("shadow", "shadow-"));
+        assert!(covers("/", "/etc") && covers("/etc/", "/etc") && !covers("/etc/ssh", "/etc"));
+        assert!(!covers("/etcetera", "/etc") && !covers("/usr/../etc", "/etc"));
+    }
+
+    #[test]
+    fn expansion_leaves_secrets_and_symlinks_out() {
+        let root = std::env::temp_dir().join(format!("sandlock-etc-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for d in ["ssh", "ssl/private", "ssl/certs"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for f in [
+            "passwd",
+            "shadow",
+            "ssh/ssh_config",
+            "ssh/ssh_host_rsa_key",
+            "ssh/ssh_host_rsa_key.pub",
+            "ssl/certs/ca.pem",
+        ] {
+            std::fs::write(root.join(f), "x").unwrap();
+        }
+        std::os::unix::fs::symlink("/", root.join("link")).unwrap();
+        let mut out = Vec::new();
+        expand(&root, ETC_SECRETS, &mut out);
+        let rel: Vec<String> = out
+            .iter()
+            .map(|p| p.strip_prefix(root.to_str().unwrap()).unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            rel,
+            [
+                "/passwd",
+                "/ssh/ssh_config",
+                "/ssh/ssh_host_rsa_key.pub",
+                "/ssl/certs"
+            ]
+        );
+        let found: Vec<PathBuf> = matching(&root, "ssh/ssh_host_*_key");
+        assert_eq!(found, [root.join("ssh/ssh_host_rsa_key")]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

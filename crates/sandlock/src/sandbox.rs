@@ -1,0 +1,605 @@
+//! [`Sandbox`]: a policy made ready to run commands.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::{Arc, Once};
+
+use rustix::fs::{Access, AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+use sandlock_notify::Listener;
+use sandlock_policy::{Compat, Limit, Policy};
+
+use crate::compat::{self, Protection};
+use crate::error::Error;
+use crate::kernel;
+use crate::process::{Capture, Child, Sup};
+use crate::ruleset::{Grant, Landlock};
+use crate::seccomp::{self, Programs};
+use crate::spawn::{self, Launch, SpawnPlan};
+use crate::supervise::{self, AuditLog, Feature, Pending};
+use crate::sys::child::ExecArgs;
+use crate::terminal::Terminal;
+use crate::tmpdir::TempDir;
+use crate::{env, sys};
+
+/// Where a standard descriptor of the command comes from.
+#[derive(Debug, Default)]
+pub enum Stdio {
+    /// The caller's own (the default).
+    #[default]
+    Inherit,
+    /// `/dev/null`.
+    Null,
+    /// A pipe: [`Child::stdin`] / `stdout` / `stderr` after
+    /// [`Sandbox::spawn`]; captured into [`RunResult`] by [`Sandbox::run`].
+    Piped,
+    /// This descriptor (duplicated for each command).
+    Fd(OwnedFd),
+}
+
+/// Descriptors for (or of) the command's 0, 1 and 2.
+type StdioFds = [Option<OwnedFd>; 3];
+
+/// What [`Sandbox::run`] returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunResult {
+    /// The command's status.
+    pub status: ExitStatus,
+    /// Its standard output, when piped (empty otherwise).
+    pub stdout: Vec<u8>,
+    /// Its standard error, when piped (empty otherwise).
+    pub stderr: Vec<u8>,
+    /// Whether the sandbox was killed at its timeout.
+    pub timed_out: bool,
+}
+
+impl RunResult {
+    /// The status as a shell reports it: the exit code, `128 + N` for a
+    /// death by signal N, and 124 when the timeout killed the sandbox.
+    pub fn code(&self) -> i32 {
+        use std::os::unix::process::ExitStatusExt;
+        if self.timed_out {
+            124
+        } else if let Some(code) = self.status.code() {
+            code
+        } else {
+            128 + self.status.signal().unwrap_or(0)
+        }
+    }
+}
+
+/// A policy made ready to run commands: its seccomp programs are built,
+/// its Landlock ruleset created and its paths opened, and every setting is
+/// checked. Any number of commands may be started from one `Sandbox`.
+///
+/// ```no_run
+/// use sandlock::{Policy, Sandbox, Stdio};
+///
+/// let policy = Policy::builder().fs_read("/usr").fs_read("/lib").fs_read("/lib64").build()?;
+/// let out = Sandbox::new(policy)?.stdout(Stdio::Piped).run(&["/usr/bin/echo", "hi"])?;
+/// assert_eq!(out.stdout, b"hi\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// The child dies with the thread that forked it (`PR_SET_PDEATHSIG` fires
+/// when the *thread* that called `spawn` or `run` exits, not the process):
+/// call them from a thread that outlives the sandbox.
+pub struct Sandbox {
+    policy: Arc<Policy>,
+    programs: Programs,
+    landlock: Option<Landlock>,
+    features: Arc<Vec<Box<dyn Feature>>>,
+    missing: Vec<Protection>,
+    tmp: Option<TempDir>,
+    stdio: [Stdio; 3],
+    interactive: bool,
+    forward_signals: bool,
+    audit: Option<Arc<AuditLog>>,
+    /// Whether stale private directories were swept already.
+    swept: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("policy", &self.policy)
+            .field("missing", &self.missing)
+            .field("tmp", &self.tmp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Refuses the settings other parts of sandlock have not implemented yet.
+pub(crate) fn check_implemented(policy: &Policy) -> Result<(), Error> {
+    let todo = |setting, issue| Err(Error::NotImplemented { setting, issue });
+    if !policy.fs_denied().is_empty() {
+        return todo("fs_denied", "issue 7");
+    }
+    if !policy.net_allow_hosts().is_empty() {
+        return todo("net_allow_hosts", "issue 7");
+    }
+    if policy.policy_fn().is_some() {
+        return todo("policy_fn", "issue 7");
+    }
+    if policy.max_memory() != Limit::Unlimited {
+        return todo("max_memory", "issue 6");
+    }
+    if policy.max_processes() != Limit::Unlimited {
+        return todo("max_processes", "issue 6");
+    }
+    if policy.max_cpu() != Limit::Unlimited {
+        return todo("max_cpu", "issue 6");
+    }
+    if policy.time_start().is_some() {
+        return todo("time_start", "issue 8");
+    }
+    if policy.random_seed().is_some() {
+        return todo("random_seed", "issue 8");
+    }
+    if policy.num_cpus().is_some() {
+        return todo("num_cpus", "issue 8");
+    }
+    if policy.hostname().is_some() {
+        return todo("hostname", "issue 8");
+    }
+    if policy.chroot().is_some() {
+        return todo("chroot", "it needs a user namespace, see docs/cli.md");
+    }
+    Ok(())
+}
+
+/// Checks the kernel against what `policy` asks for: an error in strict
+/// mode, a warning (once per protection and process) in best-effort mode.
+pub(crate) fn check_kernel(policy: &Policy) -> Result<Vec<Protection>, Error> {
+    let missing = compat::missing(policy);
+    if let Some(&first) = missing.first()
+        && policy.compat() == Compat::Strict
+    {
+        return Err(Error::Unsupported(first));
+    }
+    static WARNED: [Once; 7] = [const { Once::new() }; 7];
+    for p in &missing {
+        if let Some(i) = Protection::ALL.iter().position(|q| q == p) {
+            WARNED[i]
+                .call_once(|| eprintln!("sandlock: warning: not enforced by this kernel: {p}"));
+        }
+    }
+    Ok(missing)
+}
+
+impl Sandbox {
+    /// Checks `policy`, builds its seccomp programs and its Landlock ruleset.
+    ///
+    /// Fails when a setting is invalid or not implemented, a path cannot be
+    /// opened, or (in strict mode) the kernel lacks a protection the policy
+    /// asks for; in best-effort mode each missing protection is printed
+    /// once on standard error and listed by [`not_enforced`](Self::not_enforced).
+    pub fn new(policy: Policy) -> Result<Sandbox, Error> {
+        check_implemented(&policy)?;
+        let missing = check_kernel(&policy)?;
+        let features = supervise::features(&policy)?;
+        let programs = seccomp::build(&policy, &features, true)?;
+        let landlock = match kernel::landlock_abi() {
+            Some(abi) => Some(Landlock::build(&policy, abi)?),
+            None => None,
+        };
+        let clean_env = policy.clean_env();
+        let sandbox = Sandbox {
+            policy: Arc::new(policy),
+            programs,
+            landlock,
+            features: Arc::new(features),
+            missing,
+            tmp: None,
+            stdio: [Stdio::Inherit, Stdio::Inherit, Stdio::Inherit],
+            interactive: false,
+            forward_signals: false,
+            audit: None,
+            swept: std::sync::atomic::AtomicBool::new(false),
+        };
+        if clean_env {
+            sandbox.with_private_tmp()
+        } else {
+            Ok(sandbox)
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The seccomp programs (for `--dry-run-policy` and tests).
+    pub fn programs(&self) -> &Programs {
+        &self.programs
+    }
+
+    /// The protections the policy asks for that this kernel does not
+    /// enforce (empty unless the policy is best-effort).
+    pub fn not_enforced(&self) -> &[Protection] {
+        &self.missing
+    }
+
+    /// Gives the sandbox a private temporary directory: created `0700`,
+    /// writable inside, exported as `TMPDIR` (and as `HOME` with
+    /// `clean_env`), removed with its contents when the `Sandbox` is dropped.
+    /// A policy with `clean_env` gets one anyway.
+    pub fn with_private_tmp(mut self) -> Result<Sandbox, Error> {
+        if self.tmp.is_none() {
+            let tmp = TempDir::create()?;
+            if let Some(ll) = &mut self.landlock {
+                let path = tmp.path().to_string_lossy().into_owned();
+                ll.add_path(&path, Grant::Write, "private temporary directory")?;
+            }
+            self.tmp = Some(tmp);
+        }
+        Ok(self)
+    }
+
+    /// The private temporary directory, if the sandbox has one.
+    pub fn private_tmp(&self) -> Option<&Path> {
+        self.tmp.as_ref().map(TempDir::path)
+    }
+
+    /// Where the command's standard input comes from.
+    pub fn stdin(mut self, s: Stdio) -> Sandbox {
+        self.stdio[0] = s;
+        self
+    }
+
+    /// Where the command's standard output goes.
+    pub fn stdout(mut self, s: Stdio) -> Sandbox {
+        self.stdio[1] = s;
+        self
+    }
+
+    /// Where the command's standard error goes.
+    pub fn stderr(mut self, s: Stdio) -> Sandbox {
+        self.stdio[2] = s;
+        self
+    }
+
+    /// Gives the command the terminal: its process group becomes the
+    /// terminal's foreground group while it runs (sandlock's comes back at
+    /// the end, with the terminal's settings).
+    pub fn interactive(mut self, on: bool) -> Sandbox {
+        self.interactive = on;
+        self
+    }
+
+    /// Passes `SIGINT`, `SIGTERM`, `SIGHUP` and `SIGQUIT` received by this
+    /// process on to the running sandbox's process group. Installs
+    /// process-wide handlers for those signals (meant for command-line
+    /// tools; a library embedding sandlock usually does its own).
+    pub fn forward_signals(mut self) -> Result<Sandbox, Error> {
+        sys::host::install_signal_forwarding(&[
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+        ])
+        .map_err(Error::os("sigaction"))?;
+        self.forward_signals = true;
+        Ok(self)
+    }
+
+    /// Writes one JSON line per intercepted syscall to `log`.
+    pub fn audit(mut self, log: AuditLog) -> Sandbox {
+        self.audit = Some(Arc::new(log));
+        self
+    }
+
+    /// Starts `argv` in the sandbox, its supervisor running at once.
+    pub fn spawn<S: AsRef<OsStr>>(&self, argv: &[S]) -> Result<Child, Error> {
+        let (mut child, _) = self.start(argv, false)?;
+        child.start_supervisor()?;
+        Ok(child)
+    }
+
+    /// Runs `argv` to its end (killing the sandbox at the policy's timeout)
+    /// and returns its status and piped output. The supervisor starts at
+    /// the first intercepted syscall, if any.
+    pub fn run<S: AsRef<OsStr>>(&self, argv: &[S]) -> Result<RunResult, Error> {
+        let (mut child, pipes) = self.start(argv, true)?;
+        let [_, out, err] = pipes;
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let mut captures = [
+            Capture {
+                pipe: out,
+                out: &mut stdout,
+            },
+            Capture {
+                pipe: err,
+                out: &mut stderr,
+            },
+        ];
+        let status = child.wait_capturing(&mut captures)?;
+        Ok(RunResult {
+            status,
+            stdout,
+            stderr,
+            timed_out: child.timed_out(),
+        })
+    }
+
+    /// Forks and confines; returns the child and, for `run`, the parent
+    /// ends of the pipes (for `spawn` they go into the `Child`).
+    fn start<S: AsRef<OsStr>>(
+        &self,
+        argv: &[S],
+        for_run: bool,
+    ) -> Result<(Child, StdioFds), Error> {
+        let policy = &self.policy;
+        let first = argv.first().ok_or(Error::NoCommand)?.as_ref();
+        let tmp = self.tmp.as_ref().map(TempDir::path);
+        let envv = env::build(policy, std::env::vars_os(), tmp);
+        let workdir = policy.workdir().map(|w| w.as_path().to_path_buf());
+        if let Some(w) = &workdir {
+            check_dir(w)?;
+        }
+        let program = resolve(first, &env::path_of(&envv), workdir.as_deref())?;
+        let exec = ExecArgs::new(
+            cstring("command", program.into_os_string())?,
+            argv.iter()
+                .map(|a| cstring("command", a.as_ref().to_owned()))
+                .collect::<Result<_, _>>()?,
+            envv.into_iter()
+                .map(|(k, v)| {
+                    let mut kv = k;
+                    kv.push("=");
+                    kv.push(v);
+                    cstring("env", kv)
+                })
+                .collect::<Result<_, _>>()?,
+        );
+        let mut plan = self.plan(workdir.as_deref())?;
+        for f in self.features.iter() {
+            f.prepare(&mut plan)?;
+        }
+        let terminal = if self.interactive {
+            plan.wait_go = true;
+            Some(Terminal::open()?)
+        } else {
+            None
+        };
+        let (child_ends, mut parent_ends) = self.stdio_fds(for_run)?;
+        let landlock = self.landlock.as_ref().map(Landlock::fd).transpose()?;
+        let features = &self.features;
+        let mut before_exec = |pid: i32| -> Result<(), Error> {
+            if let Some(t) = &terminal {
+                t.give_to(pid)?;
+            }
+            for f in features.iter() {
+                f.before_exec(pid)?;
+            }
+            Ok(())
+        };
+        let launched = spawn::launch(
+            Launch {
+                plan: &plan,
+                exec: &exec,
+                stdio: child_ends,
+                landlock,
+                programs: &self.programs,
+                forward_signals: self.forward_signals,
+            },
+            &mut before_exec,
+        )?;
+        let sup = match launched.listener {
+            Some(fd) => {
+                let listener =
+                    Listener::from_fd(fd).map_err(|e| Error::Supervisor(e.to_string()))?;
+                Sup::Pending(Box::new(Pending {
+                    listener,
+                    features: self.features.clone(),
+                    policy: policy.clone(),
+                    root: launched.pid,
+                    audit: self.audit.clone(),
+                }))
+            }
+            None => Sup::Off,
+        };
+        if let Some(tmp) = &self.tmp
+            && !self.swept.swap(true, std::sync::atomic::Ordering::Relaxed)
+            && let Some(base) = tmp.path().parent()
+        {
+            // While the command starts, on another CPU.
+            if base != std::env::temp_dir() {
+                crate::tmpdir::sweep_stale(base);
+            }
+        }
+        let mut child = Child::new(
+            launched.pid,
+            launched.pidfd,
+            sup,
+            policy.timeout(),
+            terminal,
+            self.forward_signals,
+        );
+        if !for_run {
+            child.stdin = parent_ends[0].take().map(Into::into);
+            child.stdout = parent_ends[1].take().map(Into::into);
+            child.stderr = parent_ends[2].take().map(Into::into);
+        }
+        Ok((child, parent_ends))
+    }
+
+    /// The child's settings from the policy.
+    fn plan(&self, workdir: Option<&Path>) -> Result<SpawnPlan, Error> {
+        let policy = &self.policy;
+        let mut plan = SpawnPlan::default();
+        if let Limit::Limited(n) = policy.max_open_files() {
+            let n = n.get();
+            let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .maximum
+                .unwrap_or(u64::MAX);
+            if n > hard {
+                return Err(Error::Invalid {
+                    field: "max_open_files",
+                    value: n.to_string(),
+                    why: format!("is above sandlock's own hard limit ({hard})"),
+                });
+            }
+            plan.rlimits.push((crate::sys::RLIMIT_NOFILE, n, n));
+        }
+        if policy.no_coredump() {
+            plan.rlimits.push((crate::sys::RLIMIT_CORE, 0, 0));
+        }
+        if policy.no_randomize_memory() {
+            plan.personality = Some(seccomp::ADDR_NO_RANDOMIZE as u32);
+        }
+        plan.thp_disable = policy.no_huge_pages();
+        if let Some(cores) = policy.cpu_cores() {
+            plan.cpu_mask = Some(cpu_mask(cores)?);
+        }
+        if let Some(w) = workdir {
+            plan.cwd = Some(cstring("workdir", w.as_os_str().to_owned())?);
+        }
+        Ok(plan)
+    }
+
+    /// Descriptors for the child's 0/1/2 and the parent's ends of pipes.
+    fn stdio_fds(&self, for_run: bool) -> Result<(StdioFds, StdioFds), Error> {
+        let mut child: [Option<OwnedFd>; 3] = [None, None, None];
+        let mut parent: [Option<OwnedFd>; 3] = [None, None, None];
+        for (i, s) in self.stdio.iter().enumerate() {
+            match s {
+                Stdio::Inherit => {}
+                Stdio::Null => {
+                    let flags = if i == 0 {
+                        OFlags::RDONLY
+                    } else {
+                        OFlags::WRONLY
+                    };
+                    child[i] = Some(
+                        rustix::fs::open("/dev/null", flags | OFlags::CLOEXEC, Mode::empty())
+                            .map_err(Error::os("open /dev/null"))?,
+                    );
+                }
+                Stdio::Piped if i == 0 && for_run => {
+                    // `run` feeds no input: the command reads end of file.
+                    child[i] = Some(
+                        rustix::fs::open(
+                            "/dev/null",
+                            OFlags::RDONLY | OFlags::CLOEXEC,
+                            Mode::empty(),
+                        )
+                        .map_err(Error::os("open /dev/null"))?,
+                    );
+                }
+                Stdio::Piped => {
+                    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                        .map_err(Error::os("pipe"))?;
+                    let (c, p) = if i == 0 { (r, w) } else { (w, r) };
+                    child[i] = Some(c);
+                    parent[i] = Some(p);
+                }
+                Stdio::Fd(fd) => {
+                    child[i] =
+                        Some(rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(Error::os("dup"))?);
+                }
+            }
+        }
+        Ok((child, parent))
+    }
+}
+
+/// A `CString`, or an error naming the value with a NUL byte.
+fn cstring(field: &'static str, s: OsString) -> Result<CString, Error> {
+    CString::new(s.into_vec()).map_err(|e| Error::Invalid {
+        field,
+        value: String::from_utf8_lossy(&e.into_vec()).into_owned(),
+        why: "contains a NUL byte".to_owned(),
+    })
+}
+
+/// The working directory must be a directory.
+fn check_dir(dir: &Path) -> Result<(), Error> {
+    let st = rustix::fs::stat(dir).map_err(|errno| Error::Path {
+        field: "workdir",
+        path: dir.display().to_string(),
+        errno,
+    })?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+        return Err(Error::Path {
+            field: "workdir",
+            path: dir.display().to_string(),
+            errno: Errno::NOTDIR,
+        });
+    }
+    Ok(())
+}
+
+/// Finds `cmd` in `path` (a command without a `/`), as the shell would.
+fn resolve(cmd: &OsStr, path: &OsStr, workdir: Option<&Path>) -> Result<PathBuf, Error> {
+    if cmd.is_empty() {
+        return Err(Error::NotFound {
+            command: String::new(),
+        });
+    }
+    if cmd.as_bytes().contains(&b'/') {
+        return Ok(PathBuf::from(cmd));
+    }
+    let mut denied = false;
+    for dir in path.as_bytes().split(|&b| b == b':') {
+        let dir = if dir.is_empty() { b"." as &[u8] } else { dir };
+        let mut candidate = PathBuf::from(OsStr::from_bytes(dir)).join(cmd);
+        if candidate.is_relative()
+            && let Some(w) = workdir
+        {
+            candidate = w.join(candidate);
+        }
+        let Ok(st) = rustix::fs::stat(&candidate) else {
+            continue;
+        };
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            continue;
+        }
+        match rustix::fs::accessat(
+            rustix::fs::CWD,
+            &candidate,
+            Access::EXEC_OK,
+            AtFlags::EACCESS,
+        ) {
+            Ok(()) => return Ok(candidate),
+            Err(_) => denied = true,
+        }
+    }
+    let command = cmd.to_string_lossy().into_owned();
+    if denied {
+        Err(Error::Exec {
+            command,
+            errno: Errno::ACCESS,
+        })
+    } else {
+        Err(Error::NotFound { command })
+    }
+}
+
+/// The affinity bitmap of `cores`; an error when none is usable here.
+pub(crate) fn cpu_mask(cores: &sandlock_policy::CpuSet) -> Result<Vec<u64>, Error> {
+    let max = cores.iter().max().unwrap_or(0) as usize;
+    let mut mask = vec![0u64; max / 64 + 1];
+    for c in cores.iter() {
+        mask[c as usize / 64] |= 1 << (c % 64);
+    }
+    let usable = rustix::thread::sched_getaffinity(None)
+        .map(|have| {
+            cores
+                .iter()
+                .any(|c| (c as usize) < rustix::thread::CpuSet::MAX_CPU && have.is_set(c as usize))
+        })
+        .unwrap_or(true);
+    if !usable {
+        let list: Vec<String> = cores.iter().map(|c| c.to_string()).collect();
+        return Err(Error::Invalid {
+            field: "cpu_cores",
+            value: list.join(","),
+            why: "none of these CPUs is available to sandlock".to_owned(),
+        });
+    }
+    Ok(mask)
+}

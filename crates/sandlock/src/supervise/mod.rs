@@ -1,0 +1,200 @@
+//! The supervisor's plug-in point: features that answer syscalls the base
+//! filter sends to user space.
+//!
+//! A **feature** is one module with one entry in [`FEATURES`]. It
+//! contributes
+//!
+//! - BPF rules ([`Feature::rules`]), placed after the deny list's
+//!   refusals and before its closing rules (e.g. `socket`'s allowed shapes);
+//!   a rule with [`Action::UserNotif`](sandlock_bpf::Action::UserNotif)
+//!   sends the call to the supervisor;
+//! - settings for the child, prepared before the fork ([`Feature::prepare`]:
+//!   resource limits, waiting for the parent's go-ahead), and work for the
+//!   parent between the fork and the child's `execve` ([`Feature::before_exec`]);
+//! - handlers ([`Feature::register`]), which get the [`Shared`] state: the
+//!   static policy, the live policy, the sandbox's tasks and the audit log.
+//!
+//! The supervisor itself starts only when the base filter notifies, and
+//! lazily: `Sandbox::run` and the `sandlock` command start its threads at
+//! the first notification, so a command that never makes an intercepted
+//! syscall costs no thread.
+
+mod audit;
+mod memfd;
+mod procctl;
+mod tasks;
+
+use std::sync::Arc;
+
+use sandlock_bpf::Rule;
+use sandlock_notify::{
+    BuildError, EventSink, Listener, Response, Supervisor, SupervisorBuilder, SupervisorHandle,
+};
+use sandlock_policy::{LivePolicy, Policy, PolicyFn, SyscallEvent, Verdict};
+
+pub use audit::AuditLog;
+pub(crate) use tasks::Tasks;
+
+use crate::error::Error;
+use crate::spawn::SpawnPlan;
+
+/// A supervisor feature (see the module documentation).
+pub(crate) trait Feature: Send + Sync {
+    /// Its name, for errors.
+    fn name(&self) -> &'static str;
+
+    /// Its BPF rules. With `supervised == false` (a process confining
+    /// itself, which has no supervisor) it must not return `USER_NOTIF`:
+    /// the kernel would answer `ENOSYS`; it refuses with an errno instead.
+    fn rules(&self, policy: &Policy, supervised: bool) -> Vec<Rule>;
+
+    /// Settings for the child, before the fork.
+    fn prepare(&self, _plan: &mut SpawnPlan) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Work in the parent after the fork, before the child may `execve`
+    /// (set `plan.wait_go` in [`prepare`](Self::prepare) to have the child
+    /// wait for it).
+    fn before_exec(&self, _pid: i32) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Registers its handlers.
+    fn register(
+        &self,
+        sup: SupervisorBuilder,
+        shared: &Arc<Shared>,
+    ) -> Result<SupervisorBuilder, BuildError>;
+}
+
+/// Makes a feature for a policy (`None`: the policy does not need it).
+pub(crate) type Constructor = fn(&Policy) -> Result<Option<Box<dyn Feature>>, Error>;
+
+/// Every feature. Adding one is adding its module and a line here.
+pub(crate) const FEATURES: &[Constructor] = &[procctl::feature, memfd::feature];
+
+/// The features `policy` needs, in [`FEATURES`] order.
+pub(crate) fn features(policy: &Policy) -> Result<Vec<Box<dyn Feature>>, Error> {
+    let mut out = Vec::new();
+    for make in FEATURES {
+        if let Some(f) = make(policy)? {
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
+
+/// A row of the deny-list table for a syscall a feature decides.
+#[derive(Clone, Copy, Debug)]
+pub struct Doc {
+    /// The syscalls.
+    pub syscalls: &'static [&'static str],
+    /// When they are intercepted or refused, in words.
+    pub refused: &'static str,
+    /// What answers.
+    pub answer: &'static str,
+    /// Why.
+    pub reason: &'static str,
+}
+
+/// The table rows of every feature.
+pub(crate) const DOCS: &[Doc] = &[procctl::DOC, procctl::DOC_USER, memfd::DOC];
+
+/// What every handler may consult.
+pub struct Shared {
+    /// The static policy.
+    pub(crate) policy: Arc<Policy>,
+    /// The live policy (changed by the policy callback).
+    pub(crate) live: LivePolicy,
+    /// The sandbox's tasks.
+    pub(crate) tasks: Tasks,
+    /// The audit log, if one was asked for.
+    pub(crate) audit: Option<Arc<AuditLog>>,
+}
+
+impl Shared {
+    /// Records a decision a handler took by itself (events that go through
+    /// the policy callback are recorded by the supervisor's audit hook).
+    pub(crate) fn audit(&self, event: &SyscallEvent, verdict: Verdict) {
+        if let Some(log) = &self.audit {
+            log.record(event, verdict, "sandlock", false);
+        }
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("tasks", &self.tasks)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything needed to start the supervisor once the listener is here
+/// (the shared state is built only then: a sandbox whose command makes no
+/// intercepted syscall never pays for it).
+pub(crate) struct Pending {
+    pub(crate) listener: Listener,
+    pub(crate) features: Arc<Vec<Box<dyn Feature>>>,
+    pub(crate) policy: Arc<Policy>,
+    /// The sandbox's first process.
+    pub(crate) root: i32,
+    pub(crate) audit: Option<Arc<AuditLog>>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts the supervisor's threads.
+pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
+    let e = |e: BuildError| Error::Supervisor(e.to_string());
+    let live = LivePolicy::new(&p.policy).map_err(|e| Error::Supervisor(e.to_string()))?;
+    let shared = Arc::new(Shared {
+        policy: p.policy,
+        live,
+        tasks: Tasks::new(p.root),
+        audit: p.audit,
+    });
+    let mut sup =
+        Supervisor::builder(p.listener).fallback(Response::Errno(sandlock_bpf::Errno::ENOSYS));
+    for f in p.features.iter() {
+        sup = f
+            .register(sup, &shared)
+            .map_err(|err| Error::Supervisor(format!("{}: {err}", f.name())))?;
+    }
+    if let Some(f) = shared.policy.policy_fn() {
+        sup = sup
+            .event_sink(callback_sink(f.clone(), &shared.live))
+            .callback_deadline(shared.policy.callback_timeout());
+    }
+    if let Some(log) = &shared.audit {
+        let log = log.clone();
+        sup = sup.audit(move |event, decision| {
+            let source = match decision.source {
+                sandlock_notify::VerdictSource::Callback => "callback",
+                sandlock_notify::VerdictSource::Panicked => "callback-panicked",
+                sandlock_notify::VerdictSource::TimedOut => "callback-timed-out",
+                sandlock_notify::VerdictSource::NoCallback => "sandlock",
+            };
+            log.record(event, decision.verdict, source, decision.held);
+        });
+    }
+    sup.spawn().map_err(e)
+}
+
+/// The policy callback as the supervisor's event sink: each event is judged
+/// with a [`PolicyContext`](sandlock_policy::PolicyContext) on the live
+/// policy, so what the callback changes applies to the next decision.
+pub(crate) fn callback_sink(f: PolicyFn, live: &LivePolicy) -> impl EventSink {
+    let mut ctx = live.context();
+    move |event: SyscallEvent| f(event, &mut ctx)
+}
+
+#[cfg(test)]
+mod tests;
