@@ -143,12 +143,12 @@ fn errors_name_what_failed() {
         "fs_readable /sandlock-nope: no such file or directory"
     );
 
-    let e = Sandbox::new(base().hostname("box").build().unwrap()).unwrap_err();
+    let e = Sandbox::new(base().chroot("/").build().unwrap()).unwrap_err();
     assert!(
         matches!(
             e,
             Error::NotImplemented {
-                setting: "hostname",
+                setting: "chroot",
                 ..
             }
         ),

@@ -255,6 +255,20 @@ fn no_randomize_memory_gives_the_same_stack_twice() {
 }
 
 #[test]
+fn no_huge_pages_turns_thp_off() {
+    if !std::fs::read_to_string("/proc/self/status").is_ok_and(|s| s.contains("THP_enabled:")) {
+        return;
+    }
+    let thp = |flags: &[&str]| {
+        let mut f = vec!["-r", "/proc"];
+        f.extend_from_slice(flags);
+        run(0, &f, &["grep", "THP_enabled", "/proc/self/status"]).stdout
+    };
+    assert!(thp(&["--no-huge-pages"]).contains("THP_enabled:\t0"));
+    assert!(thp(&[]).contains("THP_enabled:\t1"));
+}
+
+#[test]
 fn num_cpus_one_is_what_everything_counts() {
     for uid in users() {
         let out = run(uid, &["--num-cpus", "1"], &["nproc"]);
