@@ -467,12 +467,12 @@ impl Sandbox {
         let mut child = Child::new(
             launched.pid,
             launched.pidfd,
-            launched.status,
             sup,
             Tracking {
                 tasks,
                 limits: runtime,
                 monitor,
+                status_sock: launched.status,
             },
             policy.timeout(),
             terminal,

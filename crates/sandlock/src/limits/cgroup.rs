@@ -188,10 +188,10 @@ impl Cgroup {
                 sum = sum.saturating_add(v.parse().unwrap_or(0));
             }
         }
-        if self.v2 {
-            if let Some(swap) = self.read("memory.swap.current") {
-                sum = sum.saturating_add(swap.trim().parse().unwrap_or(0));
-            }
+        if self.v2
+            && let Some(swap) = self.read("memory.swap.current")
+        {
+            sum = sum.saturating_add(swap.trim().parse().unwrap_or(0));
         }
         Some(sum)
     }

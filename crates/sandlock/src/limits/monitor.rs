@@ -63,14 +63,14 @@ fn run(rt: &Runtime, stop: &mpsc::Receiver<()>) {
             && Instant::now() >= memory_due
         {
             memory_due = Instant::now() + MEMORY_EVERY;
-            if let Some(cg) = &rt.memory_cg {
-                if cg.oom_kills() > 0 {
-                    rt.end(LimitExceeded::Memory {
-                        limit: rt.live_memory().unwrap_or(0),
-                        used: 0,
-                    });
-                    return;
-                }
+            if let Some(cg) = &rt.memory_cg
+                && cg.oom_kills() > 0
+            {
+                rt.end(LimitExceeded::Memory {
+                    limit: rt.live_memory().unwrap_or(0),
+                    used: 0,
+                });
+                return;
             }
             if let Some((used, limit)) = m.watch(rt) {
                 rt.end(LimitExceeded::Memory { limit, used });
