@@ -106,6 +106,8 @@ pub struct Sandbox {
     audit: Option<Arc<AuditLog>>,
     pid_namespace: bool,
     mech: Mechanisms,
+    /// Whether stale private directories were swept already.
+    swept: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -219,6 +221,7 @@ impl Sandbox {
             audit: None,
             pid_namespace: true,
             mech,
+            swept: std::sync::atomic::AtomicBool::new(false),
         };
         if clean_env {
             sandbox.with_private_tmp()
@@ -464,6 +467,15 @@ impl Sandbox {
             }
             None => Sup::Off,
         };
+        if let Some(tmp) = &self.tmp
+            && !self.swept.swap(true, std::sync::atomic::Ordering::Relaxed)
+            && let Some(base) = tmp.path().parent()
+        {
+            // While the command starts, on another CPU.
+            if base != std::env::temp_dir() {
+                crate::tmpdir::sweep_stale(base);
+            }
+        }
         let mut child = Child::new(
             launched.pid,
             launched.pidfd,
