@@ -28,6 +28,8 @@ pub(crate) struct Tracking {
     pub(crate) limits: Option<Arc<Runtime>>,
     /// The limits' monitor thread, if they need one.
     pub(crate) monitor: Option<Monitor>,
+    /// The init of a PID namespace sends the command's status here.
+    pub(crate) status_sock: Option<OwnedFd>,
 }
 
 /// The supervisor of a sandbox, if it has one.
@@ -51,8 +53,6 @@ pub(crate) enum Sup {
 pub struct Child {
     pid: i32,
     pidfd: OwnedFd,
-    /// The init of a PID namespace sends the command's status here.
-    status_sock: Option<OwnedFd>,
     /// The command's standard input, when it was [`Stdio::Piped`](crate::Stdio::Piped).
     pub stdin: Option<ChildStdin>,
     /// The command's standard output, when it was piped.
@@ -81,7 +81,6 @@ impl Child {
     pub(crate) fn new(
         pid: i32,
         pidfd: OwnedFd,
-        status_sock: Option<OwnedFd>,
         sup: Sup,
         tracking: Tracking,
         timeout: Option<Duration>,
@@ -91,7 +90,6 @@ impl Child {
         Child {
             pid,
             pidfd,
-            status_sock,
             stdin: None,
             stdout: None,
             stderr: None,
@@ -325,6 +323,7 @@ impl Child {
         // With a PID namespace the first process is its init: the
         // command's own status, if the init sent it, is the one to report.
         let raw = self
+            .tracking
             .status_sock
             .as_ref()
             .and_then(crate::spawn::read_status)

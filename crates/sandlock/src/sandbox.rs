@@ -105,9 +105,9 @@ pub struct Sandbox {
     forward_signals: bool,
     audit: Option<Arc<AuditLog>>,
     pid_namespace: bool,
+    mech: Mechanisms,
     /// Whether stale private directories were swept already.
     swept: std::sync::atomic::AtomicBool,
-    mech: Mechanisms,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -478,12 +478,12 @@ impl Sandbox {
         let mut child = Child::new(
             launched.pid,
             launched.pidfd,
-            status,
             sup,
             Tracking {
                 tasks,
                 limits: runtime,
                 monitor,
+                status_sock: status,
             },
             policy.timeout(),
             terminal,

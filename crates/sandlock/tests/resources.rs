@@ -18,6 +18,31 @@ use common::{
 };
 use rustix::process::{Pid, Signal, kill_process};
 
+/// Generates `root` and `nobody` tests of a scenario `fn(User)`.
+macro_rules! both {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                use crate::common::{User, have_root};
+
+                #[test]
+                fn root() {
+                    if have_root() {
+                        super::$name(User::Root);
+                    }
+                }
+
+                #[test]
+                fn nobody() {
+                    if have_root() {
+                        super::$name(User::Nobody);
+                    }
+                }
+            }
+        )+
+    };
+}
+
 both!(
     p5_some_of_ten_forks_fail,
     p10_two_thousand_sequential_forks,

@@ -350,7 +350,9 @@ fn in_memory_file(ctx: &Ctx, fd: i32) -> bool {
     };
     match rustix::fs::fstatfs(file.as_fd()) {
         Ok(st) => {
-            let t = st.f_type;
+            // `f_type`'s type differs between architectures.
+            #[allow(clippy::useless_conversion)]
+            let t = i64::from(st.f_type);
             t == TMPFS_MAGIC || t == HUGETLBFS_MAGIC
         }
         Err(_) => true,

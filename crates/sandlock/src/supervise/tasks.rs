@@ -193,6 +193,14 @@ impl Tasks {
     pub(crate) fn scan(&self) -> Vec<Member> {
         let mut stats: HashMap<i32, Stat> = HashMap::new();
         for pid in procstat::pids() {
+            // With a PID namespace, the namespace link (one readlink) tells
+            // a member from the rest of the machine's processes; only
+            // members' stat files are read.
+            if let Some(ns) = self.inner.pidns
+                && !procstat::pidns_inode(pid).is_ok_and(|i| i == ns)
+            {
+                continue;
+            }
             if let Ok(st) = procstat::stat(pid) {
                 stats.insert(pid, st);
             }
@@ -203,15 +211,10 @@ impl Tasks {
         outsiders.retain(|pid, start| stats.get(pid).is_some_and(|s| s.start == *start));
         let mut new: Vec<(i32, bool)> = Vec::new();
         match self.inner.pidns {
-            Some(ns) => {
-                for (&pid, st) in &stats {
-                    if members.contains_key(&pid) || outsiders.contains_key(&pid) {
-                        continue;
-                    }
-                    if procstat::pidns_inode(pid).is_ok_and(|i| i == ns) {
+            Some(_) => {
+                for &pid in stats.keys() {
+                    if !members.contains_key(&pid) {
                         new.push((pid, false));
-                    } else {
-                        outsiders.insert(pid, st.start);
                     }
                 }
             }

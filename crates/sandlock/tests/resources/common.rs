@@ -180,32 +180,3 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
-
-/// Generates `root` and `nobody` tests of a scenario `fn(User)`.
-// The tests are in the crate that calls the macro (each test binary
-// includes this file as its `common` module): `crate` is meant.
-#[allow(clippy::crate_in_macro_def)]
-#[macro_export]
-macro_rules! both {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            mod $name {
-                use crate::common::{User, have_root};
-
-                #[test]
-                fn root() {
-                    if have_root() {
-                        super::$name(User::Root);
-                    }
-                }
-
-                #[test]
-                fn nobody() {
-                    if have_root() {
-                        super::$name(User::Nobody);
-                    }
-                }
-            }
-        )+
-    };
-}
