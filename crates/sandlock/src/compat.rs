@@ -130,9 +130,9 @@ impl fmt::Display for Protection {
             Protection::SignalScope => "signal scoping (isolate_signals)",
             Protection::MemfdNoExec => "non-executable memfds",
             Protection::HostName => "host name (--hostname)",
-            Protection::CpuView => "CPU count in /proc/cpuinfo and /sys (--num-cpus)",
-            Protection::PrivateProc => "private /proc (only the sandbox's processes)",
-            Protection::SeededDevices => "seeded /dev/urandom and /dev/random (--random-seed)",
+            Protection::CpuView => "CPU files (--num-cpus)",
+            Protection::PrivateProc => "private /proc",
+            Protection::SeededDevices => "seeded random devices (--random-seed)",
         };
         write!(f, "{what} [{}]", self.needs())
     }

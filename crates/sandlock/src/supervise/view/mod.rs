@@ -147,7 +147,7 @@ impl Feature for View {
     }
 
     fn prepare(&self, plan: &mut SpawnPlan) -> Result<(), Error> {
-        plan.exec_supervised = self.traces();
+        plan.exec_supervised |= self.traces();
         if self.private_proc {
             plan.ns.mounts.fresh_proc();
             if self.no_network {
