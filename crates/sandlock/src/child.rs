@@ -74,6 +74,9 @@ pub(crate) struct ChildArgs<'a> {
     pub exec: &'a sys::ExecArgs,
     /// Namespaces the child is in (created by `clone`) and enters.
     pub ns: Option<&'a ChildNs>,
+    /// The top of a stack for the command, when this process is the init
+    /// of a PID namespace (see [`crate::sys::ns::vfork_command`]).
+    pub command_stack: Option<usize>,
 }
 
 /// Reports `(step, errno, detail)` to the parent and ends the child.

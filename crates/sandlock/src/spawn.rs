@@ -78,6 +78,10 @@ impl std::fmt::Debug for SpawnPlan {
     }
 }
 
+/// The size of the command's stack in the init of a PID namespace (until
+/// its `execve`, it runs only the raw system calls of the confinement).
+const COMMAND_STACK: usize = 128 * 1024;
+
 /// What the parent passes to [`launch`].
 pub(crate) struct Launch<'a> {
     pub(crate) plan: &'a SpawnPlan,
@@ -173,6 +177,14 @@ pub(crate) fn launch(
         None => (None, &[][..]),
     };
     let reaper = ns.is_some_and(|n| n.reaper);
+    // The init of a PID namespace runs the command on this stack (its own
+    // copy of it, from the fork): see `sys::ns::vfork_command`.
+    let mut command_stack: Vec<u128> = if reaper {
+        vec![0; COMMAND_STACK / 16]
+    } else {
+        Vec::new()
+    };
+    let stack_top = reaper.then(|| command_stack.as_mut_ptr_range().end as usize);
     let args = ChildArgs {
         sock: theirs.as_raw_fd(),
         parent: rustix::process::getpid().as_raw_nonzero().get(),
@@ -191,6 +203,7 @@ pub(crate) fn launch(
         user: l.programs.user.as_ref().map(|p| p.insns()),
         exec: l.exec,
         ns,
+        command_stack: stack_top,
     };
 
     let clone_flags = ns.map_or(0, |n| n.clone_flags);
@@ -210,6 +223,7 @@ pub(crate) fn launch(
         })?;
     drop(theirs);
     drop(low);
+    drop(command_stack);
 
     if l.plan.wait_go {
         if let Err(e) = before_exec(pid) {

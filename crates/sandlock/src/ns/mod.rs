@@ -250,6 +250,11 @@ pub(crate) fn needs_user_namespace() -> bool {
 /// Whether this process is root of the initial user namespace, with
 /// `CAP_SYS_ADMIN` in effect.
 pub(crate) fn is_global_root() -> bool {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(global_root)
+}
+
+fn global_root() -> bool {
     let admin = rustix::thread::capabilities(None)
         .map(|c| {
             c.effective
@@ -299,9 +304,12 @@ pub(crate) fn probably_available() -> bool {
     if let Some(known) = known_available() {
         return known;
     }
-    if is_global_root() {
-        return true;
-    }
+    static SETTINGS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SETTINGS.get_or_init(|| is_global_root() || settings_allow())
+}
+
+/// Whether the machine's settings allow unprivileged user namespaces.
+fn settings_allow() -> bool {
     let read = |p: &str| {
         std::fs::read_to_string(p)
             .ok()

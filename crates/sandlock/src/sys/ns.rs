@@ -132,31 +132,55 @@ pub(crate) fn peer_gone(fd: RawFd) -> bool {
     ret > 0 && p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
 }
 
-/// Forks the command from the init of a PID namespace:
-/// `clone(CLONE_VFORK | SIGCHLD)` without `CLONE_VM`, a fork whose parent
-/// sleeps until the child has called `execve` (or ended). The child runs
+/// Forks the command from the init of a PID namespace, as `posix_spawn`
+/// does: `clone(CLONE_VM | CLONE_VFORK | SIGCHLD)` on `args.command_stack`
+/// (prepared by sandlock before the init was forked, so it is the init's
+/// own copy): no page table is copied, and the init sleeps until the
+/// command has called `execve` (or ended). The child runs
 /// [`crate::child::confine_and_exec`] and never returns from here; the
-/// parent gets the child's pid.
+/// parent gets the child's pid. Without a stack, a `CLONE_VFORK` fork.
 pub(crate) fn vfork_command(args: &crate::child::ChildArgs<'_>) -> Result<i32, Errno> {
-    // SAFETY: with a null stack the child runs on a copy of our stack, like
-    // fork(). The caller is the sandbox's first process (one thread, raw
-    // syscalls only), and the child runs only `confine_and_exec`: raw,
-    // async-signal-safe system calls on data the parent prepared, ending in
-    // execve or _exit.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (libc::CLONE_VFORK | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    match check(ret)? {
-        0 => crate::child::confine_and_exec(args),
-        pid => Ok(pid as i32),
+    extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `&ChildArgs` passed below; the init is
+        // suspended (CLONE_VFORK) and keeps it alive until we execve.
+        let args = unsafe { &*(arg as *const crate::child::ChildArgs<'_>) };
+        crate::child::confine_and_exec(args)
     }
+    let ret = match args.command_stack {
+        Some(top) => {
+            // SAFETY: `top` is the end of a live, 16-byte aligned buffer of
+            // the init's memory that nothing else uses; the child only runs
+            // `confine_and_exec` (raw, async-signal-safe syscalls on data
+            // the init keeps alive and does not touch while suspended by
+            // CLONE_VFORK), writing nothing but that stack (and errno).
+            let r = unsafe {
+                libc::clone(
+                    entry,
+                    top as *mut libc::c_void,
+                    libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                    args as *const crate::child::ChildArgs<'_> as *mut libc::c_void,
+                )
+            };
+            libc::c_long::from(r)
+        }
+        // SAFETY: with a null stack the child runs on a copy of our stack,
+        // like fork(); it only runs `confine_and_exec` (see above).
+        None => unsafe {
+            let r = libc::syscall(
+                libc::SYS_clone,
+                (libc::CLONE_VFORK | libc::SIGCHLD) as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            );
+            if r == 0 {
+                crate::child::confine_and_exec(args);
+            }
+            r
+        },
+    };
+    check(ret).map(|pid| pid as i32)
 }
 
 /// `wait4(-1, &status, __WALL, NULL)`, retried on `EINTR`: any child,
