@@ -58,6 +58,10 @@ pub(crate) struct Launch<'a> {
     pub(crate) stdio: [Option<OwnedFd>; 3],
     pub(crate) landlock: Option<OwnedFd>,
     pub(crate) programs: &'a Programs,
+    /// Takes the listener as soon as it arrives, before the command's
+    /// `execve` (which the supervisor may have to answer); the child is
+    /// then a plain fork, never suspending this thread.
+    pub(crate) on_listener: Option<&'a mut dyn FnMut(i32, OwnedFd) -> Result<(), Error>>,
 }
 
 /// A child that passed `execve`.
@@ -130,8 +134,10 @@ pub(crate) fn launch(
 
     // A child that waits for the go-ahead needs the parent running: a plain
     // fork. Otherwise the cheaper vfork-style clone.
+    let mut on_listener = l.on_listener;
+    let share_memory = !l.plan.wait_go && on_listener.is_none();
     let (pid, pidfd) =
-        sys::host::spawn_child(&args, !l.plan.wait_go).map_err(Error::os("clone"))?;
+        sys::host::spawn_child(&args, share_memory).map_err(Error::os("clone"))?;
     drop(theirs);
     drop(stdio_owned);
     drop(l.landlock);
@@ -143,7 +149,13 @@ pub(crate) fn launch(
     };
     let listener = if l.programs.notifies {
         match recv(&ours) {
-            Ok(Msg::Listener(fd)) => Some(fd),
+            Ok(Msg::Listener(fd)) => match on_listener.as_mut() {
+                Some(take) => match take(pid, fd) {
+                    Ok(()) => None,
+                    Err(e) => return Err(fail(&pidfd, e)),
+                },
+                None => Some(fd),
+            },
             Ok(Msg::Failed { step, errno }) => {
                 return Err(fail(&pidfd, step_error(step, errno, l.exec)));
             }

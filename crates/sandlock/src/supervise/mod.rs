@@ -20,10 +20,14 @@
 //! syscall costs no thread.
 
 mod audit;
+pub(crate) mod confined;
+mod events;
+mod fs;
 mod memfd;
 mod procctl;
 mod tasks;
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use sandlock_bpf::Rule;
@@ -60,6 +64,19 @@ pub(crate) trait Feature: Send + Sync {
         Ok(())
     }
 
+    /// Whether its handlers answer the command's own `execve`: the
+    /// supervisor is then started before it, not at the first notification.
+    fn supervises_exec(&self) -> bool {
+        false
+    }
+
+    /// Whether it performs operations on the sandbox's behalf on a
+    /// [`confined::Worker`] (the sandbox's Landlock ruleset is then kept for
+    /// it in [`Shared`]).
+    fn confines(&self) -> bool {
+        false
+    }
+
     /// Registers its handlers.
     fn register(
         &self,
@@ -72,7 +89,8 @@ pub(crate) trait Feature: Send + Sync {
 pub(crate) type Constructor = fn(&Policy) -> Result<Option<Box<dyn Feature>>, Error>;
 
 /// Every feature. Adding one is adding its module and a line here.
-pub(crate) const FEATURES: &[Constructor] = &[procctl::feature, memfd::feature];
+pub(crate) const FEATURES: &[Constructor] =
+    &[procctl::feature, memfd::feature, fs::feature, events::feature];
 
 /// The features `policy` needs, in [`FEATURES`] order.
 pub(crate) fn features(policy: &Policy) -> Result<Vec<Box<dyn Feature>>, Error> {
@@ -99,7 +117,17 @@ pub struct Doc {
 }
 
 /// The table rows of every feature.
-pub(crate) const DOCS: &[Doc] = &[procctl::DOC, procctl::DOC_USER, memfd::DOC];
+pub(crate) const DOCS: &[Doc] = &[
+    procctl::DOC,
+    procctl::DOC_USER,
+    memfd::DOC,
+    fs::DOC_OPEN,
+    fs::DOC_CALLS,
+    fs::DOC_EXEC,
+    fs::DOC_REFUSED,
+    fs::DOC_UNSUPPORTED,
+    events::DOC,
+];
 
 /// What every handler may consult.
 pub struct Shared {
@@ -111,6 +139,12 @@ pub struct Shared {
     pub(crate) tasks: Tasks,
     /// The audit log, if one was asked for.
     pub(crate) audit: Option<Arc<AuditLog>>,
+    /// The seccomp listener (a second descriptor of it), for answers given
+    /// off the supervisor's threads (by a [`confined::Worker`]).
+    pub(crate) listener: Arc<Listener>,
+    /// The sandbox's Landlock ruleset, for [`confined::Worker`]s (`None`
+    /// unless a feature [`confines`](Feature::confines), or without Landlock).
+    pub(crate) ruleset: Option<Arc<OwnedFd>>,
 }
 
 impl Shared {
@@ -141,6 +175,8 @@ pub(crate) struct Pending {
     /// The sandbox's first process.
     pub(crate) root: i32,
     pub(crate) audit: Option<Arc<AuditLog>>,
+    /// The sandbox's Landlock ruleset, for confined workers.
+    pub(crate) ruleset: Option<Arc<OwnedFd>>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -155,14 +191,24 @@ impl std::fmt::Debug for Pending {
 pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
     let e = |e: BuildError| Error::Supervisor(e.to_string());
     let live = LivePolicy::new(&p.policy).map_err(|e| Error::Supervisor(e.to_string()))?;
+    let second = p
+        .listener
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(Error::io("dup of the seccomp listener"))?;
     let shared = Arc::new(Shared {
         policy: p.policy,
         live,
         tasks: Tasks::new(p.root),
         audit: p.audit,
+        listener: Arc::new(Listener::from_fd(second).map_err(|e| Error::Supervisor(e.to_string()))?),
+        ruleset: p.ruleset,
     });
     let mut sup =
         Supervisor::builder(p.listener).fallback(Response::Errno(sandlock_bpf::Errno::ENOSYS));
+    if let Some(cpu) = std::env::var("SANDLOCK_PIN_SUP").ok().and_then(|v| v.parse().ok()) {
+        sup = sup.pin_cpu(Some(cpu));
+    }
     for f in p.features.iter() {
         sup = f
             .register(sup, &shared)

@@ -1,0 +1,634 @@
+//! The path calls other than opens and exec, performed on the task's behalf.
+//!
+//! Each call is copied once (paths, names, times, values), checked to be
+//! still pending, its start directories pinned by the receive thread; then
+//! the path is resolved, the pinned file (or the pinned parent and the
+//! last component) checked against the deny rules, and the call made on
+//! the pinned descriptors, never on the task's string again:
+//!
+//! | calls | performed by | on |
+//! |---|---|---|
+//! | `stat` family, `access` family, `readlink`, `statfs`, `getxattr`/`listxattr` | the supervisor (Landlock does not govern them) | the pinned file; the result is written into the task's buffer |
+//! | `chmod`/`chown`/`utime*`/`setxattr`/`removexattr` families, `inotify_add_watch` | the supervisor (Landlock does not govern them) | the pinned file |
+//! | `truncate`, `mkdir*`, `mknod*`, `symlink*`, `unlink*`, `rmdir`, `rename*`, `link*` | the confined worker (Landlock enforces them on it) | the pinned parent and one final component |
+//!
+//! A rename or a hard link is refused when it would move, replace or name
+//! a denied file or directory, or a directory holding a denied path.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use rustix::fs::{Access, AtFlags, Mode, RenameFlags, ResolveFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+use sandlock_notify::{BuildError, ChildMemory, Ctx, Reply, Response, SupervisorBuilder, Unverified};
+
+use super::deny::Ident;
+use super::path::{self, lexical};
+use super::resolve::{Dir, Found, Proc, Resolver, Start, Task};
+use super::{FsCore, handle, task_of};
+use crate::sys::behalf;
+
+/// Every call this module answers.
+pub(crate) const NAMES: &[&str] = &[
+    "stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2", "readlink",
+    "readlinkat", "statfs", "getxattr", "lgetxattr", "listxattr", "llistxattr", "chmod",
+    "fchmodat", "fchmodat2", "chown", "lchown", "fchownat", "utime", "utimes", "futimesat",
+    "utimensat", "setxattr", "lsetxattr", "removexattr", "lremovexattr", "inotify_add_watch",
+    "truncate", "mkdir", "mkdirat", "mknod", "mknodat", "symlink", "symlinkat", "unlink",
+    "unlinkat", "rmdir", "rename", "renameat", "renameat2", "link", "linkat",
+];
+
+const AT_FDCWD: i32 = sandlock_notify::decode::AT_FDCWD;
+const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+const AT_REMOVEDIR: u64 = 0x200;
+const AT_SYMLINK_FOLLOW: u64 = 0x400;
+const AT_EMPTY_PATH: u64 = 0x1000;
+const IN_DONT_FOLLOW: u32 = 0x0200_0000;
+/// `XATTR_SIZE_MAX` / `XATTR_LIST_MAX`.
+const XATTR_MAX: usize = 65536;
+/// `XATTR_NAME_MAX`.
+const XATTR_NAME_MAX: usize = 255;
+
+/// A path argument.
+#[derive(Debug)]
+struct PathArg {
+    dirfd: i32,
+    path: Vec<u8>,
+    /// Follow a final symlink.
+    follow: bool,
+    /// `AT_EMPTY_PATH`: an empty path names the dirfd itself.
+    empty: bool,
+}
+
+/// What the task asked, copied.
+#[derive(Debug)]
+enum Call {
+    Stat { buf: u64 },
+    Statx { buf: u64, flags: i32, mask: u32 },
+    Statfs { buf: u64 },
+    Access { mode: u32, eaccess: bool },
+    Readlink { buf: u64, size: u64 },
+    GetXattr { name: CString, buf: u64, size: u64 },
+    ListXattr { buf: u64, size: u64 },
+    Chmod { mode: u32 },
+    Chown { uid: Option<u32>, gid: Option<u32> },
+    Utimes { times: Option<[Timespec; 2]> },
+    SetXattr { name: CString, value: Vec<u8>, flags: i32 },
+    RemoveXattr { name: CString },
+    InotifyAdd { ifd: i32, mask: u32 },
+    Truncate { len: i64 },
+    Mkdir { mode: u32 },
+    Mknod { mode: u32, dev: u64 },
+    Symlink { target: Vec<u8> },
+    Unlink { dir: bool },
+    Rename { to: PathArg, flags: u32 },
+    Link { to: PathArg },
+}
+
+impl Call {
+    /// Whether the confined worker performs it.
+    fn landlocked(&self) -> bool {
+        matches!(
+            self,
+            Call::Truncate { .. }
+                | Call::Mkdir { .. }
+                | Call::Mknod { .. }
+                | Call::Symlink { .. }
+                | Call::Unlink { .. }
+                | Call::Rename { .. }
+                | Call::Link { .. }
+        )
+    }
+
+    /// Whether it works on the parent and last component of its path
+    /// (not on the file the path names).
+    fn on_parent(&self) -> bool {
+        matches!(
+            self,
+            Call::Mkdir { .. }
+                | Call::Mknod { .. }
+                | Call::Symlink { .. }
+                | Call::Unlink { .. }
+                | Call::Rename { .. }
+        )
+    }
+}
+
+pub(crate) fn register(mut sup: SupervisorBuilder, core: &Arc<FsCore>) -> Result<SupervisorBuilder, BuildError> {
+    for name in NAMES {
+        let c = core.clone();
+        sup = handle(sup, name, move |ctx: &Ctx| on_call(ctx, &c))?;
+    }
+    Ok(sup)
+}
+
+fn errno_reply(e: Errno) -> Reply {
+    Reply::errno(sandlock_notify::listener::errno_of(e))
+}
+
+/// Reads what `name` needs from the task: (the path argument, the call).
+fn read_call(ctx: &Ctx, name: &str) -> Result<(PathArg, Call), sandlock_notify::CtxError> {
+    let a = *ctx.args();
+    let path = |i: usize| -> Result<Vec<u8>, sandlock_notify::CtxError> {
+        Ok(ctx.read_path(i)?.into_inner_unchecked().to_vec())
+    };
+    let p = |i: usize, follow: bool| -> Result<PathArg, sandlock_notify::CtxError> {
+        Ok(PathArg {
+            dirfd: AT_FDCWD,
+            path: path(i)?,
+            follow,
+            empty: false,
+        })
+    };
+    let at = |d: usize, i: usize, flags: u64, follow_default: bool| -> Result<PathArg, sandlock_notify::CtxError> {
+        Ok(PathArg {
+            dirfd: a[d] as i32,
+            path: path(i)?,
+            follow: if follow_default {
+                flags & AT_SYMLINK_NOFOLLOW == 0
+            } else {
+                flags & AT_SYMLINK_FOLLOW != 0
+            },
+            empty: flags & AT_EMPTY_PATH != 0,
+        })
+    };
+    let name_at = |i: usize| -> Result<CString, sandlock_notify::CtxError> {
+        let n = path(i)?;
+        if n.len() > XATTR_NAME_MAX {
+            return Err(sandlock_notify::CtxError::Os(Errno::RANGE));
+        }
+        CString::new(n).map_err(|_| sandlock_notify::CtxError::Os(Errno::INVAL))
+    };
+    let mem = ctx.memory();
+    let read = |addr: u64, len: usize| -> Result<Vec<u8>, sandlock_notify::CtxError> {
+        let mut v = vec![0u8; len];
+        mem.read_exact(addr, &mut v)?;
+        Ok(v)
+    };
+    let u64_at = |b: &[u8], i: usize| u64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+    // utime: {actime, modtime}; utimes/futimesat: 2 x {sec, usec}; utimensat: 2 x {sec, nsec}.
+    let times = |addr: u64, kind: u8| -> Result<Option<[Timespec; 2]>, sandlock_notify::CtxError> {
+        if addr == 0 {
+            return Ok(None);
+        }
+        let b = read(addr, if kind == b'b' { 16 } else { 32 })?;
+        let ts = |sec: u64, nsec: u64| Timespec {
+            tv_sec: sec as i64,
+            tv_nsec: nsec as _,
+        };
+        Ok(Some(match kind {
+            b'b' => [ts(u64_at(&b, 0), 0), ts(u64_at(&b, 1), 0)],
+            b'v' => [
+                ts(u64_at(&b, 0), u64_at(&b, 1).wrapping_mul(1000)),
+                ts(u64_at(&b, 2), u64_at(&b, 3).wrapping_mul(1000)),
+            ],
+            _ => [ts(u64_at(&b, 0), u64_at(&b, 1)), ts(u64_at(&b, 2), u64_at(&b, 3))],
+        }))
+    };
+    let id32 = |v: u64| (v as u32 != u32::MAX).then_some(v as u32);
+    Ok(match name {
+        "stat" => (p(0, true)?, Call::Stat { buf: a[1] }),
+        "lstat" => (p(0, false)?, Call::Stat { buf: a[1] }),
+        "newfstatat" => (at(0, 1, a[3], true)?, Call::Stat { buf: a[2] }),
+        "statx" => (
+            at(0, 1, a[2], true)?,
+            Call::Statx {
+                buf: a[4],
+                flags: a[2] as i32,
+                mask: a[3] as u32,
+            },
+        ),
+        "statfs" => (p(0, true)?, Call::Statfs { buf: a[1] }),
+        "access" => (p(0, true)?, Call::Access { mode: a[1] as u32, eaccess: false }),
+        "faccessat" => (at(0, 1, 0, true)?, Call::Access { mode: a[2] as u32, eaccess: false }),
+        "faccessat2" => (
+            at(0, 1, a[3], true)?,
+            Call::Access {
+                mode: a[2] as u32,
+                eaccess: a[3] & 0x200 != 0,
+            },
+        ),
+        "readlink" => (p(0, false)?, Call::Readlink { buf: a[1], size: a[2] }),
+        "readlinkat" => (
+            PathArg {
+                empty: true,
+                ..at(0, 1, AT_SYMLINK_NOFOLLOW, true)?
+            },
+            Call::Readlink { buf: a[2], size: a[3] },
+        ),
+        "getxattr" | "lgetxattr" => (
+            p(0, name == "getxattr")?,
+            Call::GetXattr {
+                name: name_at(1)?,
+                buf: a[2],
+                size: a[3],
+            },
+        ),
+        "listxattr" | "llistxattr" => (p(0, name == "listxattr")?, Call::ListXattr { buf: a[1], size: a[2] }),
+        "chmod" => (p(0, true)?, Call::Chmod { mode: a[1] as u32 }),
+        "fchmodat" => (at(0, 1, 0, true)?, Call::Chmod { mode: a[2] as u32 }),
+        "fchmodat2" => (at(0, 1, a[3], true)?, Call::Chmod { mode: a[2] as u32 }),
+        "chown" | "lchown" => (
+            p(0, name == "chown")?,
+            Call::Chown {
+                uid: id32(a[1]),
+                gid: id32(a[2]),
+            },
+        ),
+        "fchownat" => (
+            at(0, 1, a[4], true)?,
+            Call::Chown {
+                uid: id32(a[2]),
+                gid: id32(a[3]),
+            },
+        ),
+        "utime" => (p(0, true)?, Call::Utimes { times: times(a[1], b'b')? }),
+        "utimes" => (p(0, true)?, Call::Utimes { times: times(a[1], b'v')? }),
+        "futimesat" => (at(0, 1, 0, true)?, Call::Utimes { times: times(a[2], b'v')? }),
+        "utimensat" => {
+            if a[1] == 0 {
+                // No path: the descriptor itself (futimens). Handled by the caller.
+                return Err(sandlock_notify::CtxError::Os(Errno::NOTSUP));
+            }
+            (at(0, 1, a[3], true)?, Call::Utimes { times: times(a[2], b'n')? })
+        }
+        "setxattr" | "lsetxattr" => {
+            let size = (a[3] as usize).min(XATTR_MAX + 1);
+            if size > XATTR_MAX {
+                return Err(sandlock_notify::CtxError::Os(Errno::TOOBIG));
+            }
+            (
+                p(0, name == "setxattr")?,
+                Call::SetXattr {
+                    name: name_at(1)?,
+                    value: if size == 0 { Vec::new() } else { read(a[2], size)? },
+                    flags: a[4] as i32,
+                },
+            )
+        }
+        "removexattr" | "lremovexattr" => (p(0, name == "removexattr")?, Call::RemoveXattr { name: name_at(1)? }),
+        "inotify_add_watch" => (
+            PathArg {
+                follow: (a[2] as u32) & IN_DONT_FOLLOW == 0,
+                ..p(1, true)?
+            },
+            Call::InotifyAdd {
+                ifd: a[0] as i32,
+                mask: (a[2] as u32) & !IN_DONT_FOLLOW,
+            },
+        ),
+        "truncate" => (p(0, true)?, Call::Truncate { len: a[1] as i64 }),
+        "mkdir" => (p(0, false)?, Call::Mkdir { mode: a[1] as u32 }),
+        "mkdirat" => (at(0, 1, AT_SYMLINK_NOFOLLOW, true)?, Call::Mkdir { mode: a[2] as u32 }),
+        "mknod" => (p(0, false)?, Call::Mknod { mode: a[1] as u32, dev: a[2] }),
+        "mknodat" => (at(0, 1, AT_SYMLINK_NOFOLLOW, true)?, Call::Mknod { mode: a[2] as u32, dev: a[3] }),
+        "symlink" => (p(1, false)?, Call::Symlink { target: path(0)? }),
+        "symlinkat" => (at(1, 2, AT_SYMLINK_NOFOLLOW, true)?, Call::Symlink { target: path(0)? }),
+        "unlink" => (p(0, false)?, Call::Unlink { dir: false }),
+        "rmdir" => (p(0, false)?, Call::Unlink { dir: true }),
+        "unlinkat" => (
+            at(0, 1, AT_SYMLINK_NOFOLLOW, true)?,
+            Call::Unlink {
+                dir: a[2] & AT_REMOVEDIR != 0,
+            },
+        ),
+        "rename" => (p(0, false)?, Call::Rename { to: p(1, false)?, flags: 0 }),
+        "renameat" | "renameat2" => (
+            at(0, 1, AT_SYMLINK_NOFOLLOW, true)?,
+            Call::Rename {
+                to: at(2, 3, AT_SYMLINK_NOFOLLOW, true)?,
+                flags: if name == "renameat2" { a[4] as u32 } else { 0 },
+            },
+        ),
+        "link" => (p(0, false)?, Call::Link { to: p(1, false)? }),
+        "linkat" => (
+            at(0, 1, a[4], false)?,
+            Call::Link {
+                to: at(2, 3, AT_SYMLINK_NOFOLLOW, true)?,
+            },
+        ),
+        _ => return Err(sandlock_notify::CtxError::Os(Errno::NOSYS)),
+    })
+}
+
+/// One path call, on the receive thread: copy, check, pin; then perform it
+/// (now, after the callback's verdict, or on the confined worker).
+fn on_call(ctx: &Ctx, core: &Arc<FsCore>) -> Reply {
+    let Ok(name) = sandlock_notify::decode::syscall_name(ctx.notif()) else {
+        return Reply::errno(sandlock_bpf::Errno::ENOSYS);
+    };
+    if name == "utimensat" && ctx.args()[1] == 0 {
+        // futimens on a descriptor the task holds: no path, no decision,
+        // nothing read from memory is used; the kernel runs it as asked.
+        return Reply::Respond(Response::Continue);
+    }
+    let task = task_of(ctx);
+    let read = read_call(ctx, name).and_then(|c| ctx.verify(Unverified::new(task.id, c)));
+    let (arg, call) = match read {
+        Ok(v) => v.into_inner(),
+        Err(e) => return Reply::errno(e.errno()),
+    };
+    let start = match core.start(task, arg.dirfd, &arg.path, ResolveFlags::empty()) {
+        Ok(s) => s,
+        Err(e) => return errno_reply(e),
+    };
+    let second = match &call {
+        Call::Rename { to, .. } | Call::Link { to } => match core.start(task, to.dirfd, &to.path, ResolveFlags::empty()) {
+            Ok(s) => Some(s),
+            Err(e) => return errno_reply(e),
+        },
+        _ => None,
+    };
+    let event = core.wants_events().then(|| core.event(name, task, &start, &arg.path));
+    let held = event.clone();
+    let c = core.clone();
+    let run: Box<dyn FnOnce(&Ctx) -> Reply + Send> = if let Call::InotifyAdd { ifd, mask } = call {
+        // Our copy of the task's inotify descriptor, taken now.
+        let copy = sandlock_notify::onbehalf::ChildFds::open(task.tid).and_then(|f| f.get_fd(ifd));
+        let copy = match copy {
+            Ok(fd) => fd,
+            Err(e) => return errno_reply(e),
+        };
+        Box::new(move |_: &Ctx| Reply::Respond(inotify(&c, task, &arg, &start, &copy, mask, event)))
+    } else if call.landlocked() {
+        Box::new(move |_: &Ctx| {
+            let c2 = c.clone();
+            c.submit(task.id, move || {
+                let r = perform(&c2, task, &arg, &call, &start, second.as_ref(), event);
+                let _ = c2.shared.listener.respond(task.id, r);
+            })
+        })
+    } else {
+        Box::new(move |_: &Ctx| Reply::Respond(perform(&c, task, &arg, &call, &start, second.as_ref(), event)))
+    };
+    if core.hold_files() {
+        let ev = held.unwrap_or_else(|| core.event(name, task, &Start { dir: Dir::Root(core.root.clone()), scope: ResolveFlags::empty() }, b""));
+        Reply::hold(ev, run)
+    } else {
+        run(ctx)
+    }
+}
+
+/// `inotify_add_watch` on our copy of the task's inotify descriptor, with
+/// the pinned file named through `/proc/self/fd/N`.
+fn inotify(
+    core: &Arc<FsCore>,
+    task: Task,
+    arg: &PathArg,
+    start: &Start,
+    copy: &OwnedFd,
+    mask: u32,
+    mut event: Option<sandlock_policy::SyscallEvent>,
+) -> Response {
+    let r = Resolver { core, task };
+    let found = match target(&r, arg, start) {
+        Ok(f) => f,
+        Err(e) => return super::open::errno_response(e),
+    };
+    match core.found_denied(&r, &found) {
+        Ok(false) => {}
+        Ok(true) => {
+            core.audit_denied(event.as_mut());
+            return super::open::errno_response(Errno::ACCESS);
+        }
+        Err(e) => return super::open::errno_response(e),
+    }
+    let link = path::proc_fd(&found.fd);
+    let flags = rustix::fs::inotify::WatchFlags::from_bits_retain(mask);
+    Response::from_result(rustix::fs::inotify::add_watch(copy, link.as_str(), flags).map(i64::from))
+}
+
+/// The file `arg` names, pinned.
+fn target(r: &Resolver<'_>, arg: &PathArg, start: &Start) -> Result<Found, Errno> {
+    if arg.path.is_empty() {
+        if !arg.empty {
+            return Err(Errno::NOENT);
+        }
+        let fd = super::path::dup(start.fd())?;
+        let stat = rustix::fs::fstat(&fd)?;
+        let real = path::fd_path(&fd)?;
+        return Ok(Found {
+            fd,
+            real,
+            stat,
+            proc: Proc::No,
+        });
+    }
+    r.find(start, &arg.path, arg.follow)
+}
+
+/// The parent of `arg`'s last component (pinned), its real path, the last
+/// component, and the file there if any (not followed).
+struct Entry {
+    parent: Found,
+    name: Vec<u8>,
+    real: Vec<u8>,
+    existing: Option<rustix::fs::Stat>,
+}
+
+fn entry(r: &Resolver<'_>, arg: &PathArg, start: &Start) -> Result<Entry, Errno> {
+    let (parent, name) = r.parent(start, &arg.path)?;
+    let name = name.to_vec();
+    let real = lexical(&parent.real, &name);
+    let existing = rustix::fs::statat(&parent.fd, name.as_slice(), AtFlags::SYMLINK_NOFOLLOW).ok();
+    Ok(Entry {
+        parent,
+        name,
+        real,
+        existing,
+    })
+}
+
+/// Whether `e` may not be created, removed or replaced.
+fn entry_denied(core: &FsCore, r: &Resolver<'_>, e: &Entry) -> Result<bool, Errno> {
+    Ok(core.found_denied(r, &e.parent)?
+        || core.denied.holds_denied(&e.real)
+        || e.existing.as_ref().is_some_and(|st| core.denied.id_denied(Ident::of(st))))
+}
+
+/// Performs `call` on `arg` (and, for rename and link, `second`).
+fn perform(
+    core: &Arc<FsCore>,
+    task: Task,
+    arg: &PathArg,
+    call: &Call,
+    start: &Start,
+    second: Option<&Start>,
+    mut event: Option<sandlock_policy::SyscallEvent>,
+) -> Response {
+    let r = Resolver { core, task };
+    match perform_inner(core, &r, arg, call, start, second) {
+        Ok(v) => Response::Value(v),
+        Err(e) => {
+            if e == Errno::ACCESS {
+                core.audit_denied(event.as_mut());
+            }
+            super::open::errno_response(e)
+        }
+    }
+}
+
+fn perform_inner(
+    core: &Arc<FsCore>,
+    r: &Resolver<'_>,
+    arg: &PathArg,
+    call: &Call,
+    start: &Start,
+    second: Option<&Start>,
+) -> Result<i64, Errno> {
+    let denied = Errno::ACCESS;
+    if call.on_parent() {
+        let e = entry(r, arg, start)?;
+        if entry_denied(core, r, &e)? {
+            return Err(denied);
+        }
+        let (p, n) = (&e.parent.fd, e.name.as_slice());
+        return match call {
+            Call::Mkdir { mode } => {
+                let m = Mode::from_bits_truncate(mode & !core.umask_of(r.task.tid));
+                rustix::fs::mkdirat(p, n, m).map(|()| 0)
+            }
+            Call::Mknod { mode, dev } => {
+                let m = *mode & !core.umask_of(r.task.tid);
+                let ft = rustix::fs::FileType::from_raw_mode(m);
+                rustix::fs::mknodat(p, n, ft, Mode::from_bits_truncate(m), *dev).map(|()| 0)
+            }
+            Call::Symlink { target } => rustix::fs::symlinkat(target.as_slice(), p, n).map(|()| 0),
+            Call::Unlink { dir } => {
+                let f = if *dir { AtFlags::REMOVEDIR } else { AtFlags::empty() };
+                rustix::fs::unlinkat(p, n, f).map(|()| 0)
+            }
+            Call::Rename { to, flags } => {
+                let s2 = second.ok_or(Errno::INVAL)?;
+                let e2 = entry(r, to, s2)?;
+                if entry_denied(core, r, &e2)? {
+                    return Err(denied);
+                }
+                rustix::fs::renameat_with(p, n, &e2.parent.fd, e2.name.as_slice(), RenameFlags::from_bits_retain(*flags))
+                    .map(|()| 0)
+            }
+            _ => Err(Errno::INVAL),
+        };
+    }
+    if let Call::Link { to } = call {
+        let s2 = second.ok_or(Errno::INVAL)?;
+        let e2 = entry(r, to, s2)?;
+        if entry_denied(core, r, &e2)? {
+            return Err(denied);
+        }
+        if arg.follow || arg.path.is_empty() {
+            let old = target(r, arg, start)?;
+            if core.found_denied(r, &old)? || old.proc != Proc::No {
+                return Err(denied);
+            }
+            let link = path::proc_fd(&old.fd);
+            return rustix::fs::linkat(rustix::fs::CWD, link.as_str(), &e2.parent.fd, e2.name.as_slice(), AtFlags::SYMLINK_FOLLOW)
+                .map(|()| 0);
+        }
+        let old = entry(r, arg, start)?;
+        if entry_denied(core, r, &old)? {
+            return Err(denied);
+        }
+        return rustix::fs::linkat(&old.parent.fd, old.name.as_slice(), &e2.parent.fd, e2.name.as_slice(), AtFlags::empty())
+            .map(|()| 0);
+    }
+    let found = target(r, arg, start)?;
+    if core.found_denied(r, &found)? {
+        return Err(denied);
+    }
+    if matches!(core.proc_owner(&found)?, super::open::Owner::Sandlock) {
+        return Err(denied);
+    }
+    let fd = found.fd.as_fd();
+    let link = path::proc_fd(&found.fd);
+    let pid = r.task.tid;
+    match call {
+        Call::Stat { buf } => write(pid, *buf, &behalf::stat_bytes(fd)?).map(|()| 0),
+        Call::Statx { buf, flags, mask } => write(pid, *buf, &behalf::statx_bytes(fd, *flags, *mask)?).map(|()| 0),
+        Call::Statfs { buf } => write(pid, *buf, &behalf::statfs_bytes(fd)?).map(|()| 0),
+        Call::Access { mode, eaccess } => {
+            let mut f = AtFlags::EMPTY_PATH;
+            if *eaccess {
+                f |= AtFlags::EACCESS;
+            }
+            rustix::fs::accessat(fd, "", Access::from_bits_retain(*mode), f).map(|()| 0)
+        }
+        Call::Readlink { buf, size } => {
+            if *size == 0 || *size > i32::MAX as u64 {
+                return Err(Errno::INVAL);
+            }
+            let t = rustix::fs::readlinkat(fd, "", Vec::new())?.into_bytes();
+            let n = t.len().min(*size as usize);
+            write(pid, *buf, &t[..n]).map(|()| n as i64)
+        }
+        Call::GetXattr { name, buf, size } => {
+            let mut v = vec![0u8; (*size as usize).min(XATTR_MAX)];
+            let n = rustix::fs::getxattr(link.as_str(), name.as_c_str(), &mut v)?;
+            if *size != 0 {
+                write(pid, *buf, &v[..n.min(v.len())])?;
+            }
+            Ok(n as i64)
+        }
+        Call::ListXattr { buf, size } => {
+            let mut v = vec![0u8; (*size as usize).min(XATTR_MAX)];
+            let n = rustix::fs::listxattr(link.as_str(), &mut v)?;
+            if *size != 0 {
+                write(pid, *buf, &v[..n.min(v.len())])?;
+            }
+            Ok(n as i64)
+        }
+        Call::Chmod { mode } => {
+            if found.is_symlink() {
+                return Err(Errno::OPNOTSUPP);
+            }
+            rustix::fs::chmod(link.as_str(), Mode::from_bits_truncate(*mode)).map(|()| 0)
+        }
+        Call::Chown { uid, gid } => rustix::fs::chownat(
+            fd,
+            "",
+            uid.map(rustix::fs::Uid::from_raw),
+            gid.map(rustix::fs::Gid::from_raw),
+            AtFlags::EMPTY_PATH,
+        )
+        .map(|()| 0),
+        Call::Utimes { times } => {
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: rustix::fs::UTIME_NOW,
+            };
+            let [a, m] = times.unwrap_or([now, now]);
+            let ts = Timestamps {
+                last_access: a,
+                last_modification: m,
+            };
+            rustix::fs::utimensat(fd, "", &ts, AtFlags::EMPTY_PATH).map(|()| 0)
+        }
+        Call::SetXattr { name, value, flags } => rustix::fs::setxattr(
+            link.as_str(),
+            name.as_c_str(),
+            value,
+            rustix::fs::XattrFlags::from_bits_retain(*flags as u32),
+        )
+        .map(|()| 0),
+        Call::RemoveXattr { name } => rustix::fs::removexattr(link.as_str(), name.as_c_str()).map(|()| 0),
+        Call::Truncate { len } => {
+            let c = CString::new(link).map_err(|_| Errno::INVAL)?;
+            behalf::truncate(&c, *len).map(|()| 0)
+        }
+        _ => Err(Errno::INVAL),
+    }
+}
+
+fn write(pid: u32, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+    behalf::write_memory(pid, addr, bytes)
+}
+
+/// Unused: a start that owns its directory.
+#[allow(dead_code)]
+fn owned(fd: OwnedFd) -> Start {
+    Start {
+        dir: Dir::Owned(fd),
+        scope: ResolveFlags::empty(),
+    }
+}
