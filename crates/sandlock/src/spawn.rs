@@ -5,11 +5,11 @@
 //! only makes raw system calls ([`crate::child`]). The parent and child talk
 //! over a `SOCK_SEQPACKET` socketpair:
 //!
-//! 1. child → parent: the seccomp listener (`SCM_RIGHTS`), when the base
+//! 1. parent → child: the go-ahead byte, when a step of the parent must
+//!    happen before the child confines itself and runs the command (the
+//!    terminal, a feature's `before_exec`);
+//! 2. child → parent: the seccomp listener (`SCM_RIGHTS`), when the base
 //!    filter notifies;
-//! 2. parent → child: the go-ahead byte, when a step of the parent must
-//!    happen before the command runs (the terminal, a feature's
-//!    `before_exec`);
 //! 3. child → parent: end of file when `execve` succeeded (the child's end
 //!    is close-on-exec), or `(step, errno)` when a step failed.
 
@@ -58,6 +58,8 @@ pub(crate) struct Launch<'a> {
     pub(crate) stdio: [Option<OwnedFd>; 3],
     pub(crate) landlock: Option<OwnedFd>,
     pub(crate) programs: &'a Programs,
+    /// Make the child's group the target of the signal forwarding handlers.
+    pub(crate) forward_signals: bool,
     /// Takes the listener as soon as it arrives, before the command's
     /// `execve` (which the supervisor may have to answer); the child is
     /// then a plain fork, never suspending this thread.
@@ -80,8 +82,8 @@ enum Msg {
 }
 
 /// Forks the child, runs the hand-shake, and returns once the command has
-/// been executed. `before_exec` runs in the parent after the listener
-/// arrived and before the child may `execve` (only when `plan.wait_go`).
+/// been executed. `before_exec` runs in the parent before the child may
+/// confine itself and `execve` (only when `plan.wait_go`).
 pub(crate) fn launch(
     l: Launch<'_>,
     before_exec: &mut dyn FnMut(i32) -> Result<(), Error>,
@@ -136,8 +138,8 @@ pub(crate) fn launch(
     // fork. Otherwise the cheaper vfork-style clone.
     let mut on_listener = l.on_listener;
     let share_memory = !l.plan.wait_go && on_listener.is_none();
-    let (pid, pidfd) =
-        sys::host::spawn_child(&args, share_memory).map_err(Error::os("clone"))?;
+    let (pid, pidfd) = sys::host::spawn_child(&args, share_memory, l.forward_signals)
+        .map_err(Error::os("clone"))?;
     drop(theirs);
     drop(stdio_owned);
     drop(l.landlock);
@@ -147,6 +149,14 @@ pub(crate) fn launch(
         let _ = rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
         err
     };
+    if l.plan.wait_go {
+        if let Err(e) = before_exec(pid) {
+            return Err(fail(&pidfd, e));
+        }
+        if let Err(e) = rustix::io::write(&ours, &[child::GO]) {
+            return Err(fail(&pidfd, Error::os("go-ahead to the sandbox")(e)));
+        }
+    }
     let listener = if l.programs.notifies {
         match recv(&ours) {
             Ok(Msg::Listener(fd)) => match on_listener.as_mut() {
@@ -165,14 +175,6 @@ pub(crate) fn launch(
     } else {
         None
     };
-    if l.plan.wait_go {
-        if let Err(e) = before_exec(pid) {
-            return Err(fail(&pidfd, e));
-        }
-        if let Err(e) = rustix::io::write(&ours, &[child::GO]) {
-            return Err(fail(&pidfd, Error::os("go-ahead to the sandbox")(e)));
-        }
-    }
     match recv(&ours) {
         Ok(Msg::Eof) => Ok(Launched {
             pid,

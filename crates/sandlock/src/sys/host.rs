@@ -23,10 +23,13 @@ const CLONE_PIDFD: libc::c_ulong = 0x1000;
 /// `errno`, which nobody reads meanwhile). Without it, a plain fork.
 ///
 /// Every signal is blocked in the calling thread around the clone (the
-/// child inherits that mask and sets its own just before `execve`).
+/// child inherits that mask and sets its own just before `execve`). With
+/// `forward`, the new process group becomes the target of the signal
+/// forwarding handlers before the blocked signals are delivered.
 pub(crate) fn spawn_child(
     args: &crate::child::ChildArgs<'_>,
     share_memory: bool,
+    forward: bool,
 ) -> Result<(i32, OwnedFd), Errno> {
     const STACK: usize = 128 * 1024;
     let mut stack: Vec<u128> = if share_memory {
@@ -78,6 +81,10 @@ pub(crate) fn spawn_child(
         r as libc::c_int
     };
     let err = if ret < 0 { Some(errno()) } else { None };
+    if forward && ret > 0 {
+        // Before the signals blocked around the clone are delivered.
+        forward_signals_to(ret);
+    }
     restore_signals(&old);
     drop(stack);
     if let Some(err) = err {
@@ -175,14 +182,18 @@ pub(crate) fn seccomp_filter_flags_known(flags: u32) -> Result<bool, Errno> {
     }
 }
 
-/// The process group the forwarding handler signals (0: none).
+/// The process group the forwarding handler signals (0: none yet).
 static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+/// A signal received before there was a sandbox to pass it to.
+static PENDING: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn forward(sig: libc::c_int) {
-    let pgid = FORWARD_TO.load(Ordering::Relaxed);
+    let pgid = FORWARD_TO.load(Ordering::SeqCst);
     if pgid > 0 {
         // SAFETY: kill is async-signal-safe; a negative pid names a group.
         unsafe { libc::kill(-pgid, sig) };
+    } else {
+        PENDING.store(sig, Ordering::SeqCst);
     }
 }
 
@@ -208,7 +219,13 @@ pub(crate) fn install_signal_forwarding(signals: &[i32]) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Sets the process group the forwarding handler signals (0: none).
+/// Sets the process group the forwarding handler signals (0: none), and
+/// passes on a signal that arrived before it existed.
 pub(crate) fn forward_signals_to(pgid: i32) {
-    FORWARD_TO.store(pgid, Ordering::Relaxed);
+    FORWARD_TO.store(pgid, Ordering::SeqCst);
+    let pending = PENDING.swap(0, Ordering::SeqCst);
+    if pgid > 0 && pending != 0 {
+        // SAFETY: kill with a negative pid signals the sandbox's group.
+        unsafe { libc::kill(-pgid, pending) };
+    }
 }
