@@ -23,14 +23,13 @@
 //! thread confined the same way, so the queue never stalls behind it.
 
 use std::cell::Cell;
-use std::os::fd::{AsFd, OwnedFd};
 use std::collections::VecDeque;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::Thread;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rustix::io::Errno;
 
@@ -63,15 +62,13 @@ pub(crate) struct Worker {
     thread: Option<JoinHandle<()>>,
 }
 
-/// The job queue: a locked deque, and a worker that spins for a while on
-/// an empty queue before it parks (a job that arrives within the spin is
-/// picked up without a wake-up).
+/// The job queue: a locked deque, and a worker that parks on a pipe when
+/// it is empty.
 struct Queue {
     jobs: Mutex<VecDeque<Job>>,
     pending: AtomicUsize,
     parked: AtomicBool,
     closed: AtomicBool,
-    thread: OnceLock<Thread>,
     /// The worker parks on reading `bell.0`; a producer rings by writing a
     /// byte to `bell.1`. A pipe write is a *synchronous* wake-up (the kernel
     /// runs the worker on the ringing thread's CPU), where a futex wake
@@ -87,21 +84,9 @@ impl Default for Queue {
             pending: AtomicUsize::new(0),
             parked: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            thread: OnceLock::new(),
-            bell: if std::env::var_os("SANDLOCK_FUTEX").is_some() { None } else {
-                rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ok()
-            },
+            bell: rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ok(),
         }
     }
-}
-
-/// How long a confined worker spins on an empty queue (measurement knob
-/// `SANDLOCK_SPIN_US`, microseconds).
-fn spin_time() -> Duration {
-    std::env::var("SANDLOCK_SPIN_US")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(Duration::ZERO, Duration::from_micros)
 }
 
 impl std::fmt::Debug for Queue {
@@ -117,7 +102,10 @@ impl Queue {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Gone);
         }
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).push_back(job);
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(job);
         self.pending.fetch_add(1, Ordering::SeqCst);
         if self.parked.swap(false, Ordering::SeqCst) {
             self.ring();
@@ -126,10 +114,14 @@ impl Queue {
     }
 
     /// The next job; `None` once closed and empty.
-    fn pop(&self, spin: Duration) -> Option<Job> {
+    fn pop(&self) -> Option<Job> {
         loop {
             if self.pending.load(Ordering::SeqCst) > 0 {
-                let job = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                let job = self
+                    .jobs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pop_front();
                 if let Some(job) = job {
                     self.pending.fetch_sub(1, Ordering::SeqCst);
                     return Some(job);
@@ -137,25 +129,6 @@ impl Queue {
             }
             if self.closed.load(Ordering::SeqCst) {
                 return None;
-            }
-            if !spin.is_zero() {
-                let until = Instant::now() + spin;
-                'spin: loop {
-                    for _ in 0..64 {
-                        if self.pending.load(Ordering::Acquire) > 0 {
-                            break 'spin;
-                        }
-                        std::hint::spin_loop();
-                    }
-                    if Instant::now() >= until {
-                        break;
-                    }
-                    // Another task may need this CPU more than we do.
-                    std::thread::yield_now();
-                }
-                if self.pending.load(Ordering::SeqCst) > 0 {
-                    continue;
-                }
             }
             self.parked.store(true, Ordering::SeqCst);
             if self.pending.load(Ordering::SeqCst) == 0 && !self.closed.load(Ordering::SeqCst) {
@@ -167,15 +140,9 @@ impl Queue {
 
     /// Wakes the parked worker.
     fn ring(&self) {
-        match &self.bell {
-            Some((_, w)) => {
-                let _ = rustix::io::write(w, &[1]);
-            }
-            None => {
-                if let Some(t) = self.thread.get() {
-                    t.unpark();
-                }
-            }
+        // Without a pipe (none could be created) the worker polls.
+        if let Some((_, w)) = &self.bell {
+            let _ = rustix::io::write(w, &[1]);
         }
     }
 
@@ -187,7 +154,7 @@ impl Queue {
                 let mut b = [0u8; 64];
                 let _ = rustix::io::read(r, &mut b);
             }
-            None => std::thread::park(),
+            None => std::thread::sleep(Duration::from_micros(200)),
         }
     }
 
@@ -220,24 +187,14 @@ impl Worker {
         let q = queue.clone();
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), Errno>>(1);
         let conf = confinement.clone();
-        let spin = match &confinement {
-            Confinement::None => Duration::ZERO,
-            Confinement::Landlock(_) => spin_time(),
-        };
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
-                let _ = q.thread.set(std::thread::current());
-                if let Some(cpu) = std::env::var("SANDLOCK_PIN_SUP").ok().and_then(|v| v.parse::<usize>().ok()) {
-                    let mut set = rustix::thread::CpuSet::new();
-                    set.set(cpu);
-                    let _ = rustix::thread::sched_setaffinity(None, &set);
-                }
                 let confined = confine(&conf);
                 let ok = confined.is_ok();
                 let _ = ready_tx.send(confined);
                 if ok {
-                    while let Some(job) = q.pop(spin) {
+                    while let Some(job) = q.pop() {
                         job();
                     }
                 }
@@ -294,7 +251,17 @@ impl Worker {
             .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::AGAIN))
     }
 
+    /// Pins the worker's thread to CPU `cpu` (best effort).
+    pub(crate) fn pin(&self, cpu: usize) {
+        let _ = self.submit(move || {
+            let mut set = rustix::thread::CpuSet::new();
+            set.set(cpu);
+            let _ = rustix::thread::sched_setaffinity(None, &set);
+        });
+    }
+
     /// Whether the worker applies a Landlock ruleset to itself.
+    #[cfg(test)]
     pub(crate) fn is_landlocked(&self) -> bool {
         matches!(&self.confinement, Confinement::Landlock(Some(_)))
     }
@@ -345,14 +312,19 @@ mod tests {
 
     /// A ruleset that grants reading `dir` only.
     fn ruleset_for(dir: &std::path::Path) -> Option<Arc<OwnedFd>> {
-        use landlock::{ABI, Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr};
+        use landlock::{
+            ABI, Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
+        };
         let abi = crate::kernel::landlock_abi()?;
         let created = Ruleset::default()
             .handle_access(AccessFs::from_all(ABI::from(abi)))
             .ok()?
             .create()
             .ok()?
-            .add_rule(PathBeneath::new(PathFd::new(dir).ok()?, AccessFs::from_read(ABI::from(abi))))
+            .add_rule(PathBeneath::new(
+                PathFd::new(dir).ok()?,
+                AccessFs::from_read(ABI::from(abi)),
+            ))
             .ok()?;
         let fd: Option<OwnedFd> = created.into();
         fd.map(Arc::new)
@@ -360,7 +332,8 @@ mod tests {
 
     #[test]
     fn confined_worker_is_under_landlock_and_the_caller_is_not() {
-        let allowed = std::env::temp_dir().join(format!("sandlock-confined-{}", std::process::id()));
+        let allowed =
+            std::env::temp_dir().join(format!("sandlock-confined-{}", std::process::id()));
         std::fs::create_dir_all(&allowed).unwrap();
         std::fs::write(allowed.join("ok"), b"x").unwrap();
         let Some(ruleset) = ruleset_for(&allowed) else {
@@ -383,7 +356,8 @@ mod tests {
         // A detached helper is confined the same way.
         let (tx, rx) = mpsc::channel();
         w.detach(move || {
-            let _ = tx.send(rustix::fs::open("/etc/hostname", OFlags::RDONLY, Mode::empty()).map(drop));
+            let _ =
+                tx.send(rustix::fs::open("/etc/hostname", OFlags::RDONLY, Mode::empty()).map(drop));
         })
         .unwrap();
         assert_eq!(rx.recv().unwrap(), Err(Errno::ACCESS));

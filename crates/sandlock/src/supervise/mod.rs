@@ -89,8 +89,12 @@ pub(crate) trait Feature: Send + Sync {
 pub(crate) type Constructor = fn(&Policy) -> Result<Option<Box<dyn Feature>>, Error>;
 
 /// Every feature. Adding one is adding its module and a line here.
-pub(crate) const FEATURES: &[Constructor] =
-    &[procctl::feature, memfd::feature, fs::feature, events::feature];
+pub(crate) const FEATURES: &[Constructor] = &[
+    procctl::feature,
+    memfd::feature,
+    fs::feature,
+    events::feature,
+];
 
 /// The features `policy` needs, in [`FEATURES`] order.
 pub(crate) fn features(policy: &Policy) -> Result<Vec<Box<dyn Feature>>, Error> {
@@ -201,12 +205,18 @@ pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
         live,
         tasks: Tasks::new(p.root),
         audit: p.audit,
-        listener: Arc::new(Listener::from_fd(second).map_err(|e| Error::Supervisor(e.to_string()))?),
+        listener: Arc::new(
+            Listener::from_fd(second).map_err(|e| Error::Supervisor(e.to_string()))?,
+        ),
         ruleset: p.ruleset,
     });
     let mut sup =
         Supervisor::builder(p.listener).fallback(Response::Errno(sandlock_bpf::Errno::ENOSYS));
-    if let Some(cpu) = std::env::var("SANDLOCK_PIN_SUP").ok().and_then(|v| v.parse().ok()) {
+    // A sandbox pinned to one CPU gets its supervisor there too: every
+    // wake-up between them is then a same-CPU one (measured in
+    // docs/benchmarks.md; on these VMs a cross-CPU wake-up costs several
+    // times a same-CPU one).
+    if let Some(cpu) = single_cpu(&shared.policy) {
         sup = sup.pin_cpu(Some(cpu));
     }
     for f in p.features.iter() {
@@ -232,6 +242,14 @@ pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
         });
     }
     sup.spawn().map_err(e)
+}
+
+/// The CPU of a sandbox pinned to exactly one (`cpu_cores`).
+pub(crate) fn single_cpu(policy: &Policy) -> Option<usize> {
+    let cores = policy.cpu_cores()?;
+    let mut it = cores.iter();
+    let first = it.next()?;
+    it.next().is_none().then_some(first as usize)
 }
 
 /// The policy callback as the supervisor's event sink: each event is judged

@@ -78,7 +78,8 @@ pub(crate) fn wait_tracee(own_child: i32) -> Result<TraceStop, Errno> {
     loop {
         // SAFETY: an all-zero siginfo is valid; the kernel fills it.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let flags = libc::WEXITED | libc::WSTOPPED | libc::__WALL | libc::__WNOTHREAD | libc::WNOWAIT;
+        let flags =
+            libc::WEXITED | libc::WSTOPPED | libc::__WALL | libc::__WNOTHREAD | libc::WNOWAIT;
         // SAFETY: `info` is a valid out-pointer.
         match check(unsafe { libc::waitid(libc::P_ALL, 0, &mut info, flags) } as _) {
             Err(Errno::INTR) => continue,
@@ -87,13 +88,18 @@ pub(crate) fn wait_tracee(own_child: i32) -> Result<TraceStop, Errno> {
         }
         // SAFETY: waitid filled a SIGCHLD siginfo, whose si_pid is valid.
         let pid = unsafe { info.si_pid() };
-        let exited = matches!(info.si_code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED);
+        let exited = matches!(
+            info.si_code,
+            libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED
+        );
         if exited && pid == own_child {
             return Ok(TraceStop::Gone { pid });
         }
         let mut status: libc::c_int = 0;
         // SAFETY: `status` is a valid int on our stack.
-        match check(unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::__WNOTHREAD) } as _) {
+        match check(
+            unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::__WNOTHREAD) } as _,
+        ) {
             Err(Errno::INTR) => continue,
             Err(e) => return Err(e),
             Ok(_) => {}
@@ -156,7 +162,9 @@ pub(crate) fn stat_bytes(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
     // SAFETY: an all-zero `stat` is valid; the kernel fills it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `st` is a valid out-pointer; the path is a static C string.
-    check(unsafe { libc::fstatat(fd.as_raw_fd(), c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH) } as _)?;
+    check(
+        unsafe { libc::fstatat(fd.as_raw_fd(), c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH) } as _,
+    )?;
     Ok(bytes_of(&st))
 }
 

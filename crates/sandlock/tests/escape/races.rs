@@ -19,7 +19,7 @@ escape_tests!("needs sandlock run (issue 5) with --net-allow-host (issue 7)":
     race_sendmmsg,
 );
 
-escape_tests!("needs sandlock run (issue 5) with --fs-deny (issue 7)":
+escape_tests!(run:
     race_open,
     race_openat,
     race_openat2,

@@ -21,7 +21,9 @@ use std::sync::Arc;
 
 use rustix::fs::{Access, AtFlags, Mode, RenameFlags, ResolveFlags, Timespec, Timestamps};
 use rustix::io::Errno;
-use sandlock_notify::{BuildError, ChildMemory, Ctx, Reply, Response, SupervisorBuilder, Unverified};
+use sandlock_notify::{
+    BuildError, ChildMemory, Ctx, Reply, Response, SupervisorBuilder, Unverified,
+};
 
 use super::deny::Ident;
 use super::path::{self, lexical};
@@ -31,12 +33,50 @@ use crate::sys::behalf;
 
 /// Every call this module answers.
 pub(crate) const NAMES: &[&str] = &[
-    "stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2", "readlink",
-    "readlinkat", "statfs", "getxattr", "lgetxattr", "listxattr", "llistxattr", "chmod",
-    "fchmodat", "fchmodat2", "chown", "lchown", "fchownat", "utime", "utimes", "futimesat",
-    "utimensat", "setxattr", "lsetxattr", "removexattr", "lremovexattr", "inotify_add_watch",
-    "truncate", "mkdir", "mkdirat", "mknod", "mknodat", "symlink", "symlinkat", "unlink",
-    "unlinkat", "rmdir", "rename", "renameat", "renameat2", "link", "linkat",
+    "stat",
+    "lstat",
+    "newfstatat",
+    "statx",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "readlink",
+    "readlinkat",
+    "statfs",
+    "getxattr",
+    "lgetxattr",
+    "listxattr",
+    "llistxattr",
+    "chmod",
+    "fchmodat",
+    "fchmodat2",
+    "chown",
+    "lchown",
+    "fchownat",
+    "utime",
+    "utimes",
+    "futimesat",
+    "utimensat",
+    "setxattr",
+    "lsetxattr",
+    "removexattr",
+    "lremovexattr",
+    "inotify_add_watch",
+    "truncate",
+    "mkdir",
+    "mkdirat",
+    "mknod",
+    "mknodat",
+    "symlink",
+    "symlinkat",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "rename",
+    "renameat",
+    "renameat2",
+    "link",
+    "linkat",
 ];
 
 const AT_FDCWD: i32 = sandlock_notify::decode::AT_FDCWD;
@@ -64,26 +104,79 @@ struct PathArg {
 /// What the task asked, copied.
 #[derive(Debug)]
 enum Call {
-    Stat { buf: u64 },
-    Statx { buf: u64, flags: i32, mask: u32 },
-    Statfs { buf: u64 },
-    Access { mode: u32, eaccess: bool },
-    Readlink { buf: u64, size: u64 },
-    GetXattr { name: CString, buf: u64, size: u64 },
-    ListXattr { buf: u64, size: u64 },
-    Chmod { mode: u32 },
-    Chown { uid: Option<u32>, gid: Option<u32> },
-    Utimes { times: Option<[Timespec; 2]> },
-    SetXattr { name: CString, value: Vec<u8>, flags: i32 },
-    RemoveXattr { name: CString },
-    InotifyAdd { ifd: i32, mask: u32 },
-    Truncate { len: i64 },
-    Mkdir { mode: u32 },
-    Mknod { mode: u32, dev: u64 },
-    Symlink { target: Vec<u8> },
-    Unlink { dir: bool },
-    Rename { to: PathArg, flags: u32 },
-    Link { to: PathArg },
+    Stat {
+        buf: u64,
+    },
+    Statx {
+        buf: u64,
+        flags: i32,
+        mask: u32,
+    },
+    Statfs {
+        buf: u64,
+    },
+    Access {
+        mode: u32,
+        eaccess: bool,
+    },
+    Readlink {
+        buf: u64,
+        size: u64,
+    },
+    GetXattr {
+        name: CString,
+        buf: u64,
+        size: u64,
+    },
+    ListXattr {
+        buf: u64,
+        size: u64,
+    },
+    Chmod {
+        mode: u32,
+    },
+    Chown {
+        uid: Option<u32>,
+        gid: Option<u32>,
+    },
+    Utimes {
+        times: Option<[Timespec; 2]>,
+    },
+    SetXattr {
+        name: CString,
+        value: Vec<u8>,
+        flags: i32,
+    },
+    RemoveXattr {
+        name: CString,
+    },
+    InotifyAdd {
+        ifd: i32,
+        mask: u32,
+    },
+    Truncate {
+        len: i64,
+    },
+    Mkdir {
+        mode: u32,
+    },
+    Mknod {
+        mode: u32,
+        dev: u64,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
+    Unlink {
+        dir: bool,
+    },
+    Rename {
+        to: PathArg,
+        flags: u32,
+    },
+    Link {
+        to: PathArg,
+    },
 }
 
 impl Call {
@@ -115,7 +208,10 @@ impl Call {
     }
 }
 
-pub(crate) fn register(mut sup: SupervisorBuilder, core: &Arc<FsCore>) -> Result<SupervisorBuilder, BuildError> {
+pub(crate) fn register(
+    mut sup: SupervisorBuilder,
+    core: &Arc<FsCore>,
+) -> Result<SupervisorBuilder, BuildError> {
     for name in NAMES {
         let c = core.clone();
         sup = handle(sup, name, move |ctx: &Ctx| on_call(ctx, &c))?;
@@ -141,7 +237,11 @@ fn read_call(ctx: &Ctx, name: &str) -> Result<(PathArg, Call), sandlock_notify::
             empty: false,
         })
     };
-    let at = |d: usize, i: usize, flags: u64, follow_default: bool| -> Result<PathArg, sandlock_notify::CtxError> {
+    let at = |d: usize,
+              i: usize,
+              flags: u64,
+              follow_default: bool|
+     -> Result<PathArg, sandlock_notify::CtxError> {
         Ok(PathArg {
             dirfd: a[d] as i32,
             path: path(i)?,
@@ -166,7 +266,8 @@ fn read_call(ctx: &Ctx, name: &str) -> Result<(PathArg, Call), sandlock_notify::
         mem.read_exact(addr, &mut v)?;
         Ok(v)
     };
-    let u64_at = |b: &[u8], i: usize| u64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+    let u64_at =
+        |b: &[u8], i: usize| u64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
     // utime: {actime, modtime}; utimes/futimesat: 2 x {sec, usec}; utimensat: 2 x {sec, nsec}.
     let times = |addr: u64, kind: u8| -> Result<Option<[Timespec; 2]>, sandlock_notify::CtxError> {
         if addr == 0 {
@@ -183,7 +284,10 @@ fn read_call(ctx: &Ctx, name: &str) -> Result<(PathArg, Call), sandlock_notify::
                 ts(u64_at(&b, 0), u64_at(&b, 1).wrapping_mul(1000)),
                 ts(u64_at(&b, 2), u64_at(&b, 3).wrapping_mul(1000)),
             ],
-            _ => [ts(u64_at(&b, 0), u64_at(&b, 1)), ts(u64_at(&b, 2), u64_at(&b, 3))],
+            _ => [
+                ts(u64_at(&b, 0), u64_at(&b, 1)),
+                ts(u64_at(&b, 2), u64_at(&b, 3)),
+            ],
         }))
     };
     let id32 = |v: u64| (v as u32 != u32::MAX).then_some(v as u32);
@@ -200,8 +304,20 @@ fn read_call(ctx: &Ctx, name: &str) -> Result<(PathArg, Call), sandlock_notify::
             },
         ),
         "statfs" => (p(0, true)?, Call::Statfs { buf: a[1] }),
-        "access" => (p(0, true)?, Call::Access { mode: a[1] as u32, eaccess: false }),
-        "faccessat" => (at(0, 1, 0, true)?, Call::Access { mode: a[2] as u32, eaccess: false }),
+        "access" => (
+            p(0, true)?,
+            Call::Access {
+                mode: a[1] as u32,
+                eaccess: false,
+            },
+        ),
+        "faccessat" => (
+            at(0, 1, 0, true)?,
+            Call::Access {
+                mode: a[2] as u32,
+                eaccess: false,
+            },
+        ),
         "faccessat2" => (
             at(0, 1, a[3], true)?,
             Call::Access {
@@ -209,13 +325,22 @@ fn read_call(ctx: &Ctx, name: &str) -> Result<(PathArg, Call), sandlock_notify::
                 eaccess: a[3] & 0x200 != 0,
             },
         ),
-        "readlink" => (p(0, false)?, Call::Readlink { buf: a[1], size: a[2] }),
+        "readlink" => (
+            p(0, false)?,
+            Call::Readlink {
+                buf: a[1],
+                size: a[2],
+            },
+        ),
         "readlinkat" => (
             PathArg {
                 empty: true,
                 ..at(0, 1, AT_SYMLINK_NOFOLLOW, true)?
             },
-            Call::Readlink { buf: a[2], size: a[3] },
+            Call::Readlink {
+                buf: a[2],
+                size: a[3],
+            },
         ),
         "getxattr" | "lgetxattr" => (
             p(0, name == "getxattr")?,
@@ -225,7 +350,13 @@ fn read_call(ctx: &Ctx, name: &str) -> Result<(PathArg, Call), sandlock_notify::
                 size: a[3],
             },
         ),
-        "listxattr" | "llistxattr" => (p(0, name == "listxattr")?, Call::ListXattr { buf: a[1], size: a[2] }),
+        "listxattr" | "llistxattr" => (
+            p(0, name == "listxattr")?,
+            Call::ListXattr {
+                buf: a[1],
+                size: a[2],
+            },
+        ),
         "chmod" => (p(0, true)?, Call::Chmod { mode: a[1] as u32 }),
         "fchmodat" => (at(0, 1, 0, true)?, Call::Chmod { mode: a[2] as u32 }),
         "fchmodat2" => (at(0, 1, a[3], true)?, Call::Chmod { mode: a[2] as u32 }),
@@ -243,15 +374,35 @@ fn read_call(ctx: &Ctx, name: &str) -> Result<(PathArg, Call), sandlock_notify::
                 gid: id32(a[3]),
             },
         ),
-        "utime" => (p(0, true)?, Call::Utimes { times: times(a[1], b'b')? }),
-        "utimes" => (p(0, true)?, Call::Utimes { times: times(a[1], b'v')? }),
-        "futimesat" => (at(0, 1, 0, true)?, Call::Utimes { times: times(a[2], b'v')? }),
+        "utime" => (
+            p(0, true)?,
+            Call::Utimes {
+                times: times(a[1], b'b')?,
+            },
+        ),
+        "utimes" => (
+            p(0, true)?,
+            Call::Utimes {
+                times: times(a[1], b'v')?,
+            },
+        ),
+        "futimesat" => (
+            at(0, 1, 0, true)?,
+            Call::Utimes {
+                times: times(a[2], b'v')?,
+            },
+        ),
         "utimensat" => {
             if a[1] == 0 {
                 // No path: the descriptor itself (futimens). Handled by the caller.
                 return Err(sandlock_notify::CtxError::Os(Errno::NOTSUP));
             }
-            (at(0, 1, a[3], true)?, Call::Utimes { times: times(a[2], b'n')? })
+            (
+                at(0, 1, a[3], true)?,
+                Call::Utimes {
+                    times: times(a[2], b'n')?,
+                },
+            )
         }
         "setxattr" | "lsetxattr" => {
             let size = (a[3] as usize).min(XATTR_MAX + 1);
@@ -262,12 +413,19 @@ fn read_call(ctx: &Ctx, name: &str) -> Result<(PathArg, Call), sandlock_notify::
                 p(0, name == "setxattr")?,
                 Call::SetXattr {
                     name: name_at(1)?,
-                    value: if size == 0 { Vec::new() } else { read(a[2], size)? },
+                    value: if size == 0 {
+                        Vec::new()
+                    } else {
+                        read(a[2], size)?
+                    },
                     flags: a[4] as i32,
                 },
             )
         }
-        "removexattr" | "lremovexattr" => (p(0, name == "removexattr")?, Call::RemoveXattr { name: name_at(1)? }),
+        "removexattr" | "lremovexattr" => (
+            p(0, name == "removexattr")?,
+            Call::RemoveXattr { name: name_at(1)? },
+        ),
         "inotify_add_watch" => (
             PathArg {
                 follow: (a[2] as u32) & IN_DONT_FOLLOW == 0,
@@ -280,11 +438,29 @@ fn read_call(ctx: &Ctx, name: &str) -> Result<(PathArg, Call), sandlock_notify::
         ),
         "truncate" => (p(0, true)?, Call::Truncate { len: a[1] as i64 }),
         "mkdir" => (p(0, false)?, Call::Mkdir { mode: a[1] as u32 }),
-        "mkdirat" => (at(0, 1, AT_SYMLINK_NOFOLLOW, true)?, Call::Mkdir { mode: a[2] as u32 }),
-        "mknod" => (p(0, false)?, Call::Mknod { mode: a[1] as u32, dev: a[2] }),
-        "mknodat" => (at(0, 1, AT_SYMLINK_NOFOLLOW, true)?, Call::Mknod { mode: a[2] as u32, dev: a[3] }),
+        "mkdirat" => (
+            at(0, 1, AT_SYMLINK_NOFOLLOW, true)?,
+            Call::Mkdir { mode: a[2] as u32 },
+        ),
+        "mknod" => (
+            p(0, false)?,
+            Call::Mknod {
+                mode: a[1] as u32,
+                dev: a[2],
+            },
+        ),
+        "mknodat" => (
+            at(0, 1, AT_SYMLINK_NOFOLLOW, true)?,
+            Call::Mknod {
+                mode: a[2] as u32,
+                dev: a[3],
+            },
+        ),
         "symlink" => (p(1, false)?, Call::Symlink { target: path(0)? }),
-        "symlinkat" => (at(1, 2, AT_SYMLINK_NOFOLLOW, true)?, Call::Symlink { target: path(0)? }),
+        "symlinkat" => (
+            at(1, 2, AT_SYMLINK_NOFOLLOW, true)?,
+            Call::Symlink { target: path(0)? },
+        ),
         "unlink" => (p(0, false)?, Call::Unlink { dir: false }),
         "rmdir" => (p(0, false)?, Call::Unlink { dir: true }),
         "unlinkat" => (
@@ -293,7 +469,13 @@ fn read_call(ctx: &Ctx, name: &str) -> Result<(PathArg, Call), sandlock_notify::
                 dir: a[2] & AT_REMOVEDIR != 0,
             },
         ),
-        "rename" => (p(0, false)?, Call::Rename { to: p(1, false)?, flags: 0 }),
+        "rename" => (
+            p(0, false)?,
+            Call::Rename {
+                to: p(1, false)?,
+                flags: 0,
+            },
+        ),
         "renameat" | "renameat2" => (
             at(0, 1, AT_SYMLINK_NOFOLLOW, true)?,
             Call::Rename {
@@ -334,13 +516,17 @@ fn on_call(ctx: &Ctx, core: &Arc<FsCore>) -> Reply {
         Err(e) => return errno_reply(e),
     };
     let second = match &call {
-        Call::Rename { to, .. } | Call::Link { to } => match core.start(task, to.dirfd, &to.path, ResolveFlags::empty()) {
-            Ok(s) => Some(s),
-            Err(e) => return errno_reply(e),
-        },
+        Call::Rename { to, .. } | Call::Link { to } => {
+            match core.start(task, to.dirfd, &to.path, ResolveFlags::empty()) {
+                Ok(s) => Some(s),
+                Err(e) => return errno_reply(e),
+            }
+        }
         _ => None,
     };
-    let event = core.wants_events().then(|| core.event(name, task, &start, &arg.path));
+    let event = core
+        .wants_events()
+        .then(|| core.event(name, task, &start, &arg.path));
     let held = event.clone();
     let c = core.clone();
     let run: Box<dyn FnOnce(&Ctx) -> Reply + Send> = if let Call::InotifyAdd { ifd, mask } = call {
@@ -360,10 +546,30 @@ fn on_call(ctx: &Ctx, core: &Arc<FsCore>) -> Reply {
             })
         })
     } else {
-        Box::new(move |_: &Ctx| Reply::Respond(perform(&c, task, &arg, &call, &start, second.as_ref(), event)))
+        Box::new(move |_: &Ctx| {
+            Reply::Respond(perform(
+                &c,
+                task,
+                &arg,
+                &call,
+                &start,
+                second.as_ref(),
+                event,
+            ))
+        })
     };
     if core.hold_files() {
-        let ev = held.unwrap_or_else(|| core.event(name, task, &Start { dir: Dir::Root(core.root.clone()), scope: ResolveFlags::empty() }, b""));
+        let ev = held.unwrap_or_else(|| {
+            core.event(
+                name,
+                task,
+                &Start {
+                    dir: Dir::Root(core.root.clone()),
+                    scope: ResolveFlags::empty(),
+                },
+                b"",
+            )
+        });
         Reply::hold(ev, run)
     } else {
         run(ctx)
@@ -444,7 +650,9 @@ fn entry(r: &Resolver<'_>, arg: &PathArg, start: &Start) -> Result<Entry, Errno>
 fn entry_denied(core: &FsCore, r: &Resolver<'_>, e: &Entry) -> Result<bool, Errno> {
     Ok(core.found_denied(r, &e.parent)?
         || core.denied.holds_denied(&e.real)
-        || e.existing.as_ref().is_some_and(|st| core.denied.id_denied(Ident::of(st))))
+        || e.existing
+            .as_ref()
+            .is_some_and(|st| core.denied.id_denied(Ident::of(st))))
 }
 
 /// Performs `call` on `arg` (and, for rename and link, `second`).
@@ -496,7 +704,11 @@ fn perform_inner(
             }
             Call::Symlink { target } => rustix::fs::symlinkat(target.as_slice(), p, n).map(|()| 0),
             Call::Unlink { dir } => {
-                let f = if *dir { AtFlags::REMOVEDIR } else { AtFlags::empty() };
+                let f = if *dir {
+                    AtFlags::REMOVEDIR
+                } else {
+                    AtFlags::empty()
+                };
                 rustix::fs::unlinkat(p, n, f).map(|()| 0)
             }
             Call::Rename { to, flags } => {
@@ -505,8 +717,14 @@ fn perform_inner(
                 if entry_denied(core, r, &e2)? {
                     return Err(denied);
                 }
-                rustix::fs::renameat_with(p, n, &e2.parent.fd, e2.name.as_slice(), RenameFlags::from_bits_retain(*flags))
-                    .map(|()| 0)
+                rustix::fs::renameat_with(
+                    p,
+                    n,
+                    &e2.parent.fd,
+                    e2.name.as_slice(),
+                    RenameFlags::from_bits_retain(*flags),
+                )
+                .map(|()| 0)
             }
             _ => Err(Errno::INVAL),
         };
@@ -523,15 +741,27 @@ fn perform_inner(
                 return Err(denied);
             }
             let link = path::proc_fd(&old.fd);
-            return rustix::fs::linkat(rustix::fs::CWD, link.as_str(), &e2.parent.fd, e2.name.as_slice(), AtFlags::SYMLINK_FOLLOW)
-                .map(|()| 0);
+            return rustix::fs::linkat(
+                rustix::fs::CWD,
+                link.as_str(),
+                &e2.parent.fd,
+                e2.name.as_slice(),
+                AtFlags::SYMLINK_FOLLOW,
+            )
+            .map(|()| 0);
         }
         let old = entry(r, arg, start)?;
         if entry_denied(core, r, &old)? {
             return Err(denied);
         }
-        return rustix::fs::linkat(&old.parent.fd, old.name.as_slice(), &e2.parent.fd, e2.name.as_slice(), AtFlags::empty())
-            .map(|()| 0);
+        return rustix::fs::linkat(
+            &old.parent.fd,
+            old.name.as_slice(),
+            &e2.parent.fd,
+            e2.name.as_slice(),
+            AtFlags::empty(),
+        )
+        .map(|()| 0);
     }
     let found = target(r, arg, start)?;
     if core.found_denied(r, &found)? {
@@ -545,7 +775,9 @@ fn perform_inner(
     let pid = r.task.tid;
     match call {
         Call::Stat { buf } => write(pid, *buf, &behalf::stat_bytes(fd)?).map(|()| 0),
-        Call::Statx { buf, flags, mask } => write(pid, *buf, &behalf::statx_bytes(fd, *flags, *mask)?).map(|()| 0),
+        Call::Statx { buf, flags, mask } => {
+            write(pid, *buf, &behalf::statx_bytes(fd, *flags, *mask)?).map(|()| 0)
+        }
         Call::Statfs { buf } => write(pid, *buf, &behalf::statfs_bytes(fd)?).map(|()| 0),
         Call::Access { mode, eaccess } => {
             let mut f = AtFlags::EMPTY_PATH;
@@ -611,7 +843,9 @@ fn perform_inner(
             rustix::fs::XattrFlags::from_bits_retain(*flags as u32),
         )
         .map(|()| 0),
-        Call::RemoveXattr { name } => rustix::fs::removexattr(link.as_str(), name.as_c_str()).map(|()| 0),
+        Call::RemoveXattr { name } => {
+            rustix::fs::removexattr(link.as_str(), name.as_c_str()).map(|()| 0)
+        }
         Call::Truncate { len } => {
             let c = CString::new(link).map_err(|_| Errno::INVAL)?;
             behalf::truncate(&c, *len).map(|()| 0)

@@ -36,13 +36,17 @@ use std::sync::Arc;
 use rustix::fs::{AtFlags, CWD, ResolveFlags};
 use rustix::io::Errno;
 use sandlock_notify::bounded::read_argv;
-use sandlock_notify::{BuildError, ChildMemory, Ctx, Reply, Response, SupervisorBuilder, Unverified};
+use sandlock_notify::{
+    BuildError, ChildMemory, Ctx, Reply, Response, SupervisorBuilder, Unverified,
+};
 use sandlock_policy::{SyscallCategory, SyscallEvent, Verdict};
 
 use super::deny::Ident;
 use super::resolve::{Found, Proc, Resolver, Task};
 use super::{FsCore, handle, task_of};
-use crate::sys::behalf::{self, PTRACE_EVENT_EXEC, PTRACE_O_EXITKILL, PTRACE_O_TRACEEXEC, TraceStop};
+use crate::sys::behalf::{
+    self, PTRACE_EVENT_EXEC, PTRACE_O_EXITKILL, PTRACE_O_TRACEEXEC, TraceStop,
+};
 
 const AT_EMPTY_PATH: u64 = 0x1000;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
@@ -116,7 +120,11 @@ fn on_exec(ctx: &Ctx, core: &Arc<FsCore>, judge_argv: bool) -> Reply {
     } else {
         r.find(&start, &raw, flags & AT_SYMLINK_NOFOLLOW == 0)
     };
-    let mut event = SyscallEvent::new(if at { "execveat" } else { "execve" }, SyscallCategory::Process, task.tid);
+    let mut event = SyscallEvent::new(
+        if at { "execveat" } else { "execve" },
+        SyscallCategory::Process,
+        task.tid,
+    );
     event.parent_pid = sandlock_notify::ProcView::parent_pid(&sandlock_notify::ProcFs, task.tid);
     event.argv = argv.clone();
     let found = match found {
@@ -145,7 +153,9 @@ fn on_exec(ctx: &Ctx, core: &Arc<FsCore>, judge_argv: bool) -> Reply {
     // Held for the callback (when it asks for process events); without one
     // the continuation runs at once, on the supervisor's worker thread,
     // which then is the tracer of the task until it detaches.
-    Reply::hold(event, move |ctx: &Ctx| trace_exec(ctx, &c, task, &judged, audit_event))
+    Reply::hold(event, move |ctx: &Ctx| {
+        trace_exec(ctx, &c, task, &judged, audit_event)
+    })
 }
 
 fn execve_nr() -> i64 {
@@ -155,7 +165,13 @@ fn execve_nr() -> i64 {
 }
 
 /// Continues the task's exec under trace and checks the new image.
-fn trace_exec(ctx: &Ctx, core: &Arc<FsCore>, task: Task, judged: &Judged, mut event: SyscallEvent) -> Reply {
+fn trace_exec(
+    ctx: &Ctx,
+    core: &Arc<FsCore>,
+    task: Task,
+    judged: &Judged,
+    mut event: SyscallEvent,
+) -> Reply {
     let tid = task.tid as i32;
     if behalf::ptrace_seize(tid, PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL).is_err() {
         event.denied = true;
@@ -178,7 +194,10 @@ fn trace_exec(ctx: &Ctx, core: &Arc<FsCore>, task: Task, judged: &Judged, mut ev
 /// Waits for the traced exec to end (new image or back in the old one),
 /// verifies a new image against `judged`, kills it if it differs, and
 /// detaches.
-fn settle(core: &Arc<FsCore>, mut judged: Option<(&Judged, &mut SyscallEvent)>) -> Result<(), Errno> {
+fn settle(
+    core: &Arc<FsCore>,
+    mut judged: Option<(&Judged, &mut SyscallEvent)>,
+) -> Result<(), Errno> {
     let root = core.shared.tasks.root();
     loop {
         match behalf::wait_tracee(root)? {
@@ -200,7 +219,11 @@ fn settle(core: &Arc<FsCore>, mut judged: Option<(&Judged, &mut SyscallEvent)>) 
                 // The interrupt (the exec failed and returned), or a signal
                 // for the task: hand that signal over as we leave.
                 let sig = status >> 8 & 0xff;
-                let deliver = if event == 0 && sig != libc::SIGTRAP { sig } else { 0 };
+                let deliver = if event == 0 && sig != libc::SIGTRAP {
+                    sig
+                } else {
+                    0
+                };
                 let _ = behalf::ptrace_detach(pid, deliver);
                 return Ok(());
             }
@@ -223,7 +246,8 @@ fn verify(core: &FsCore, pid: i32, j: &Judged) -> bool {
         // A script (the interpreter runs), or the file changed under the
         // same name: the kernel must have used the very name judged, and
         // what runs must not be denied.
-        if execfn(pid).as_deref() != Some(name.as_slice()) || core.denied.denied(exe_id, &exe_real) {
+        if execfn(pid).as_deref() != Some(name.as_slice()) || core.denied.denied(exe_id, &exe_real)
+        {
             return false;
         }
     }
@@ -266,7 +290,11 @@ fn argv_matches(judged: &[String], now: &[String], name: &[u8]) -> bool {
 fn cmdline(pid: i32) -> Option<Vec<String>> {
     let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let body = bytes.strip_suffix(b"\0").unwrap_or(&bytes);
-    Some(body.split(|&b| b == 0).map(|w| String::from_utf8_lossy(w).into_owned()).collect())
+    Some(
+        body.split(|&b| b == 0)
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect(),
+    )
 }
 
 /// The string at `AT_EXECFN` of the new image.
@@ -299,12 +327,32 @@ mod tests {
 
     #[test]
     fn argv_of_binaries_and_scripts() {
-        assert!(argv_matches(&v(&["ls", "-l"]), &v(&["ls", "-l"]), b"/bin/ls"));
-        assert!(!argv_matches(&v(&["ls", "-l"]), &v(&["ls", "-x"]), b"/bin/ls"));
+        assert!(argv_matches(
+            &v(&["ls", "-l"]),
+            &v(&["ls", "-l"]),
+            b"/bin/ls"
+        ));
+        assert!(!argv_matches(
+            &v(&["ls", "-l"]),
+            &v(&["ls", "-x"]),
+            b"/bin/ls"
+        ));
         // #!/bin/sh -e  run as ./s.sh a b
-        assert!(argv_matches(&v(&["./s.sh", "a", "b"]), &v(&["/bin/sh", "-e", "./s.sh", "a", "b"]), b"./s.sh"));
-        assert!(!argv_matches(&v(&["./s.sh", "a", "b"]), &v(&["/bin/sh", "./evil", "a", "b"]), b"./s.sh"));
-        assert!(!argv_matches(&v(&["./s.sh", "good"]), &v(&["/bin/sh", "./s.sh", "evil"]), b"./s.sh"));
+        assert!(argv_matches(
+            &v(&["./s.sh", "a", "b"]),
+            &v(&["/bin/sh", "-e", "./s.sh", "a", "b"]),
+            b"./s.sh"
+        ));
+        assert!(!argv_matches(
+            &v(&["./s.sh", "a", "b"]),
+            &v(&["/bin/sh", "./evil", "a", "b"]),
+            b"./s.sh"
+        ));
+        assert!(!argv_matches(
+            &v(&["./s.sh", "good"]),
+            &v(&["/bin/sh", "./s.sh", "evil"]),
+            b"./s.sh"
+        ));
         assert!(argv_matches(&[], &v(&[""]), b"/bin/x"));
     }
 

@@ -175,13 +175,17 @@ impl Feature for Fs {
         shared: &Arc<Shared>,
     ) -> Result<SupervisorBuilder, BuildError> {
         let start = |e: String| BuildError::Start(format!("filesystem deny rules: {e}"));
-        let root = RootDir::of(shared.tasks.root()).map_err(|e| start(format!("root of the sandbox: {e}")))?;
+        let root = RootDir::of(shared.tasks.root())
+            .map_err(|e| start(format!("root of the sandbox: {e}")))?;
         let core = Arc::new(FsCore {
             shared: shared.clone(),
             root: Arc::new(root),
             denied: Denied::new(shared.clone()),
             confined: if self.scope.files {
-                Some(Worker::confined("sandlock-fs", shared.ruleset.clone()).map_err(|e| start(e.to_string()))?)
+                Some(
+                    Worker::confined("sandlock-fs", shared.ruleset.clone())
+                        .map_err(|e| start(e.to_string()))?,
+                )
             } else {
                 None
             },
@@ -190,6 +194,9 @@ impl Feature for Fs {
             own_tgid: rustix::process::getpid().as_raw_nonzero().get(),
             hold_files: self.scope.hold_files,
         });
+        if let (Some(w), Some(cpu)) = (&core.confined, super::single_cpu(&shared.policy)) {
+            w.pin(cpu);
+        }
         if self.scope.files {
             for name in OPENS {
                 let c = core.clone();
@@ -247,7 +254,9 @@ impl FsCore {
     ) -> Result<R, Errno> {
         if confined::on_confined_thread() {
             let shared = self.shared.clone();
-            self.helper.call(move || f(&shared)).map_err(|_| Errno::PERM)
+            self.helper
+                .call(move || f(&shared))
+                .map_err(|_| Errno::PERM)
         } else {
             Ok(f(&self.shared))
         }
@@ -277,7 +286,13 @@ impl FsCore {
     /// Where `task`'s path `p` starts: the root for an absolute path, else
     /// its cwd or the dirfd it passed (with `scope`, the task's own
     /// `openat2` `RESOLVE_IN_ROOT` / `RESOLVE_BENEATH`).
-    pub(crate) fn start(&self, task: Task, dirfd: i32, p: &[u8], scope: ResolveFlags) -> Result<Start, Errno> {
+    pub(crate) fn start(
+        &self,
+        task: Task,
+        dirfd: i32,
+        p: &[u8],
+        scope: ResolveFlags,
+    ) -> Result<Start, Errno> {
         let scope = scope & (ResolveFlags::IN_ROOT | ResolveFlags::BENEATH);
         if p.starts_with(b"/") && scope.is_empty() {
             return Ok(self.root_start());
@@ -326,7 +341,11 @@ impl FsCore {
                 if self.denied.path_denied(&self_path) {
                     return Ok(true);
                 }
-                if *tid == Some(r.task.tid as i32) && self.denied.path_denied(&below("/proc/thread-self".to_owned())) {
+                if *tid == Some(r.task.tid as i32)
+                    && self
+                        .denied
+                        .path_denied(&below("/proc/thread-self".to_owned()))
+                {
                     return Ok(true);
                 }
             }
@@ -340,12 +359,10 @@ impl FsCore {
             return Ok(Owner::None);
         };
         let (pid, own) = (*pid, self.own_tgid);
-        let is_task = self.on_helper(move |shared| {
-            match resolve::tgid_of(pid) {
-                Ok(t) if t == own => Some(false),
-                Ok(_) => Some(shared.tasks.contains(pid).unwrap_or(false)),
-                Err(_) => None,
-            }
+        let is_task = self.on_helper(move |shared| match resolve::tgid_of(pid) {
+            Ok(t) if t == own => Some(false),
+            Ok(_) => Some(shared.tasks.contains(pid).unwrap_or(false)),
+            Err(_) => None,
         })?;
         Ok(match is_task {
             Some(false) if resolve::tgid_of(pid).ok() == Some(own) => Owner::Sandlock,
@@ -383,7 +400,10 @@ impl FsCore {
         let shown = if p.starts_with(b"/") {
             path::lexical(b"/", p)
         } else {
-            start.real().map(|b| path::lexical(&b, p)).unwrap_or_else(|_| p.to_vec())
+            start
+                .real()
+                .map(|b| path::lexical(&b, p))
+                .unwrap_or_else(|_| p.to_vec())
         };
         ev.path = Some(String::from_utf8_lossy(&shown).into_owned());
         ev
@@ -408,7 +428,10 @@ impl FsCore {
         match self.confined().submit(job) {
             Ok(()) => Reply::Answered,
             Err(_) => {
-                let _ = self.shared.listener.respond(id, open::errno_response(Errno::PERM));
+                let _ = self
+                    .shared
+                    .listener
+                    .respond(id, open::errno_response(Errno::PERM));
                 Reply::Answered
             }
         }
@@ -446,12 +469,16 @@ fn on_open(ctx: &Ctx, core: &Arc<FsCore>) -> Reply {
         Ok(s) => s,
         Err(e) => return Reply::errno(sandlock_notify::listener::errno_of(e)),
     };
-    let mut event = core.wants_events().then(|| core.event(name, task, &start, &req.path));
+    let mut event = core
+        .wants_events()
+        .then(|| core.event(name, task, &start, &req.path));
     // A path named directly (absolute, no `..`) that is denied is refused
     // before anything is opened.
     if matches!(start.dir, Dir::Root(_))
         && !path::has_dotdot(&req.path)
-        && core.denied.path_denied(&path::lexical(&core.root.real, &req.path))
+        && core
+            .denied
+            .path_denied(&path::lexical(&core.root.real, &req.path))
     {
         core.audit_denied(event.as_mut());
         return Reply::errno(BpfErrno::EACCES);
@@ -463,7 +490,11 @@ fn on_open(ctx: &Ctx, core: &Arc<FsCore>) -> Reply {
         mode: Mode::from_bits_truncate(req.mode),
         resolve: req.resolve,
         start,
-        event: if core.shared.audit.is_some() { event.clone() } else { None },
+        event: if core.shared.audit.is_some() {
+            event.clone()
+        } else {
+            None
+        },
     };
     let c = core.clone();
     let id = task.id;
@@ -471,10 +502,6 @@ fn on_open(ctx: &Ctx, core: &Arc<FsCore>) -> Reply {
         let ev = event.unwrap_or_else(|| SyscallEvent::new(name, SyscallCategory::File, task.tid));
         let c2 = core.clone();
         return Reply::hold(ev, move |_| c2.submit(id, move || open::run(&c, job)));
-    }
-    if std::env::var_os("SANDLOCK_FS_DIRECT").is_some() {
-        open::run(&c, job);
-        return Reply::Answered;
     }
     core.submit(id, move || open::run(&c, job))
 }

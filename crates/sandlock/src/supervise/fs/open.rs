@@ -73,11 +73,11 @@ pub(crate) fn run(core: &Arc<FsCore>, mut job: OpenJob) {
                 at: None,
                 send: true,
             };
-            if let Err(e) = listener.add_fd(id, fd.as_fd(), opts) {
-                // The task is gone, or out of descriptors (EMFILE).
-                if let sandlock_notify::ListenerError::AddFd { errno, .. } = e {
-                    let _ = listener.respond(id, errno_response(errno));
-                }
+            // The task is gone, or out of descriptors (EMFILE).
+            if let Err(sandlock_notify::ListenerError::AddFd { errno, .. }) =
+                listener.add_fd(id, fd.as_fd(), opts)
+            {
+                let _ = listener.respond(id, errno_response(errno));
             }
         }
         Ok(Opened::Detached) => {}
@@ -117,7 +117,13 @@ fn open(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
     let (flags, added) = our_flags(job.flags);
     let scope = job.resolve | job.start.scope | ResolveFlags::NO_MAGICLINKS;
     let start = job.start.fd();
-    let fast = rustix::fs::openat2(start, job.path.as_slice(), flags, job.mode, scope | ResolveFlags::NO_SYMLINKS);
+    let fast = rustix::fs::openat2(
+        start,
+        job.path.as_slice(),
+        flags,
+        job.mode,
+        scope | ResolveFlags::NO_SYMLINKS,
+    );
     let (fd, real_of) = match fast {
         Ok(fd) => (fd, RealOf::Lexical),
         Err(Errno::LOOP) if !job.resolve.contains(ResolveFlags::NO_SYMLINKS) => {
@@ -186,7 +192,13 @@ fn finish(
         // on the FIFO meanwhile, as the task's own open would).
         return fifo_wait(core, id, fd, task_flags);
     }
-    let status = task_flags & (OFlags::APPEND | OFlags::NONBLOCK | OFlags::DSYNC | OFlags::SYNC | OFlags::DIRECT | OFlags::NOATIME);
+    let status = task_flags
+        & (OFlags::APPEND
+            | OFlags::NONBLOCK
+            | OFlags::DSYNC
+            | OFlags::SYNC
+            | OFlags::DIRECT
+            | OFlags::NOATIME);
     rustix::fs::fcntl_setfl(&fd, status)?;
     Ok(Opened::Fd(fd))
 }
@@ -205,7 +217,11 @@ fn fifo_wait(
     core.confined().detach(move || {
         let link = path::proc_fd(&pinned);
         flag.store(true, Ordering::SeqCst);
-        let r = rustix::fs::open(link.as_str(), task_flags | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty());
+        let r = rustix::fs::open(
+            link.as_str(),
+            task_flags | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        );
         drop(pinned);
         match r {
             Ok(fd) => {
@@ -311,7 +327,12 @@ pub(crate) enum Owner {
 /// `fd/`...), which the task itself may open: if the worker may open its
 /// *own* `REST` with `flags` (so Landlock's path rules allow it), the
 /// unconfined helper opens the task's.
-fn open_task_proc(core: &Arc<FsCore>, pid: i32, rest: &[u8], flags: OFlags) -> Result<OwnedFd, Errno> {
+fn open_task_proc(
+    core: &Arc<FsCore>,
+    pid: i32,
+    rest: &[u8],
+    flags: OFlags,
+) -> Result<OwnedFd, Errno> {
     let rest_s = std::str::from_utf8(rest).map_err(|_| Errno::ACCESS)?;
     let own = format!("/proc/thread-self/{rest_s}");
     drop(rustix::fs::open(own.as_str(), flags, Mode::empty())?);
@@ -353,7 +374,12 @@ fn create(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
         match probe {
             Err(Errno::NOENT) if job.flags.contains(OFlags::CREATE) => {
                 let real = lexical(&parent.real, &last);
-                if parent.proc != Proc::No || core.denied.path_denied(&real) || core.denied.denied(super::deny::Ident::of(&parent.stat), &parent.real) {
+                if parent.proc != Proc::No
+                    || core.denied.path_denied(&real)
+                    || core
+                        .denied
+                        .denied(super::deny::Ident::of(&parent.stat), &parent.real)
+                {
                     return Err(Errno::ACCESS);
                 }
                 match rustix::fs::openat2(
@@ -367,7 +393,9 @@ fn create(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
                         let stat = rustix::fs::fstat(&fd)?;
                         return finish(core, job.task.id, fd, &stat, job.flags, added);
                     }
-                    Err(Errno::EXIST) if !job.flags.contains(OFlags::EXCL) && tries < CREATE_TRIES => {
+                    Err(Errno::EXIST)
+                        if !job.flags.contains(OFlags::EXCL) && tries < CREATE_TRIES =>
+                    {
                         tries += 1;
                         continue;
                     }
@@ -420,7 +448,11 @@ fn create(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
                         Proc::Pid { pid, tid, rest } => Proc::Pid {
                             pid: *pid,
                             tid: *tid,
-                            rest: if rest.is_empty() { last.clone() } else { [rest.as_slice(), b"/", &last].concat() },
+                            rest: if rest.is_empty() {
+                                last.clone()
+                            } else {
+                                [rest.as_slice(), b"/", &last].concat()
+                            },
                         },
                         other => other.clone(),
                     },

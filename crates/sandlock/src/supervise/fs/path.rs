@@ -9,9 +9,6 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use rustix::io::Errno;
 
-/// The longest path handled (`PATH_MAX`, without the NUL).
-pub(crate) const PATH_MAX: usize = 4095;
-
 /// `base` joined with `rel` (`rel` absolute: `rel` alone), normalised:
 /// no `.`, no `..` (a `..` at the root stays there), no `//`, no trailing
 /// slash. `base` must be absolute.
@@ -102,7 +99,8 @@ pub(crate) fn fd_path(fd: impl AsFd) -> Result<Vec<u8>, Errno> {
 /// The components of a relative or absolute path, in order (empty and `.`
 /// components dropped; `..` kept).
 pub(crate) fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
-    path.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".")
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
 }
 
 #[cfg(test)]

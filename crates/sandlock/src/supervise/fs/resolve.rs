@@ -176,13 +176,24 @@ pub(crate) struct Resolver<'a> {
     pub(crate) task: Task,
 }
 
-fn open_path(dir: BorrowedFd<'_>, p: &[u8], follow: bool, scope: ResolveFlags) -> Result<OwnedFd, Errno> {
+fn open_path(
+    dir: BorrowedFd<'_>,
+    p: &[u8],
+    follow: bool,
+    scope: ResolveFlags,
+) -> Result<OwnedFd, Errno> {
     let mut flags = OFlags::PATH | OFlags::CLOEXEC;
     if !follow {
         flags |= OFlags::NOFOLLOW;
     }
     let p = if p.is_empty() { &b"."[..] } else { p };
-    rustix::fs::openat2(dir, p, flags, Mode::empty(), scope | ResolveFlags::NO_MAGICLINKS)
+    rustix::fs::openat2(
+        dir,
+        p,
+        flags,
+        Mode::empty(),
+        scope | ResolveFlags::NO_MAGICLINKS,
+    )
 }
 
 fn parse_int(c: &[u8]) -> Option<i32> {
@@ -220,7 +231,11 @@ impl Resolver<'_> {
     }
 
     /// The directory holding `p`'s last component, and that component.
-    pub(crate) fn parent<'p>(&self, start: &Start, p: &'p [u8]) -> Result<(Found, &'p [u8]), Errno> {
+    pub(crate) fn parent<'p>(
+        &self,
+        start: &Start,
+        p: &'p [u8],
+    ) -> Result<(Found, &'p [u8]), Errno> {
         if p.is_empty() {
             return Err(Errno::NOENT);
         }
@@ -260,7 +275,9 @@ impl Resolver<'_> {
                 if same(&stat, &floor_stat) {
                     continue;
                 }
-                if start.scope.contains(ResolveFlags::BENEATH) && same(&stat, &rustix::fs::fstat(start.fd())?) {
+                if start.scope.contains(ResolveFlags::BENEATH)
+                    && same(&stat, &rustix::fs::fstat(start.fd())?)
+                {
                     return Err(Errno::XDEV);
                 }
                 cur = open_path(cur.as_fd(), b"..", false, ResolveFlags::empty())?;
@@ -344,20 +361,25 @@ impl Resolver<'_> {
                     },
                     None => At::Global,
                 },
-                (At::Pid { pid, tid: None, rest }, true) if rest.len() == 1 && rest[0] == b"task" => {
-                    match parse_int(&c) {
-                        Some(t) => At::Pid {
-                            pid: *pid,
-                            tid: Some(t),
-                            rest: Vec::new(),
-                        },
-                        None => At::Pid {
-                            pid: *pid,
-                            tid: None,
-                            rest: vec![rest[0].clone(), c.clone()],
-                        },
-                    }
-                }
+                (
+                    At::Pid {
+                        pid,
+                        tid: None,
+                        rest,
+                    },
+                    true,
+                ) if rest.len() == 1 && rest[0] == b"task" => match parse_int(&c) {
+                    Some(t) => At::Pid {
+                        pid: *pid,
+                        tid: Some(t),
+                        rest: Vec::new(),
+                    },
+                    None => At::Pid {
+                        pid: *pid,
+                        tid: None,
+                        rest: vec![rest[0].clone(), c.clone()],
+                    },
+                },
                 (At::Pid { pid, tid, rest }, true) => {
                     let mut rest = rest.clone();
                     rest.push(c.clone());
@@ -469,4 +491,3 @@ pub(crate) fn tgid_of(tid: i32) -> Result<i32, Errno> {
         .and_then(|v| v.trim().parse().ok())
         .ok_or(Errno::SRCH)
 }
-
