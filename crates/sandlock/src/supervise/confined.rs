@@ -36,6 +36,9 @@ use rustix::io::Errno;
 use crate::error::Error;
 use crate::sys::behalf;
 
+/// How long dropping a worker waits for its last job.
+const DROP_GRACE: Duration = Duration::from_secs(2);
+
 /// A job for a worker.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
@@ -296,11 +299,19 @@ impl Drop for Worker {
         // The thread ends once the queue is empty and closed. A worker
         // dropped by one of its own jobs (it held the last reference to
         // its owner) cannot wait for itself: it is left to end alone.
+        // A job stuck in the kernel (a call the sandbox made block) is not
+        // waited for past a grace period: its thread is left to end alone.
         self.queue.close();
         if let Some(t) = self.thread.take()
             && t.thread().id() != std::thread::current().id()
         {
-            let _ = t.join();
+            let until = std::time::Instant::now() + DROP_GRACE;
+            while !t.is_finished() && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
     }
 }

@@ -96,10 +96,10 @@ pub(crate) fn wait_tracee(own_child: i32) -> Result<TraceStop, Errno> {
             return Ok(TraceStop::Gone { pid });
         }
         let mut status: libc::c_int = 0;
+        let flags = libc::__WALL | libc::__WNOTHREAD;
         // SAFETY: `status` is a valid int on our stack.
-        match check(
-            unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::__WNOTHREAD) } as _,
-        ) {
+        let ret = unsafe { libc::waitpid(pid, &mut status, flags) };
+        match check(ret as _) {
             Err(Errno::INTR) => continue,
             Err(e) => return Err(e),
             Ok(_) => {}
@@ -161,10 +161,10 @@ fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
 pub(crate) fn stat_bytes(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
     // SAFETY: an all-zero `stat` is valid; the kernel fills it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let (raw, empty) = (fd.as_raw_fd(), c"".as_ptr());
     // SAFETY: `st` is a valid out-pointer; the path is a static C string.
-    check(
-        unsafe { libc::fstatat(fd.as_raw_fd(), c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH) } as _,
-    )?;
+    let ret = unsafe { libc::fstatat(raw, empty, &mut st, libc::AT_EMPTY_PATH) };
+    check(ret as _)?;
     Ok(bytes_of(&st))
 }
 

@@ -451,6 +451,44 @@ pub(crate) fn task_of(ctx: &Ctx) -> Task {
     }
 }
 
+/// `O_PATH` opens. `SECCOMP_IOCTL_NOTIF_ADDFD` cannot install an `O_PATH`
+/// descriptor (the kernel refuses it, `EBADF`), so this is the one open
+/// the task makes itself: the path is resolved and checked here, and a
+/// denied file is refused; otherwise the call continues. An `O_PATH`
+/// descriptor gives no access to data, and every call that opens, lists,
+/// executes, links or changes a file through it (`openat`, `execveat`,
+/// `linkat` with `AT_EMPTY_PATH`, `/proc/self/fd/N`) is intercepted and
+/// checked again on the file it names; only `fstat`/`fstatfs` on it are
+/// not. A thread racing the path can thus learn a denied file's metadata,
+/// nothing more (docs/security.md).
+fn open_o_path(
+    core: &Arc<FsCore>,
+    task: Task,
+    start: &Start,
+    p: &[u8],
+    flags: OFlags,
+    mut event: Option<SyscallEvent>,
+) -> Reply {
+    let r = Resolver { core, task };
+    let found = match r.find(start, p, !flags.contains(OFlags::NOFOLLOW)) {
+        Ok(f) => f,
+        Err(e) => return Reply::errno(sandlock_notify::listener::errno_of(e)),
+    };
+    match core.found_denied(&r, &found) {
+        Ok(false) => {}
+        Ok(true) => {
+            core.audit_denied(event.as_mut());
+            return Reply::errno(BpfErrno::EACCES);
+        }
+        Err(e) => return Reply::errno(sandlock_notify::listener::errno_of(e)),
+    }
+    let cont = |_: &Ctx| Reply::Respond(sandlock_notify::Response::Continue);
+    match event {
+        Some(ev) if core.hold_files => Reply::hold(ev, cont),
+        _ => Reply::Respond(sandlock_notify::Response::Continue),
+    }
+}
+
 /// The open family, on the receive thread: copy, check, pin, queue.
 fn on_open(ctx: &Ctx, core: &Arc<FsCore>) -> Reply {
     let name = match sandlock_notify::decode::syscall_name(ctx.notif()) {
@@ -483,11 +521,21 @@ fn on_open(ctx: &Ctx, core: &Arc<FsCore>) -> Reply {
         core.audit_denied(event.as_mut());
         return Reply::errno(BpfErrno::EACCES);
     }
+    if req.flags.contains(OFlags::PATH) {
+        return open_o_path(core, task, &start, &req.path, req.flags, event);
+    }
+    // The mode is only read with O_CREAT / O_TMPFILE (else it is whatever
+    // was in the register, which openat2 would refuse).
+    let mode = if req.flags.intersects(OFlags::CREATE | OFlags::TMPFILE) {
+        Mode::from_bits_truncate(req.mode)
+    } else {
+        Mode::empty()
+    };
     let job = open::OpenJob {
         task,
         path: req.path.to_vec(),
         flags: req.flags,
-        mode: Mode::from_bits_truncate(req.mode),
+        mode,
         resolve: req.resolve,
         start,
         event: if core.shared.audit.is_some() {

@@ -18,16 +18,17 @@
 //!   the task's flags: a denied file is never created, truncated or opened.
 //! - procfs and magic links go through the walker (`resolve.rs`).
 //!
-//! Opens never block the worker: `O_NONBLOCK` is added (and taken off the
-//! file again for the task, `F_SETFL`), and a FIFO that must wait for its
-//! other end is opened on a detached confined thread.
+//! Only regular files and directories are opened before they are checked
+//! (their open has no side effect; `statx` tells the type first and the
+//! opened file must be that one). A FIFO or a device is pinned and checked
+//! first; a FIFO whose open waits for its other end is opened, with the
+//! task's exact flags, on a detached confined thread, so the worker never
+//! blocks (the other end may be its next job).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use rustix::fs::{FileType, Mode, OFlags, ResolveFlags, Stat};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, StatxFlags};
 use rustix::io::Errno;
 use sandlock_notify::AddFdOptions;
 use sandlock_policy::{SyscallEvent, Verdict};
@@ -99,22 +100,43 @@ pub(crate) fn errno_response(e: Errno) -> sandlock_notify::Response {
     sandlock_notify::Response::Errno(sandlock_notify::listener::errno_of(e))
 }
 
-/// The flags we open with: the task's, close-on-exec, no controlling
-/// terminal, and non-blocking (taken off again after the open).
-fn our_flags(flags: OFlags) -> (OFlags, bool) {
-    let mut f = flags | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let added = !flags.contains(OFlags::PATH) && !flags.contains(OFlags::NONBLOCK);
-    if added {
-        f |= OFlags::NONBLOCK;
+/// The flags we open with: the task's, close-on-exec, and no controlling
+/// terminal (never for sandlock).
+fn our_flags(flags: OFlags) -> OFlags {
+    if flags.contains(OFlags::PATH) {
+        // O_PATH takes no other flag but these (openat2 is strict).
+        flags | OFlags::CLOEXEC
+    } else {
+        flags | OFlags::CLOEXEC | OFlags::NOCTTY
     }
-    (f, added)
 }
 
 fn open(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
     if job.flags.intersects(CREATING) && !never_creates(&job.path) {
         return create(core, job);
     }
-    let (flags, added) = our_flags(job.flags);
+    // The type first: only a regular file or a directory is opened before
+    // it is checked (opening one has no side effect); anything else (a FIFO
+    // would block, a device may act on open) is pinned and checked first.
+    let nofollow = if job.flags.contains(OFlags::NOFOLLOW) {
+        AtFlags::SYMLINK_NOFOLLOW
+    } else {
+        AtFlags::empty()
+    };
+    let hint = match rustix::fs::statx(
+        job.start.fd(),
+        job.path.as_slice(),
+        nofollow | AtFlags::NO_AUTOMOUNT,
+        StatxFlags::TYPE | StatxFlags::INO,
+    ) {
+        Ok(st) => st,
+        Err(_) => return slow(core, job),
+    };
+    let ft = FileType::from_raw_mode(u32::from(hint.stx_mode));
+    if ft != FileType::RegularFile && ft != FileType::Directory {
+        return slow(core, job);
+    }
+    let flags = our_flags(job.flags);
     let scope = job.resolve | job.start.scope | ResolveFlags::NO_MAGICLINKS;
     let start = job.start.fd();
     let fast = rustix::fs::openat2(
@@ -124,39 +146,34 @@ fn open(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
         job.mode,
         scope | ResolveFlags::NO_SYMLINKS,
     );
-    let (fd, real_of) = match fast {
-        Ok(fd) => (fd, RealOf::Lexical),
+    let (fd, lexical_real) = match fast {
+        Ok(fd) => (fd, true),
         Err(Errno::LOOP) if !job.resolve.contains(ResolveFlags::NO_SYMLINKS) => {
             match rustix::fs::openat2(start, job.path.as_slice(), flags, job.mode, scope) {
-                Ok(fd) => (fd, RealOf::Kernel),
-                Err(Errno::LOOP) => return slow(core, job),
-                Err(e) => return Err(e),
+                Ok(fd) => (fd, false),
+                // A magic link (ELOOP), or procfs' `self` resolved for us
+                // rather than for the task: walk it component by component.
+                Err(_) => return slow(core, job),
             }
         }
-        Err(Errno::NXIO) if wants_blocking_fifo(job.flags) => return slow(core, job),
         Err(e) => return Err(e),
     };
     let stat = rustix::fs::fstat(&fd)?;
-    if core.is_proc(stat.st_dev, &fd) {
+    if stat.st_ino != hint.stx_ino || core.is_proc(stat.st_dev, &fd) {
+        // Not the file the type was taken from (it changed meanwhile), or
+        // procfs: the careful way.
         drop(fd);
         return slow(core, job);
     }
-    let real = match real_of {
-        RealOf::Lexical => lexical(&job.start.real()?, &job.path),
-        RealOf::Kernel => path::fd_path(&fd)?,
+    let real = if lexical_real {
+        lexical(&job.start.real()?, &job.path)
+    } else {
+        path::fd_path(&fd)?
     };
     if core.denied.denied(super::deny::Ident::of(&stat), &real) {
         return Err(Errno::ACCESS);
     }
-    finish(core, job.task.id, fd, &stat, job.flags, added)
-}
-
-/// Where the real path of a fast open comes from.
-enum RealOf {
-    /// `RESOLVE_NO_SYMLINKS` held: the lexical path.
-    Lexical,
-    /// The kernel's `d_path`.
-    Kernel,
+    Ok(Opened::Fd(fd))
 }
 
 /// A path whose last component can never be created (`.`, `..`, or a
@@ -166,45 +183,10 @@ fn never_creates(p: &[u8]) -> bool {
     last == b"." || last == b".." || path::trailing_slash(p)
 }
 
-/// A FIFO open for reading or writing that waits for its other end.
-fn wants_blocking_fifo(flags: OFlags) -> bool {
-    !flags.contains(OFlags::NONBLOCK) && !flags.contains(OFlags::PATH)
-}
-
-/// After an open: the task's own file status flags back, and FIFOs that
-/// must wait for their other end moved off the worker.
-fn finish(
-    core: &Arc<FsCore>,
-    id: u64,
-    fd: OwnedFd,
-    stat: &Stat,
-    task_flags: OFlags,
-    added_nonblock: bool,
-) -> Result<Opened, Errno> {
-    if !added_nonblock {
-        return Ok(Opened::Fd(fd));
-    }
-    let ft = FileType::from_raw_mode(stat.st_mode);
-    let acc = task_flags & OFlags::RWMODE;
-    if ft == FileType::Fifo && acc == OFlags::RDONLY {
-        // A blocking read open waits for a writer: done by a detached
-        // confined thread, which reopens our descriptor (keeping a reader
-        // on the FIFO meanwhile, as the task's own open would).
-        return fifo_wait(core, id, fd, task_flags);
-    }
-    let status = task_flags
-        & (OFlags::APPEND
-            | OFlags::NONBLOCK
-            | OFlags::DSYNC
-            | OFlags::SYNC
-            | OFlags::DIRECT
-            | OFlags::NOATIME);
-    rustix::fs::fcntl_setfl(&fd, status)?;
-    Ok(Opened::Fd(fd))
-}
-
-/// Opens `/proc/self/fd/N` of `pinned` with the task's flags on a detached
-/// confined thread, which answers the task once the open returns.
+/// Opens `/proc/self/fd/N` of `pinned` (a FIFO) with the task's exact
+/// flags on a detached confined thread, which answers the task when the
+/// open returns: a FIFO's open waits for its other end, which may be the
+/// next job of the worker.
 fn fifo_wait(
     core: &Arc<FsCore>,
     id: u64,
@@ -212,16 +194,9 @@ fn fifo_wait(
     task_flags: OFlags,
 ) -> Result<Opened, Errno> {
     let listener = core.shared.listener.clone();
-    let entered = Arc::new(AtomicBool::new(false));
-    let flag = entered.clone();
     core.confined().detach(move || {
         let link = path::proc_fd(&pinned);
-        flag.store(true, Ordering::SeqCst);
-        let r = rustix::fs::open(
-            link.as_str(),
-            task_flags | OFlags::CLOEXEC | OFlags::NOCTTY,
-            Mode::empty(),
-        );
+        let r = rustix::fs::open(link.as_str(), our_flags(task_flags), Mode::empty());
         drop(pinned);
         match r {
             Ok(fd) => {
@@ -237,15 +212,6 @@ fn fifo_wait(
             }
         }
     })?;
-    // Let the thread reach its open before the next job (a writer's open
-    // queued behind this one must find it waiting).
-    for _ in 0..1000 {
-        if entered.load(Ordering::SeqCst) {
-            break;
-        }
-        std::thread::yield_now();
-    }
-    std::thread::sleep(Duration::from_micros(500));
     Ok(Opened::Detached)
 }
 
@@ -281,29 +247,46 @@ fn open_found(
         };
     }
     let flags = flags & !(OFlags::CREATE | OFlags::EXCL);
-    let (ours, added) = our_flags(flags);
     if flags.contains(OFlags::DIRECTORY) && !found.is_dir() {
         return Err(Errno::NOTDIR);
     }
-    let fd = match core.proc_owner(&found)? {
-        Owner::Sandlock => return Err(Errno::ACCESS),
+    let ft = FileType::from_raw_mode(found.stat.st_mode);
+    let blocking = !flags.intersects(OFlags::NONBLOCK | OFlags::PATH);
+    let owner = core.proc_owner(&found)?;
+    if matches!(owner, Owner::Sandlock) {
+        return Err(Errno::ACCESS);
+    }
+    if ft == FileType::Fifo && blocking && !matches!(owner, Owner::Task { .. }) {
+        return fifo_wait(core, id, found.fd, flags);
+    }
+    // A device is opened non-blocking (a terminal would wait for its
+    // carrier), its blocking mode given back afterwards.
+    let device = matches!(ft, FileType::CharacterDevice | FileType::BlockDevice) && blocking;
+    let ours = if device {
+        our_flags(flags) | OFlags::NONBLOCK
+    } else {
+        our_flags(flags)
+    };
+    let fd = match owner {
         Owner::Task { pid, rest } => match reopen(&found.fd, ours) {
             Err(Errno::ACCESS | Errno::PERM) => open_task_proc(core, pid, &rest, ours)?,
             other => other?,
         },
-        Owner::None => {
-            if FileType::from_raw_mode(found.stat.st_mode) == FileType::Fifo
-                && wants_blocking_fifo(flags)
-                && (flags & OFlags::RWMODE) == OFlags::WRONLY
-            {
-                return fifo_wait(core, id, found.fd, flags);
-            }
-            reopen(&found.fd, ours)?
-        }
+        _ => reopen(&found.fd, ours)?,
     };
-    let stat = rustix::fs::fstat(&fd)?;
-    finish(core, id, fd, &stat, flags, added)
+    if device {
+        rustix::fs::fcntl_setfl(&fd, flags & STATUS_FLAGS)?;
+    }
+    Ok(Opened::Fd(fd))
 }
+
+/// The file status flags `F_SETFL` sets.
+const STATUS_FLAGS: OFlags = OFlags::APPEND
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::DSYNC)
+    .union(OFlags::SYNC)
+    .union(OFlags::DIRECT)
+    .union(OFlags::NOATIME);
 
 /// Opens our pinned descriptor again with `flags` (`/proc/self/fd/N`): the
 /// kernel checks the file's permissions and Landlock's rules on the path
@@ -347,7 +330,7 @@ fn create(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
         core,
         task: job.task,
     };
-    let (ours, added) = our_flags(job.flags);
+    let ours = our_flags(job.flags);
     // The worker's umask is 0: the task's own applies, as the kernel would.
     let mode = Mode::from_bits_truncate(job.mode.bits() & !core.umask_of(job.task.tid));
     if job.flags.contains(OFlags::TMPFILE) {
@@ -356,8 +339,7 @@ fn create(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
             return Err(Errno::ACCESS);
         }
         let fd = rustix::fs::openat2(&dir.fd, ".", ours, mode, ResolveFlags::BENEATH)?;
-        let stat = rustix::fs::fstat(&fd)?;
-        return finish(core, job.task.id, fd, &stat, job.flags, added);
+        return Ok(Opened::Fd(fd));
     }
     let (mut parent, last) = r.parent(&job.start, &job.path)?;
     let mut last = last.to_vec();
@@ -389,10 +371,7 @@ fn create(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
                     mode,
                     ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
                 ) {
-                    Ok(fd) => {
-                        let stat = rustix::fs::fstat(&fd)?;
-                        return finish(core, job.task.id, fd, &stat, job.flags, added);
-                    }
+                    Ok(fd) => return Ok(Opened::Fd(fd)),
                     Err(Errno::EXIST)
                         if !job.flags.contains(OFlags::EXCL) && tries < CREATE_TRIES =>
                     {

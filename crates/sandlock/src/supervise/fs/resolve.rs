@@ -211,23 +211,34 @@ impl Resolver<'_> {
         if p.is_empty() {
             return Err(Errno::NOENT);
         }
-        match open_path(start.fd(), p, follow, start.scope) {
-            Ok(fd) => {
-                let stat = rustix::fs::fstat(&fd)?;
-                if self.core.is_proc(stat.st_dev, &fd) {
-                    return self.walk(start, p, follow);
-                }
-                let real = fd_path(&fd)?;
-                Ok(Found {
-                    fd,
-                    real,
-                    stat,
-                    proc: Proc::No,
-                })
-            }
-            Err(Errno::LOOP) => self.walk(start, p, follow),
-            Err(e) => Err(e),
+        // Without symlinks the real path is the lexical one, and an error
+        // is the task's own (it was met before any symlink).
+        let scope = start.scope | ResolveFlags::NO_SYMLINKS;
+        let (fd, lexical) = match open_path(start.fd(), p, follow, scope) {
+            Ok(fd) => (fd, true),
+            Err(Errno::LOOP) => match open_path(start.fd(), p, follow, start.scope) {
+                Ok(fd) => (fd, false),
+                // A symlink was followed: procfs' `self` or a magic link may
+                // have resolved differently for us than for the task.
+                Err(_) => return self.walk(start, p, follow),
+            },
+            Err(e) => return Err(e),
+        };
+        let stat = rustix::fs::fstat(&fd)?;
+        if self.core.is_proc(stat.st_dev, &fd) {
+            return self.walk(start, p, follow);
         }
+        let real = if lexical {
+            path::lexical(&start.real()?, p)
+        } else {
+            fd_path(&fd)?
+        };
+        Ok(Found {
+            fd,
+            real,
+            stat,
+            proc: Proc::No,
+        })
     }
 
     /// The directory holding `p`'s last component, and that component.
