@@ -10,36 +10,16 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 
 use common::{NOBODY, Out, Scratch, bins, root, run_as};
 
 const EACCES: &str = "errno=13";
 
-/// `fsprobe` (tests/progs/fsprobe.c), compiled next to the other binaries.
+#[path = "progs/fsprobe.rs"]
+mod fsprobe_prog;
+
 fn fsprobe() -> PathBuf {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let out_path = bins().dir().join("fsprobe");
-        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/progs/fsprobe.c");
-        let out = Command::new("gcc")
-            .args([
-                "-O2", "-static", "-pthread", "-Wall", "-Wextra", "-Werror", "-o",
-            ])
-            .arg(&out_path)
-            .arg(&src)
-            .output()
-            .expect("gcc (the tests need gcc and a static glibc)");
-        assert!(
-            out.status.success(),
-            "gcc: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        fs::set_permissions(&out_path, fs::Permissions::from_mode(0o755)).unwrap();
-        out_path
-    })
-    .clone()
+    fsprobe_prog::fsprobe(bins().dir())
 }
 
 /// ```text
