@@ -28,7 +28,7 @@ use sandlock_notify::{
 use super::deny::Ident;
 use super::path::{self, lexical};
 use super::resolve::{Dir, Found, Proc, Resolver, Start, Task};
-use super::{FsCore, handle, task_of};
+use super::{Fail, FsCore, handle, task_of};
 use crate::sys::behalf;
 
 /// Every call this module answers.
@@ -669,10 +669,10 @@ fn perform(
     match perform_inner(core, &r, arg, call, start, second) {
         Ok(v) => Response::Value(v),
         Err(e) => {
-            if e == Errno::ACCESS {
+            if e == Fail::Denied {
                 core.audit_denied(event.as_mut());
             }
-            super::open::errno_response(e)
+            super::open::errno_response(e.errno())
         }
     }
 }
@@ -684,8 +684,8 @@ fn perform_inner(
     call: &Call,
     start: &Start,
     second: Option<&Start>,
-) -> Result<i64, Errno> {
-    let denied = Errno::ACCESS;
+) -> Result<i64, Fail> {
+    let denied = Fail::Denied;
     if call.on_parent() {
         let e = entry(r, arg, start)?;
         if entry_denied(core, r, &e)? {
@@ -695,21 +695,27 @@ fn perform_inner(
         return match call {
             Call::Mkdir { mode } => {
                 let m = Mode::from_bits_truncate(mode & !core.umask_of(r.task.tid));
-                rustix::fs::mkdirat(p, n, m).map(|()| 0)
+                rustix::fs::mkdirat(p, n, m).map(|()| 0).map_err(Fail::from)
             }
             Call::Mknod { mode, dev } => {
                 let m = *mode & !core.umask_of(r.task.tid);
                 let ft = rustix::fs::FileType::from_raw_mode(m);
-                rustix::fs::mknodat(p, n, ft, Mode::from_bits_truncate(m), *dev).map(|()| 0)
+                rustix::fs::mknodat(p, n, ft, Mode::from_bits_truncate(m), *dev)
+                    .map(|()| 0)
+                    .map_err(Fail::from)
             }
-            Call::Symlink { target } => rustix::fs::symlinkat(target.as_slice(), p, n).map(|()| 0),
+            Call::Symlink { target } => rustix::fs::symlinkat(target.as_slice(), p, n)
+                .map(|()| 0)
+                .map_err(Fail::from),
             Call::Unlink { dir } => {
                 let f = if *dir {
                     AtFlags::REMOVEDIR
                 } else {
                     AtFlags::empty()
                 };
-                rustix::fs::unlinkat(p, n, f).map(|()| 0)
+                rustix::fs::unlinkat(p, n, f)
+                    .map(|()| 0)
+                    .map_err(Fail::from)
             }
             Call::Rename { to, flags } => {
                 let s2 = second.ok_or(Errno::INVAL)?;
@@ -725,8 +731,9 @@ fn perform_inner(
                     RenameFlags::from_bits_retain(*flags),
                 )
                 .map(|()| 0)
+                .map_err(Fail::from)
             }
-            _ => Err(Errno::INVAL),
+            _ => Err(Errno::INVAL.into()),
         };
     }
     if let Call::Link { to } = call {
@@ -748,7 +755,8 @@ fn perform_inner(
                 e2.name.as_slice(),
                 AtFlags::SYMLINK_FOLLOW,
             )
-            .map(|()| 0);
+            .map(|()| 0)
+            .map_err(Fail::from);
         }
         let old = entry(r, arg, start)?;
         if entry_denied(core, r, &old)? {
@@ -761,7 +769,8 @@ fn perform_inner(
             e2.name.as_slice(),
             AtFlags::empty(),
         )
-        .map(|()| 0);
+        .map(|()| 0)
+        .map_err(Fail::from);
     }
     let found = target(r, arg, start)?;
     if core.found_denied(r, &found)? {
@@ -774,25 +783,33 @@ fn perform_inner(
     let link = path::proc_fd(&found.fd);
     let pid = r.task.tid;
     match call {
-        Call::Stat { buf } => write(pid, *buf, &behalf::stat_bytes(fd)?).map(|()| 0),
+        Call::Stat { buf } => write(pid, *buf, &behalf::stat_bytes(fd)?)
+            .map(|()| 0)
+            .map_err(Fail::from),
         Call::Statx { buf, flags, mask } => {
-            write(pid, *buf, &behalf::statx_bytes(fd, *flags, *mask)?).map(|()| 0)
+            write(pid, *buf, &behalf::statx_bytes(fd, *flags, *mask)?)
+                .map(|()| 0)
+                .map_err(Fail::from)
         }
-        Call::Statfs { buf } => write(pid, *buf, &behalf::statfs_bytes(fd)?).map(|()| 0),
+        Call::Statfs { buf } => write(pid, *buf, &behalf::statfs_bytes(fd)?)
+            .map(|()| 0)
+            .map_err(Fail::from),
         Call::Access { mode, eaccess } => {
             let mut f = AtFlags::EMPTY_PATH;
             if *eaccess {
                 f |= AtFlags::EACCESS;
             }
-            rustix::fs::accessat(fd, "", Access::from_bits_retain(*mode), f).map(|()| 0)
+            rustix::fs::accessat(fd, "", Access::from_bits_retain(*mode), f)
+                .map(|()| 0)
+                .map_err(Fail::from)
         }
         Call::Readlink { buf, size } => {
             if *size == 0 || *size > i32::MAX as u64 {
-                return Err(Errno::INVAL);
+                return Err(Errno::INVAL.into());
             }
             let t = rustix::fs::readlinkat(fd, "", Vec::new())?.into_bytes();
             let n = t.len().min(*size as usize);
-            write(pid, *buf, &t[..n]).map(|()| n as i64)
+            Ok(write(pid, *buf, &t[..n]).map(|()| n as i64)?)
         }
         Call::GetXattr { name, buf, size } => {
             let mut v = vec![0u8; (*size as usize).min(XATTR_MAX)];
@@ -812,9 +829,11 @@ fn perform_inner(
         }
         Call::Chmod { mode } => {
             if found.is_symlink() {
-                return Err(Errno::OPNOTSUPP);
+                return Err(Errno::OPNOTSUPP.into());
             }
-            rustix::fs::chmod(link.as_str(), Mode::from_bits_truncate(*mode)).map(|()| 0)
+            rustix::fs::chmod(link.as_str(), Mode::from_bits_truncate(*mode))
+                .map(|()| 0)
+                .map_err(Fail::from)
         }
         Call::Chown { uid, gid } => rustix::fs::chownat(
             fd,
@@ -823,7 +842,8 @@ fn perform_inner(
             gid.map(rustix::fs::Gid::from_raw),
             AtFlags::EMPTY_PATH,
         )
-        .map(|()| 0),
+        .map(|()| 0)
+        .map_err(Fail::from),
         Call::Utimes { times } => {
             let now = Timespec {
                 tv_sec: 0,
@@ -834,7 +854,9 @@ fn perform_inner(
                 last_access: a,
                 last_modification: m,
             };
-            rustix::fs::utimensat(fd, "", &ts, AtFlags::EMPTY_PATH).map(|()| 0)
+            rustix::fs::utimensat(fd, "", &ts, AtFlags::EMPTY_PATH)
+                .map(|()| 0)
+                .map_err(Fail::from)
         }
         Call::SetXattr { name, value, flags } => rustix::fs::setxattr(
             link.as_str(),
@@ -842,15 +864,16 @@ fn perform_inner(
             value,
             rustix::fs::XattrFlags::from_bits_retain(*flags as u32),
         )
-        .map(|()| 0),
-        Call::RemoveXattr { name } => {
-            rustix::fs::removexattr(link.as_str(), name.as_c_str()).map(|()| 0)
-        }
+        .map(|()| 0)
+        .map_err(Fail::from),
+        Call::RemoveXattr { name } => rustix::fs::removexattr(link.as_str(), name.as_c_str())
+            .map(|()| 0)
+            .map_err(Fail::from),
         Call::Truncate { len } => {
             let c = CString::new(link).map_err(|_| Errno::INVAL)?;
-            behalf::truncate(&c, *len).map(|()| 0)
+            behalf::truncate(&c, *len).map(|()| 0).map_err(Fail::from)
         }
-        _ => Err(Errno::INVAL),
+        _ => Err(Errno::INVAL.into()),
     }
 }
 

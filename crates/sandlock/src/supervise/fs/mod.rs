@@ -443,6 +443,32 @@ impl FsCore {
     }
 }
 
+/// Why a call made on the sandbox's behalf failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fail {
+    /// A deny rule closed the path: answered `EACCES`, and audited.
+    Denied,
+    /// The system call (or the emulation of a kernel check) failed with
+    /// this errno, which is the answer.
+    Os(Errno),
+}
+
+impl From<Errno> for Fail {
+    fn from(e: Errno) -> Fail {
+        Fail::Os(e)
+    }
+}
+
+impl Fail {
+    /// The errno the task gets.
+    pub(crate) fn errno(self) -> Errno {
+        match self {
+            Fail::Denied => Errno::ACCESS,
+            Fail::Os(e) => e,
+        }
+    }
+}
+
 /// The task of a notification.
 pub(crate) fn task_of(ctx: &Ctx) -> Task {
     Task {

@@ -33,9 +33,9 @@ use rustix::io::Errno;
 use sandlock_notify::AddFdOptions;
 use sandlock_policy::{SyscallEvent, Verdict};
 
-use super::FsCore;
 use super::path::{self, lexical};
 use super::resolve::{Found, Proc, Resolver, Start, Task};
+use super::{Fail, FsCore};
 
 /// Open flags that create or truncate.
 const CREATING: OFlags = OFlags::CREATE.union(OFlags::TRUNC).union(OFlags::TMPFILE);
@@ -83,14 +83,14 @@ pub(crate) fn run(core: &Arc<FsCore>, mut job: OpenJob) {
         }
         Ok(Opened::Detached) => {}
         Err(e) => {
-            if e == Errno::ACCESS
+            if e == Fail::Denied
                 && let Some(ev) = job.event.as_mut()
             {
                 ev.denied = true;
                 core.shared
                     .audit(ev, Verdict::DenyWith(sandlock_bpf::Errno::EACCES));
             }
-            let _ = listener.respond(id, errno_response(e));
+            let _ = listener.respond(id, errno_response(e.errno()));
         }
     }
 }
@@ -111,7 +111,7 @@ fn our_flags(flags: OFlags) -> OFlags {
     }
 }
 
-fn open(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
+fn open(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Fail> {
     if job.flags.intersects(CREATING) && !never_creates(&job.path) {
         return create(core, job);
     }
@@ -156,7 +156,7 @@ fn open(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
                 Err(_) => return slow(core, job),
             }
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let stat = rustix::fs::fstat(&fd)?;
     if stat.st_ino != hint.stx_ino || core.is_proc(stat.st_dev, &fd) {
@@ -171,7 +171,7 @@ fn open(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
         path::fd_path(&fd)?
     };
     if core.denied.denied(super::deny::Ident::of(&stat), &real) {
-        return Err(Errno::ACCESS);
+        return Err(Fail::Denied);
     }
     Ok(Opened::Fd(fd))
 }
@@ -192,7 +192,7 @@ fn fifo_wait(
     id: u64,
     pinned: OwnedFd,
     task_flags: OFlags,
-) -> Result<Opened, Errno> {
+) -> Result<Opened, Fail> {
     let listener = core.shared.listener.clone();
     core.confined().detach(move || {
         let link = path::proc_fd(&pinned);
@@ -216,7 +216,7 @@ fn fifo_wait(
 }
 
 /// The walker's way: procfs, magic links, and FIFOs whose open would wait.
-fn slow(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
+fn slow(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Fail> {
     let r = Resolver {
         core,
         task: job.task,
@@ -234,27 +234,28 @@ fn open_found(
     id: u64,
     found: Found,
     flags: OFlags,
-) -> Result<Opened, Errno> {
+) -> Result<Opened, Fail> {
     if core.found_denied(r, &found)? {
-        return Err(Errno::ACCESS);
+        return Err(Fail::Denied);
     }
     if found.is_symlink() {
         // Only reached with O_NOFOLLOW: an O_PATH of the link itself, or ELOOP.
         return if flags.contains(OFlags::PATH) {
             Ok(Opened::Fd(found.fd))
         } else {
-            Err(Errno::LOOP)
+            Err(Errno::LOOP.into())
         };
     }
     let flags = flags & !(OFlags::CREATE | OFlags::EXCL);
     if flags.contains(OFlags::DIRECTORY) && !found.is_dir() {
-        return Err(Errno::NOTDIR);
+        return Err(Errno::NOTDIR.into());
     }
     let ft = FileType::from_raw_mode(found.stat.st_mode);
     let blocking = !flags.intersects(OFlags::NONBLOCK | OFlags::PATH);
     let owner = core.proc_owner(&found)?;
     if matches!(owner, Owner::Sandlock) {
-        return Err(Errno::ACCESS);
+        // As Landlock's ptrace scoping answers the task.
+        return Err(Errno::ACCESS.into());
     }
     if ft == FileType::Fifo && blocking && !matches!(owner, Owner::Task { .. }) {
         return fifo_wait(core, id, found.fd, flags);
@@ -325,7 +326,7 @@ fn open_task_proc(
 
 /// `O_CREAT`, `O_TRUNC`, `O_TMPFILE`: nothing is created or truncated
 /// before the name was checked.
-fn create(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
+fn create(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Fail> {
     let r = Resolver {
         core,
         task: job.task,
@@ -336,7 +337,7 @@ fn create(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
     if job.flags.contains(OFlags::TMPFILE) {
         let dir = r.find(&job.start, &job.path, true)?;
         if core.found_denied(&r, &dir)? || dir.proc != Proc::No {
-            return Err(Errno::ACCESS);
+            return Err(Fail::Denied);
         }
         let fd = rustix::fs::openat2(&dir.fd, ".", ours, mode, ResolveFlags::BENEATH)?;
         return Ok(Opened::Fd(fd));
@@ -362,7 +363,7 @@ fn create(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
                         .denied
                         .denied(super::deny::Ident::of(&parent.stat), &parent.real)
                 {
-                    return Err(Errno::ACCESS);
+                    return Err(Fail::Denied);
                 }
                 match rustix::fs::openat2(
                     &parent.fd,
@@ -378,24 +379,24 @@ fn create(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
                         tries += 1;
                         continue;
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
             Ok(pin) => {
                 if job.flags.contains(OFlags::CREATE | OFlags::EXCL) {
-                    return Err(Errno::EXIST);
+                    return Err(Errno::EXIST.into());
                 }
                 let stat = rustix::fs::fstat(&pin)?;
                 if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink {
                     if job.flags.contains(OFlags::NOFOLLOW)
                         || job.resolve.contains(ResolveFlags::NO_SYMLINKS)
                     {
-                        return Err(Errno::LOOP);
+                        return Err(Errno::LOOP.into());
                     }
                     links += 1;
                     if links > 40 {
-                        return Err(Errno::LOOP);
+                        return Err(Errno::LOOP.into());
                     }
                     // Follow the link by hand: its target is the new name.
                     let target = super::resolve::readlink(&pin)?;
@@ -405,7 +406,7 @@ fn create(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Errno> {
                             scope: ResolveFlags::empty(),
                         }
                     } else if job.resolve.contains(ResolveFlags::BENEATH) {
-                        return Err(Errno::XDEV);
+                        return Err(Errno::XDEV.into());
                     } else if job.resolve.contains(ResolveFlags::IN_ROOT) {
                         Start {
                             dir: super::resolve::Dir::Owned(super::path::dup(job.start.fd())?),
