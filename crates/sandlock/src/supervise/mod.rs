@@ -213,9 +213,9 @@ pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
     let mut sup =
         Supervisor::builder(p.listener).fallback(Response::Errno(sandlock_bpf::Errno::ENOSYS));
     // A sandbox pinned to one CPU gets its supervisor there too: every
-    // wake-up between them is then a same-CPU one (measured in
-    // docs/benchmarks.md; on these VMs a cross-CPU wake-up costs several
-    // times a same-CPU one).
+    // wake-up between them is then a same-CPU one (measured with `cargo
+    // xtask bench --scenario open-deny`: on 2-vCPU VMs a cross-CPU wake-up
+    // costs several times a same-CPU one).
     if let Some(cpu) = single_cpu(&shared.policy) {
         sup = sup.pin_cpu(Some(cpu));
     }
