@@ -404,3 +404,42 @@ fn no_rule_no_interception() {
     }
     assert_eq!(action(deny, "mmap"), allow);
 }
+
+/// With a deny rule, paths and execs are intercepted for the rule's sake,
+/// yet a callback that did not ask for them never sees them (nor waits).
+#[test]
+fn deny_rules_do_not_feed_a_callback_that_did_not_ask() {
+    let s = Scratch::new(0);
+    s.file("f", "G");
+    s.file("closed", "B");
+    let seen: Arc<Mutex<Vec<SyscallEvent>>> = Arc::default();
+    let sink = seen.clone();
+    let policy = base(&s)
+        .fs_deny(s.s("closed"))
+        .policy_events([SyscallCategory::Network])
+        .policy_fn(move |ev, _| {
+            sink.lock().unwrap().push(ev);
+            Verdict::Deny
+        })
+        .build()
+        .unwrap();
+    let out = probe(
+        Sandbox::new(policy).unwrap(),
+        &ops(&[
+            "read.f",
+            &s.s("f"),
+            "read.closed",
+            &s.s("closed"),
+            "exec.x",
+            &fsprobe().to_string_lossy(),
+        ]),
+    );
+    assert_eq!(out.get("read.f"), "G", "{out:?}");
+    assert_eq!(out.get("read.closed"), "errno=13", "{out:?}");
+    assert_eq!(out.get("exec.x"), "ok", "{out:?}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:#?}",
+        seen.lock().unwrap()
+    );
+}

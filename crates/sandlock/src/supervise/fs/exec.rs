@@ -56,11 +56,11 @@ const AT_EXECFN: u64 = 31;
 pub(crate) fn register(
     mut sup: SupervisorBuilder,
     core: &Arc<FsCore>,
-    judge_argv: bool,
+    judge: bool,
 ) -> Result<SupervisorBuilder, BuildError> {
     for name in ["execve", "execveat"] {
         let c = core.clone();
-        sup = handle(sup, name, move |ctx: &Ctx| on_exec(ctx, &c, judge_argv))?;
+        sup = handle(sup, name, move |ctx: &Ctx| on_exec(ctx, &c, judge))?;
     }
     Ok(sup)
 }
@@ -77,7 +77,7 @@ struct Judged {
     argv: Option<Vec<String>>,
 }
 
-fn on_exec(ctx: &Ctx, core: &Arc<FsCore>, judge_argv: bool) -> Reply {
+fn on_exec(ctx: &Ctx, core: &Arc<FsCore>, judge: bool) -> Reply {
     let a = *ctx.args();
     let at = ctx.notif().data.nr as i64 != execve_nr();
     let (dirfd, path_arg, argv_arg, flags) = if at {
@@ -87,7 +87,7 @@ fn on_exec(ctx: &Ctx, core: &Arc<FsCore>, judge_argv: bool) -> Reply {
     };
     let task = task_of(ctx);
     let read = ctx.read_path(path_arg).and_then(|p| {
-        let argv = if judge_argv {
+        let argv = if judge {
             Some(read_argv(ctx.memory(), argv_arg)?)
         } else {
             None
@@ -150,12 +150,26 @@ fn on_exec(ctx: &Ctx, core: &Arc<FsCore>, judge_argv: bool) -> Reply {
     };
     let c = core.clone();
     let audit_event = event.clone();
-    // Held for the callback (when it asks for process events); without one
-    // the continuation runs at once, on the supervisor's worker thread,
-    // which then is the tracer of the task until it detaches.
-    Reply::hold(event, move |ctx: &Ctx| {
-        trace_exec(ctx, &c, task, &judged, audit_event)
-    })
+    // The exec is traced by the feature's own tracer thread (a tracer must
+    // stay the same thread from PTRACE_SEIZE to PTRACE_DETACH, and waits as
+    // long as the exec takes). Held first for the callback when it asks
+    // for process events.
+    let go = move || -> Reply {
+        let c2 = c.clone();
+        match c
+            .tracer()
+            .submit(move || trace_exec(&c2, task, &judged, audit_event))
+        {
+            Ok(()) => Reply::Answered,
+            Err(_) => Reply::errno(sandlock_bpf::Errno::EPERM),
+        }
+    };
+    if judge {
+        Reply::hold(event, move |_: &Ctx| go())
+    } else {
+        core.shared.audit(&event, Verdict::Allow);
+        go()
+    }
 }
 
 fn execve_nr() -> i64 {
@@ -165,30 +179,25 @@ fn execve_nr() -> i64 {
 }
 
 /// Continues the task's exec under trace and checks the new image.
-fn trace_exec(
-    ctx: &Ctx,
-    core: &Arc<FsCore>,
-    task: Task,
-    judged: &Judged,
-    mut event: SyscallEvent,
-) -> Reply {
+fn trace_exec(core: &Arc<FsCore>, task: Task, judged: &Judged, mut event: SyscallEvent) {
+    let listener = &core.shared.listener;
     let tid = task.tid as i32;
     if behalf::ptrace_seize(tid, PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL).is_err() {
         event.denied = true;
         core.shared.audit(&event, Verdict::Deny);
-        return Reply::errno(sandlock_bpf::Errno::EPERM);
+        let _ = listener.respond(task.id, Response::Errno(sandlock_bpf::Errno::EPERM));
+        return;
     }
     // CONTINUE after a decision on memory is safe here only because the
     // exec is verified at PTRACE_EVENT_EXEC, before the new image runs.
-    if ctx.respond(Response::Continue).is_err() {
+    if listener.respond(task.id, Response::Continue).is_err() {
         let _ = behalf::ptrace_interrupt(tid);
         let _ = settle(core, None);
-        return Reply::Answered;
+        return;
     }
     // A failed execve returns to the old program: stop it there too.
     let _ = behalf::ptrace_interrupt(tid);
     let _ = settle(core, Some((judged, &mut event)));
-    Reply::Answered
 }
 
 /// Waits for the traced exec to end (new image or back in the old one),

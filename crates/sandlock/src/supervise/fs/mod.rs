@@ -190,6 +190,11 @@ impl Feature for Fs {
                 None
             },
             helper: Worker::plain("sandlock-fs-helper").map_err(|e| start(e.to_string()))?,
+            tracer: if self.scope.exec {
+                Some(Worker::plain("sandlock-exec").map_err(|e| start(e.to_string()))?)
+            } else {
+                None
+            },
             procfs: Mutex::new(Vec::new()),
             own_tgid: rustix::process::getpid().as_raw_nonzero().get(),
             hold_files: self.scope.hold_files,
@@ -230,6 +235,8 @@ pub(crate) struct FsCore {
     pub(crate) denied: Denied,
     confined: Option<Worker>,
     helper: Worker,
+    /// The tracer of execs (present whenever exec is intercepted).
+    tracer: Option<Worker>,
     /// Devices known to be (or not to be) procfs.
     procfs: Mutex<Vec<(u64, bool)>>,
     own_tgid: i32,
@@ -244,6 +251,11 @@ impl FsCore {
             // register() creates it with the path calls' handlers.
             None => &self.helper,
         }
+    }
+
+    /// The exec tracer.
+    pub(crate) fn tracer(&self) -> &Worker {
+        self.tracer.as_ref().unwrap_or(&self.helper)
     }
 
     /// Runs `f` with sandlock's own rights: on this thread if it is not
