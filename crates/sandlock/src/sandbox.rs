@@ -98,6 +98,8 @@ pub struct Sandbox {
     interactive: bool,
     forward_signals: bool,
     audit: Option<Arc<AuditLog>>,
+    /// Whether stale private directories were swept already.
+    swept: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -190,6 +192,7 @@ impl Sandbox {
             interactive: false,
             forward_signals: false,
             audit: None,
+            swept: std::sync::atomic::AtomicBool::new(false),
         };
         if clean_env {
             sandbox.with_private_tmp()
@@ -419,6 +422,15 @@ impl Sandbox {
             (None, Some(fd)) => Sup::Pending(Box::new(pending(fd, launched.pid)?)),
             (None, None) => Sup::Off,
         };
+        if let Some(tmp) = &self.tmp
+            && !self.swept.swap(true, std::sync::atomic::Ordering::Relaxed)
+            && let Some(base) = tmp.path().parent()
+        {
+            // While the command starts, on another CPU.
+            if base != std::env::temp_dir() {
+                crate::tmpdir::sweep_stale(base);
+            }
+        }
         let mut child = Child::new(
             launched.pid,
             launched.pidfd,

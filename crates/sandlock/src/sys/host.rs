@@ -31,12 +31,11 @@ pub(crate) fn spawn_child(
     share_memory: bool,
     forward: bool,
 ) -> Result<(i32, OwnedFd), Errno> {
-    const STACK: usize = 128 * 1024;
-    let mut stack: Vec<u128> = if share_memory {
-        vec![0; STACK / 16]
-    } else {
-        Vec::new()
-    };
+    // The vfork child's stack: uninitialised memory on this thread's stack
+    // (no allocation; the child touches a few pages of it).
+    #[repr(C, align(16))]
+    struct Stack([std::mem::MaybeUninit<u8>; 64 * 1024]);
+    let mut stack = Stack([std::mem::MaybeUninit::uninit(); 64 * 1024]);
     let old = block_all_signals();
     let mut pidfd: libc::c_int = -1;
     let ret = if share_memory {
@@ -47,12 +46,13 @@ pub(crate) fn spawn_child(
             crate::child::run(args)
         }
         // SAFETY: `stack` is a live, 16-byte aligned buffer whose end is
-        // the child's initial stack pointer; the child only runs
-        // `child::run` (raw, async-signal-safe syscalls on data we keep
-        // alive and do not touch while suspended by CLONE_VFORK). The
-        // kernel writes the pidfd into `pidfd` (the parent_tid argument).
+        // the child's initial stack pointer, in a frame that outlives the
+        // child's use of it (this thread is suspended until the child has
+        // called execve or exited); the child only runs `child::run` (raw,
+        // async-signal-safe syscalls on data we keep alive). The kernel
+        // writes the pidfd into `pidfd` (the parent_tid argument).
         unsafe {
-            let top = stack.as_mut_ptr().add(stack.len()) as *mut libc::c_void;
+            let top = stack.0.as_mut_ptr().add(stack.0.len()) as *mut libc::c_void;
             libc::clone(
                 entry,
                 top,
@@ -86,7 +86,6 @@ pub(crate) fn spawn_child(
         forward_signals_to(ret);
     }
     restore_signals(&old);
-    drop(stack);
     if let Some(err) = err {
         return Err(err);
     }
