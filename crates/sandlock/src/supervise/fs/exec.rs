@@ -30,15 +30,12 @@
 //! A task that cannot be traced (already traced, or made undumpable) gets
 //! `EPERM`: the decision could not be made to hold.
 
-use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use rustix::fs::{AtFlags, CWD, ResolveFlags};
 use rustix::io::Errno;
 use sandlock_notify::bounded::read_argv;
-use sandlock_notify::{
-    BuildError, ChildMemory, Ctx, Reply, Response, SupervisorBuilder, Unverified,
-};
+use sandlock_notify::{BuildError, Ctx, Reply, Response, SupervisorBuilder, Unverified};
 use sandlock_policy::{SyscallCategory, SyscallEvent, Verdict};
 
 use super::deny::Ident;
@@ -316,14 +313,7 @@ fn execfn(pid: i32) -> Option<Vec<u8>> {
     })?;
     let mem = sandlock_notify::ProcessMemory::new(pid as u32);
     let s = sandlock_notify::bounded::read_path(&mem, addr).ok()?;
-    let _ = mem.pid();
     Some(s.to_vec())
-}
-
-#[allow(dead_code)]
-fn _uses(m: &impl ChildMemory, f: impl AsFd) -> (u32, i32) {
-    let _ = m;
-    (0, std::os::fd::AsRawFd::as_raw_fd(&f.as_fd()))
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@
 //! process events, none of these syscalls is intercepted: such a sandbox
 //! pays nothing.
 
+mod args;
 mod calls;
 mod deny;
 mod exec;
@@ -73,7 +74,7 @@ pub(crate) const DOC_OPEN: Doc = Doc {
 };
 /// The other path calls.
 pub(crate) const DOC_CALLS: Doc = Doc {
-    syscalls: calls::NAMES,
+    syscalls: args::NAMES,
     refused: "intercepted while a deny rule exists or the callback asks for file events",
     answer: "performed on the task's behalf on the pinned file (those Landlock governs, by the confined worker); a denied path: EACCES",
     reason: "rename, link, remove, truncate, list or stat a denied path; a hard link or rename of a denied inode",
@@ -144,7 +145,7 @@ impl Feature for Fs {
         }
         let mut rules = Vec::new();
         if self.scope.files {
-            for name in OPENS.iter().chain(calls::NAMES) {
+            for name in OPENS.iter().chain(args::NAMES) {
                 rules.push(Rule::named(name, Action::UserNotif));
             }
             for name in REFUSED {
