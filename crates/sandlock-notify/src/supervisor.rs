@@ -115,6 +115,10 @@ pub enum BuildError {
     /// The number is above the table's range.
     #[error("syscall number {0} is out of range")]
     NumberOutOfRange(u32),
+    /// A second handler for a syscall that already has one (two layers
+    /// both wanting to answer it: one of them would silently lose).
+    #[error("syscall number {0} already has a handler")]
+    Duplicate(u32),
     /// Starting a thread or creating the eventfd failed.
     #[error("starting the supervisor failed: {0}")]
     Start(String),
@@ -125,11 +129,17 @@ pub enum BuildError {
 
 impl SupervisorBuilder {
     /// Dispatch syscall number `nr` (native architecture) to `handler`.
+    ///
+    /// A syscall has one handler: registering a second one is
+    /// [`BuildError::Duplicate`], never a silent replacement.
     pub fn handle(mut self, nr: u32, handler: impl Handler) -> Result<Self, BuildError> {
         let slot = self
             .handlers
             .get_mut(nr as usize)
             .ok_or(BuildError::NumberOutOfRange(nr))?;
+        if slot.is_some() {
+            return Err(BuildError::Duplicate(nr));
+        }
         *slot = Some(Box::new(handler));
         Ok(self)
     }

@@ -111,3 +111,21 @@ fn shutdown_works_when_the_spawning_thread_blocks_signals() {
     child.go();
     assert_eq!(child.wait(), 0);
 }
+
+#[test]
+fn a_second_handler_for_one_syscall_is_refused() {
+    let (child, l) = spawn(&notify_on(&["getppid"]), Body::Fn(|| 0));
+    let nr = sandlock_bpf::Arch::native()
+        .and_then(|a| a.syscall_nr("getppid"))
+        .unwrap();
+    let err = Supervisor::builder(l)
+        .handle_name("getppid", value)
+        .unwrap()
+        .handle_name("getppid", value)
+        .err()
+        .expect("a duplicate handler must be refused");
+    assert_eq!(err, sandlock_notify::BuildError::Duplicate(nr));
+    // The listener went with the builder: the child runs on, unanswered.
+    child.go();
+    assert_eq!(child.wait(), 0);
+}

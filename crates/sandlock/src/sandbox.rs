@@ -123,14 +123,8 @@ impl std::fmt::Debug for Sandbox {
 /// Refuses the settings other parts of sandlock have not implemented yet.
 pub(crate) fn check_implemented(policy: &Policy) -> Result<(), Error> {
     let todo = |setting, issue| Err(Error::NotImplemented { setting, issue });
-    if !policy.fs_denied().is_empty() {
-        return todo("fs_denied", "issue 7");
-    }
     if !policy.net_allow_hosts().is_empty() {
         return todo("net_allow_hosts", "issue 7");
-    }
-    if policy.policy_fn().is_some() {
-        return todo("policy_fn", "issue 7");
     }
     if policy.chroot().is_some() {
         return todo("chroot", "it needs a user namespace, see docs/cli.md");
@@ -386,6 +380,11 @@ impl Sandbox {
         for f in self.features.iter() {
             f.prepare(&mut plan)?;
         }
+        // A feature that answers the command's own execve needs the
+        // supervisor running before it: started at once, not lazily.
+        if self.features.iter().any(|f| f.supervises_exec()) {
+            plan.exec_supervised = true;
+        }
         let launch_limits = LaunchLimits::prepare(policy, &self.mech, &mut plan)?;
         let terminal = if self.interactive {
             plan.wait_go = true;
@@ -417,6 +416,14 @@ impl Sandbox {
             &mut before_exec,
         )?;
         drop(child_ends);
+        // The child's own ruleset (with its grants on new mounts) for the
+        // supervisor's confined workers (supervise/confined.rs), when a
+        // feature needs them.
+        let confined_ruleset = if self.features.iter().any(|f| f.confines()) {
+            started.ruleset.map(Arc::new)
+        } else {
+            None
+        };
         let pidns = started.ns_flags & ns::CLONE_NEWPID != 0;
         let launched = started.launched;
         let tasks = Tasks::new(launched.pid, &launched.pidfd, pidns);
@@ -451,6 +458,7 @@ impl Sandbox {
                     tasks: tasks.clone(),
                     audit: self.audit.clone(),
                     limits: runtime.clone(),
+                    ruleset: confined_ruleset,
                 }))
             }
             None => Sup::Off,

@@ -156,7 +156,6 @@ fn workdir_must_be_a_directory() {
 fn flags_not_implemented_yet_fail_loudly() {
     let cases: &[(&[&str], &str)] = &[
         (&["--net-allow-host", "127.0.0.1"], "--net-allow-host"),
-        (&["--fs-deny", "/tmp"], "--fs-deny"),
         (&["--chroot", "/"], "--chroot"),
     ];
     for (flags, name) in cases {

@@ -465,3 +465,47 @@ fn without_the_flags_nothing_is_intercepted() {
         assert_eq!(got, Some(Action::Allow), "{name}");
     }
 }
+
+/// `--fs-deny` traces each execve and performs the path calls for the
+/// sandbox; the view's fix-ups then run at its exec stops, and the paths
+/// are resolved in the sandbox's own `/proc` and mounts.
+#[test]
+fn fs_deny_combines_with_the_view() {
+    let v = view();
+    let v = v.to_str().unwrap();
+    for uid in users() {
+        let scratch = Scratch::new(uid);
+        let secret = scratch.join("secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let dir = scratch.path().to_str().unwrap().to_owned();
+        let secret = secret.to_str().unwrap().to_owned();
+        let script = format!(
+            "date +%Y; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; \
+             cat {secret}; echo cat=$?; head -1 /proc/self/status; \
+             cat /proc/1/environ; echo environ=$?; ls /proc | grep -c '^[0-9]'"
+        );
+        let view_flags = ["-r", "/proc", "--time-start", START, "--random-seed", "42"];
+        let mut flags: Vec<&str> = view_flags.to_vec();
+        flags.extend(["-r", &dir, "--fs-deny", &secret]);
+        let out = run(uid, &flags, &["sh", "-c", &script]);
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines.first(), Some(&"2000"), "uid {uid}: {out:?}");
+        let plain = run(uid, &view_flags, &["sh", "-c", &script]);
+        assert_eq!(
+            lines.get(1),
+            plain.stdout.lines().nth(1).as_ref(),
+            "uid {uid}: the seeded bytes differ with --fs-deny\n{out:?}\n{plain:?}"
+        );
+        assert!(!out.stdout.contains("s3cret"), "uid {uid}: {out:?}");
+        assert!(out.stdout.contains("cat=1"), "uid {uid}: {out:?}");
+        assert!(out.stdout.contains("Name:\thead"), "uid {uid}: {out:?}");
+        assert!(out.stdout.contains("environ=1"), "uid {uid}: {out:?}");
+        let count: usize = lines.last().unwrap().trim().parse().unwrap();
+        assert!((1..=6).contains(&count), "uid {uid}: {out:?}");
+        // The images are still made non-dumpable.
+        let mut flags: Vec<&str> = vec!["-r", "/proc", "--fs-deny", &secret];
+        flags.extend(["-r", &dir]);
+        let out = run(uid, &flags, &[v, "sibling", "/bin/sleep"]);
+        assert_eq!(field(&out, "mem"), "errno=13", "uid {uid}: {out:?}");
+    }
+}

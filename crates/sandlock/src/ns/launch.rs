@@ -28,6 +28,10 @@ pub(crate) struct Started {
     pub(crate) launched: Launched,
     /// The namespaces the child is in (`CLONE_NEW*` bits, 0 for none).
     pub(crate) ns_flags: u64,
+    /// The Landlock ruleset the child enforces (a descriptor of the same
+    /// kernel object: with the grants the child added on its new mounts),
+    /// for the supervisor's confined workers.
+    pub(crate) ruleset: Option<OwnedFd>,
 }
 
 /// Launches `plan`'s child. With namespaces that are optional
@@ -55,11 +59,12 @@ pub(crate) fn launch(
             become_subreaper();
         }
         match attempt(plan, parts, Some(&prepared), before_exec) {
-            Ok(launched) => {
+            Ok((launched, ruleset)) => {
                 super::record(true);
                 return Ok(Started {
                     launched,
                     ns_flags: prepared.child.clone_flags,
+                    ruleset,
                 });
             }
             Err(e) if !plan.ns.required() && refused(&e) => super::record(false),
@@ -67,10 +72,11 @@ pub(crate) fn launch(
         }
     }
     become_subreaper();
-    let launched = attempt(plan, parts, None, before_exec)?;
+    let (launched, ruleset) = attempt(plan, parts, None, before_exec)?;
     Ok(Started {
         launched,
         ns_flags: 0,
+        ruleset,
     })
 }
 
@@ -79,14 +85,14 @@ fn attempt(
     parts: &Parts<'_>,
     ns: Option<&Prepared>,
     before_exec: &mut dyn FnMut(i32) -> Result<(), Error>,
-) -> Result<Launched, Error> {
+) -> Result<(Launched, Option<OwnedFd>), Error> {
     let private = ns.is_some_and(Prepared::needs_private_ruleset);
     let landlock = match parts.landlock {
         Some(ll) if private => Some(ll.fresh_fd()?),
         Some(ll) => Some(ll.fd()?),
         None => None,
     };
-    spawn::launch(
+    let launched = spawn::launch(
         Launch {
             plan,
             exec: parts.exec,
@@ -97,7 +103,8 @@ fn attempt(
             forward_signals: parts.forward_signals,
         },
         before_exec,
-    )
+    )?;
+    Ok((launched, landlock))
 }
 
 /// Whether `e` is the kernel refusing namespaces (rather than a failure

@@ -20,12 +20,16 @@
 //! syscall costs no thread.
 
 mod audit;
+pub(crate) mod confined;
+mod events;
+mod fs;
 mod memfd;
 mod procctl;
 pub(crate) mod procstat;
 pub(crate) mod tasks;
 mod view;
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use sandlock_bpf::Rule;
@@ -62,6 +66,19 @@ pub(crate) trait Feature: Send + Sync {
         Ok(())
     }
 
+    /// Whether its handlers answer the command's own `execve`: the
+    /// supervisor is then started before it, not at the first notification.
+    fn supervises_exec(&self) -> bool {
+        false
+    }
+
+    /// Whether it performs operations on the sandbox's behalf on a
+    /// [`confined::Worker`] (the sandbox's Landlock ruleset is then kept for
+    /// it in [`Shared`]).
+    fn confines(&self) -> bool {
+        false
+    }
+
     /// Registers its handlers.
     fn register(
         &self,
@@ -74,7 +91,13 @@ pub(crate) trait Feature: Send + Sync {
 pub(crate) type Constructor = fn(&Policy) -> Result<Option<Box<dyn Feature>>, Error>;
 
 /// Every feature. Adding one is adding its module and a line here.
-pub(crate) const FEATURES: &[Constructor] = &[procctl::feature, memfd::feature, view::feature];
+pub(crate) const FEATURES: &[Constructor] = &[
+    procctl::feature,
+    memfd::feature,
+    fs::feature,
+    events::feature,
+    view::feature,
+];
 
 /// The features `policy` needs, in [`FEATURES`] order.
 pub(crate) fn features(policy: &Policy) -> Result<Vec<Box<dyn Feature>>, Error> {
@@ -107,7 +130,18 @@ pub(crate) const DOCS: &[Doc] = &[
     memfd::DOC,
     crate::limits::DOC_MEMORY,
     crate::limits::DOC_FORKS,
+    fs::DOC_OPEN,
+    fs::DOC_CALLS,
+    fs::DOC_EXEC,
+    fs::DOC_REFUSED,
+    fs::DOC_UNSUPPORTED,
+    events::DOC,
 ];
+
+/// Called on the thread tracing task `pid`, stopped at its
+/// `PTRACE_EVENT_EXEC` once the new image was verified; returns whether it
+/// detached the task (else the caller does).
+pub(crate) type ExecStop = Arc<dyn Fn(i32) -> bool + Send + Sync>;
 
 /// What every handler may consult.
 pub struct Shared {
@@ -121,6 +155,16 @@ pub struct Shared {
     pub(crate) audit: Option<Arc<AuditLog>>,
     /// The resource limits' runtime (accounting, counters, cgroups).
     pub(crate) limits: Option<Arc<crate::limits::Runtime>>,
+    /// Work for each new image at its exec stop, handed by a feature that
+    /// needs it (the view's fix-ups) to the one that traces `execve` (the
+    /// filesystem rules), when both are on: a task has one tracer.
+    pub(crate) exec_stop: std::sync::OnceLock<ExecStop>,
+    /// The seccomp listener (a second descriptor of it), for answers given
+    /// off the supervisor's threads (by a [`confined::Worker`]).
+    pub(crate) listener: Arc<Listener>,
+    /// The sandbox's Landlock ruleset, for [`confined::Worker`]s (`None`
+    /// unless a feature [`confines`](Feature::confines), or without Landlock).
+    pub(crate) ruleset: Option<Arc<OwnedFd>>,
 }
 
 impl Shared {
@@ -153,6 +197,8 @@ pub(crate) struct Pending {
     pub(crate) audit: Option<Arc<AuditLog>>,
     /// The limits' runtime (its live policy is the supervisor's).
     pub(crate) limits: Option<Arc<crate::limits::Runtime>>,
+    /// The sandbox's Landlock ruleset, for confined workers.
+    pub(crate) ruleset: Option<Arc<OwnedFd>>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -170,15 +216,32 @@ pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
         Some(rt) => rt.live.clone(),
         None => LivePolicy::new(&p.policy).map_err(|e| Error::Supervisor(e.to_string()))?,
     };
+    let second = p
+        .listener
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(Error::io("dup of the seccomp listener"))?;
     let shared = Arc::new(Shared {
         policy: p.policy,
         live,
         tasks: p.tasks,
         audit: p.audit,
         limits: p.limits,
+        exec_stop: std::sync::OnceLock::new(),
+        listener: Arc::new(
+            Listener::from_fd(second).map_err(|e| Error::Supervisor(e.to_string()))?,
+        ),
+        ruleset: p.ruleset,
     });
     let mut sup =
         Supervisor::builder(p.listener).fallback(Response::Errno(sandlock_bpf::Errno::ENOSYS));
+    // A sandbox pinned to one CPU gets its supervisor there too: every
+    // wake-up between them is then a same-CPU one (measured with `cargo
+    // xtask bench --scenario open-deny`: on 2-vCPU VMs a cross-CPU wake-up
+    // costs several times a same-CPU one).
+    if let Some(cpu) = single_cpu(&shared.policy) {
+        sup = sup.pin_cpu(Some(cpu));
+    }
     for f in p.features.iter() {
         sup = f
             .register(sup, &shared)
@@ -206,6 +269,14 @@ pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
         });
     }
     sup.spawn().map_err(e)
+}
+
+/// The CPU of a sandbox pinned to exactly one (`cpu_cores`).
+pub(crate) fn single_cpu(policy: &Policy) -> Option<usize> {
+    let cores = policy.cpu_cores()?;
+    let mut it = cores.iter();
+    let first = it.next()?;
+    it.next().is_none().then_some(first as usize)
 }
 
 /// The policy callback as the supervisor's event sink: each event is judged

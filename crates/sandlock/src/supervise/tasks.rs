@@ -134,12 +134,40 @@ impl Tasks {
         self.inner.pidns.is_some()
     }
 
+    /// The inode of the sandbox's own PID namespace, if it has one.
+    pub(crate) fn pidns_inode(&self) -> Option<u64> {
+        self.inner.pidns
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether task `tid`, as the sandbox names it, belongs to the
-    /// sandbox. `Err(ESRCH)` when there is no such task.
+    /// Whether machine pid `pid` is sandlock's init of the sandbox's PID
+    /// namespace (sandlock's, not the command's: its memory, environment
+    /// and descriptors are sandlock's).
+    pub(crate) fn is_init(&self, pid: i32) -> bool {
+        self.inner.reaper && pid == self.inner.root
+    }
+
+    /// Whether task `tid`, as sandlock names it (a pid of sandlock's own
+    /// namespace, as in a notification), belongs to the sandbox; never
+    /// sandlock's init. `Err(ESRCH)` when there is no such task.
+    pub(crate) fn contains_host(&self, tid: i32) -> Result<bool, Errno> {
+        match self.inner.pidns {
+            Some(ns) => {
+                if tid <= 0 {
+                    return Err(Errno::SRCH);
+                }
+                Ok(procstat::pidns_inode(tid)? == ns && !self.is_init(tid))
+            }
+            None => self.contains(tid),
+        }
+    }
+
+    /// Whether task `tid`, as the sandbox names it (a pid of its own
+    /// namespace, as in a syscall's arguments), belongs to the sandbox.
+    /// `Err(ESRCH)` when there is no such task.
     pub(crate) fn contains(&self, tid: i32) -> Result<bool, Errno> {
         if tid <= 0 {
             return Err(Errno::SRCH);

@@ -8,10 +8,13 @@
 //!   at the moment of the fork).
 //! - [`host`]: calls the parent makes (clone with `CLONE_PIDFD`, probes of
 //!   kernel features, terminal and signal settings).
+//! - [`behalf`]: calls the supervisor makes for the sandbox (confining one
+//!   of its threads, tracing an `execve`, writing a task's memory).
 //!
 //! The rest of the crate is `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
 
+pub(crate) mod behalf;
 pub(crate) mod child;
 pub(crate) mod host;
 pub(crate) mod ns;

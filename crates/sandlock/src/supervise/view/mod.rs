@@ -146,6 +146,10 @@ impl Feature for View {
         "view"
     }
 
+    fn supervises_exec(&self) -> bool {
+        self.traces()
+    }
+
     fn prepare(&self, plan: &mut SpawnPlan) -> Result<(), Error> {
         plan.exec_supervised |= self.traces();
         if self.private_proc {
@@ -201,7 +205,7 @@ impl Feature for View {
     fn register(
         &self,
         mut sup: SupervisorBuilder,
-        _shared: &Arc<Shared>,
+        shared: &Arc<Shared>,
     ) -> Result<SupervisorBuilder, BuildError> {
         if !self.traces() {
             return Ok(sup);
@@ -238,12 +242,23 @@ impl Feature for View {
         });
         let tracer = Arc::new(Tracer::new(fixups));
         let mem = Arc::new(MemCache::default());
-        for name in ["execve", "execveat"] {
+        if super::fs::traces_exec(&shared.policy) {
+            // The filesystem rules trace every execve already (a task has
+            // one tracer): they run the fix-ups at the exec stop.
             let (t, m) = (tracer.clone(), mem.clone());
-            sup = sup.handle_name(name, move |ctx: &Ctx| {
+            let hook: super::ExecStop = Arc::new(move |pid| {
                 m.forget_all();
-                t.exec(ctx)
-            })?;
+                t.at_exec_stop(pid)
+            });
+            let _ = shared.exec_stop.set(hook);
+        } else {
+            for name in ["execve", "execveat"] {
+                let (t, m) = (tracer.clone(), mem.clone());
+                sup = sup.handle_name(name, move |ctx: &Ctx| {
+                    m.forget_all();
+                    t.exec(ctx)
+                })?;
+            }
         }
         if let Some(clock) = clock {
             let calls = Arc::new(timecalls::TimeCalls {
@@ -252,7 +267,8 @@ impl Feature for View {
                 plan,
                 mem: mem.clone(),
             });
-            sup = timecalls::register(sup, &calls)?;
+            let file_times = !super::fs::handles_files(&shared.policy);
+            sup = timecalls::register(sup, &calls, file_times)?;
         }
         if let Some(seed) = self.seed {
             sup = random::register(sup, seed, mem)?;

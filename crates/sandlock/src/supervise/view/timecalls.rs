@@ -124,10 +124,16 @@ pub(crate) struct TimeCalls {
 
 type Handler = fn(&TimeCalls, &Ctx) -> Reply;
 
-/// Registers the handlers.
+/// The file-time calls, which the filesystem rules perform on the task's
+/// behalf when they are on (a syscall has one handler): a "now" stamp is
+/// then the real time (docs/determinism.md).
+const FILE_TIMES: [&str; 4] = ["utimensat", "utimes", "futimesat", "utime"];
+
+/// Registers the handlers (`file_times`: also those of [`FILE_TIMES`]).
 pub(crate) fn register(
     mut sup: SupervisorBuilder,
     calls: &Arc<TimeCalls>,
+    file_times: bool,
 ) -> Result<SupervisorBuilder, BuildError> {
     let table: [(&str, Handler); 12] = [
         ("clock_gettime", clock_gettime),
@@ -145,7 +151,9 @@ pub(crate) fn register(
     ];
     let arch = sandlock_bpf::Arch::native();
     for (name, f) in table {
-        if arch.and_then(|a| a.syscall_nr(name)).is_none() {
+        if arch.and_then(|a| a.syscall_nr(name)).is_none()
+            || (!file_times && FILE_TIMES.contains(&name))
+        {
             continue;
         }
         let c = calls.clone();

@@ -140,6 +140,13 @@ impl Tracer {
         }
     }
 
+    /// The fix-ups for task `pid`, stopped at its exec stop by the calling
+    /// thread (another feature's tracer); returns whether the task was
+    /// detached (it is, when it was made non-dumpable).
+    pub(crate) fn at_exec_stop(&self, pid: i32) -> bool {
+        fix_up(self.fixups.as_ref(), pid)
+    }
+
     /// Restarts the syscall of `ctx` with `edit` applied.
     pub(crate) fn restart(&self, ctx: &Ctx, edit: Edit) -> Reply {
         let n = ctx.notif();
@@ -251,13 +258,10 @@ fn exec_job(listener: &Listener, fixups: &dyn Fixups, tid: i32, id: u64) {
             Wait::Event(trace::EVENT_EXEC) => {
                 // After an exec by a non-leader thread, `pid` is the
                 // thread group's id, which the task now has.
-                match fixups.at_exec(pid as u32) {
-                    Ok(Some(site)) => return make_nondumpable(pid, site),
-                    Ok(None) => {}
-                    Err(msg) => warn_once(&msg),
+                if !fix_up(fixups, pid) {
+                    // Detaching also drops the pending interrupt.
+                    let _ = trace::detach(pid, 0);
                 }
-                // Detaching also drops the pending interrupt.
-                let _ = trace::detach(pid, 0);
                 return;
             }
             Wait::Signal(sig) => {
@@ -272,6 +276,22 @@ fn exec_job(listener: &Listener, fixups: &dyn Fixups, tid: i32, id: u64) {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Applies `fixups` to `pid`, stopped at its exec stop by this thread;
+/// returns whether the task was detached (after being made non-dumpable).
+fn fix_up(fixups: &dyn Fixups, pid: i32) -> bool {
+    match fixups.at_exec(pid as u32) {
+        Ok(Some(site)) => {
+            make_nondumpable(pid, site);
+            true
+        }
+        Ok(None) => false,
+        Err(msg) => {
+            warn_once(&msg);
+            false
         }
     }
 }
