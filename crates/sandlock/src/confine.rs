@@ -22,7 +22,9 @@ use crate::{kernel, seccomp, supervise};
 ///
 /// Refused (with an error, before anything is applied): a process with
 /// more than one thread (Landlock would confine only the calling one),
-/// and the settings that need a parent: `timeout`, `clean_env`, `env`.
+/// and the settings that need a parent: `timeout`, `clean_env`, `env`,
+/// `net_allow_hosts`. Named unix sockets are not checked against the
+/// filesystem grants (that takes the supervisor).
 pub fn confine_current(policy: &Policy) -> Result<(), Error> {
     check_implemented(policy)?;
     let refuse = |field: &'static str, why: &str| Error::Invalid {
@@ -32,6 +34,12 @@ pub fn confine_current(policy: &Policy) -> Result<(), Error> {
     };
     if policy.timeout().is_some() {
         return Err(refuse("timeout", "needs a parent to kill the sandbox"));
+    }
+    if !policy.net_allow_hosts().is_empty() {
+        return Err(refuse(
+            "net_allow_hosts",
+            "host rules need the supervisor, which a process confining itself has not",
+        ));
     }
     if policy.clean_env() || !policy.env().is_empty() {
         return Err(refuse(

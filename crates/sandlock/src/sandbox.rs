@@ -19,6 +19,7 @@ use crate::process::{Capture, Child, Sup};
 use crate::ruleset::{Grant, Landlock};
 use crate::seccomp::{self, Programs};
 use crate::spawn::{self, Launch, SpawnPlan};
+use crate::supervise::net::HostTable;
 use crate::supervise::{self, AuditLog, Feature, Pending, Shared, Tasks};
 use crate::sys::child::ExecArgs;
 use crate::terminal::Terminal;
@@ -95,6 +96,7 @@ pub struct Sandbox {
     interactive: bool,
     forward_signals: bool,
     audit: Option<Arc<AuditLog>>,
+    hosts: Arc<HostTable>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -112,9 +114,6 @@ pub(crate) fn check_implemented(policy: &Policy) -> Result<(), Error> {
     let todo = |setting, issue| Err(Error::NotImplemented { setting, issue });
     if !policy.fs_denied().is_empty() {
         return todo("fs_denied", "issue 7");
-    }
-    if !policy.net_allow_hosts().is_empty() {
-        return todo("net_allow_hosts", "issue 7");
     }
     if policy.policy_fn().is_some() {
         return todo("policy_fn", "issue 7");
@@ -175,6 +174,8 @@ impl Sandbox {
     pub fn new(policy: Policy) -> Result<Sandbox, Error> {
         check_implemented(&policy)?;
         let missing = check_kernel(&policy)?;
+        // Host names are resolved once, here, before any fork.
+        let hosts = Arc::new(HostTable::resolve(&policy)?);
         let features = supervise::features(&policy)?;
         let programs = seccomp::build(&policy, &features, true)?;
         let landlock = match kernel::landlock_abi() {
@@ -193,6 +194,7 @@ impl Sandbox {
             interactive: false,
             forward_signals: false,
             audit: None,
+            hosts,
         };
         if clean_env {
             sandbox.with_private_tmp()
@@ -385,7 +387,14 @@ impl Sandbox {
             Some(fd) => {
                 let listener =
                     Listener::from_fd(fd).map_err(|e| Error::Supervisor(e.to_string()))?;
-                let live = LivePolicy::new(policy).map_err(|e| Error::Supervisor(e.to_string()))?;
+                let hosts = &self.hosts;
+                let live = LivePolicy::with_resolver(policy, |name| {
+                    hosts
+                        .lookup(name)
+                        .map(<[_]>::to_vec)
+                        .ok_or("not resolved when the sandbox was made")
+                })
+                .map_err(|e| Error::Supervisor(e.to_string()))?;
                 Sup::Pending(Box::new(Pending {
                     listener,
                     features: self.features.clone(),
@@ -394,6 +403,8 @@ impl Sandbox {
                         live,
                         tasks: Tasks::new(launched.pid),
                         audit: self.audit.clone(),
+                        private_tmp: self.private_tmp().map(Path::to_path_buf),
+                        hosts: self.hosts.clone(),
                     }),
                 }))
             }

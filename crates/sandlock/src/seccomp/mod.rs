@@ -28,6 +28,7 @@ use sandlock_policy::Policy;
 
 pub(crate) use denylist::ADDR_NO_RANDOMIZE;
 pub use denylist::{DENY_LIST, Entry};
+pub(crate) use socket::NetMode;
 
 use crate::error::Error;
 use crate::supervise::Feature;

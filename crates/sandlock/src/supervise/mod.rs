@@ -21,6 +21,7 @@
 
 mod audit;
 mod memfd;
+pub mod net;
 mod procctl;
 mod tasks;
 
@@ -72,7 +73,7 @@ pub(crate) trait Feature: Send + Sync {
 pub(crate) type Constructor = fn(&Policy) -> Result<Option<Box<dyn Feature>>, Error>;
 
 /// Every feature. Adding one is adding its module and a line here.
-pub(crate) const FEATURES: &[Constructor] = &[procctl::feature, memfd::feature];
+pub(crate) const FEATURES: &[Constructor] = &[procctl::feature, memfd::feature, net::feature];
 
 /// The features `policy` needs, in [`FEATURES`] order.
 pub(crate) fn features(policy: &Policy) -> Result<Vec<Box<dyn Feature>>, Error> {
@@ -99,7 +100,15 @@ pub struct Doc {
 }
 
 /// The table rows of every feature.
-pub(crate) const DOCS: &[Doc] = &[procctl::DOC, procctl::DOC_USER, memfd::DOC];
+pub(crate) const DOCS: &[Doc] = &[
+    procctl::DOC,
+    procctl::DOC_USER,
+    memfd::DOC,
+    net::DOCS[0],
+    net::DOCS[1],
+    net::DOCS[2],
+    net::DOCS[3],
+];
 
 /// What every handler may consult.
 pub struct Shared {
@@ -111,6 +120,11 @@ pub struct Shared {
     pub(crate) tasks: Tasks,
     /// The audit log, if one was asked for.
     pub(crate) audit: Option<Arc<AuditLog>>,
+    /// The sandbox's private temporary directory (granted writable besides
+    /// the policy's paths), if it has one.
+    pub(crate) private_tmp: Option<std::path::PathBuf>,
+    /// The policy's host names and the addresses they had at start.
+    pub(crate) hosts: Arc<net::HostTable>,
 }
 
 impl Shared {

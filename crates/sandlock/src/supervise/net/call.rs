@@ -1,0 +1,181 @@
+//! The socket calls performed on a task's behalf, on the supervisor's copy
+//! of its socket, with the bytes that were judged.
+//!
+//! Each call is tried first where it cannot block: a connect on a
+//! non-blocking socket, a send with `MSG_DONTWAIT` added. When the task
+//! would have blocked (its socket is blocking and the call would wait), the
+//! rest of the call moves to a pool thread ([`super::pool`]) that performs
+//! it blocking, exactly as long as the task would have waited.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::fs::OFlags;
+use rustix::io::Errno;
+use sandlock_notify::{Ctx, Response};
+
+use super::msg::{Control, MMSGHDR_LEN, MMSGHDR_SIZE};
+use super::unix::Pinned;
+use crate::sys;
+
+/// `MSG_DONTWAIT`.
+pub(crate) const MSG_DONTWAIT: i32 = 0x40;
+/// `MSG_FASTOPEN`.
+pub(crate) const MSG_FASTOPEN: i32 = 0x2000_0000;
+
+/// What is left to do for a call.
+pub(crate) enum Step {
+    /// The answer.
+    Done(Response),
+    /// The call must wait: finish it on a pool thread.
+    Block(Box<dyn FnOnce(&Ctx) -> Response + Send>),
+}
+
+fn answer(r: Result<i64, Errno>) -> Response {
+    Response::from_result(r)
+}
+
+/// Whether the open file description of `sock` is non-blocking.
+fn nonblocking(sock: &OwnedFd) -> bool {
+    rustix::fs::fcntl_getfl(sock).is_ok_and(|f| f.contains(OFlags::NONBLOCK))
+}
+
+/// `connect(sock, addr)`; `keep` (the pinned inode a unix address names)
+/// stays open until the call is done.
+pub(crate) fn connect(sock: OwnedFd, addr: Vec<u8>, keep: Option<Pinned>) -> Step {
+    let now = nonblocking(&sock);
+    let call = move || {
+        let r = answer(sys::net::connect(sock.as_fd(), &addr).map(|()| 0));
+        drop(keep);
+        r
+    };
+    if now {
+        Step::Done(call())
+    } else {
+        Step::Block(Box::new(move |_| call()))
+    }
+}
+
+/// `bind(sock, addr)` (never blocks).
+pub(crate) fn bind(sock: &OwnedFd, addr: &[u8]) -> Response {
+    answer(sys::net::bind(sock.as_fd(), addr).map(|()| 0))
+}
+
+/// One message to send.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    /// The destination bytes to pass (the task's, or the pinned unix path).
+    pub(crate) name: Option<Vec<u8>>,
+    /// The payload.
+    pub(crate) data: Vec<u8>,
+    /// The control messages, rewritten.
+    pub(crate) control: Control,
+    /// The pinned inode `name` names, for a unix path: open until sent.
+    pub(crate) pinned: Option<Pinned>,
+}
+
+/// A `sendto` / `sendmsg` (one message) or `sendmmsg` (several).
+#[derive(Debug)]
+pub(crate) struct Sends {
+    sock: OwnedFd,
+    msgs: Vec<Outgoing>,
+    flags: i32,
+    /// A stream socket: a blocking send goes on until all is sent.
+    stream: bool,
+    /// The task would block (blocking socket, no `MSG_DONTWAIT`).
+    blocking: bool,
+    /// `sendmmsg`: the task's array, to write each `msg_len` back.
+    vector: Option<(u32, u64)>,
+    /// Messages completely sent.
+    done: usize,
+    /// Bytes of `msgs[done]` already sent.
+    partial: usize,
+}
+
+impl Sends {
+    /// Sends of `msgs` on `sock` with the task's `flags`; `vector` is
+    /// `(pid, address)` of a `sendmmsg` array.
+    pub(crate) fn new(
+        sock: OwnedFd,
+        msgs: Vec<Outgoing>,
+        flags: i32,
+        stream: bool,
+        vector: Option<(u32, u64)>,
+    ) -> Sends {
+        let blocking = flags & MSG_DONTWAIT == 0 && !nonblocking(&sock);
+        Sends {
+            sock,
+            msgs,
+            flags,
+            stream,
+            blocking,
+            vector,
+            done: 0,
+            partial: 0,
+        }
+    }
+
+    /// Sends without blocking; the rest goes to a pool thread if the task
+    /// would have waited.
+    pub(crate) fn start(mut self) -> Step {
+        match self.run(false) {
+            Some(r) => Step::Done(r),
+            None => Step::Block(Box::new(move |_| {
+                self.run(true).unwrap_or(Response::Errno(sandlock_bpf::Errno::EAGAIN))
+            })),
+        }
+    }
+
+    /// The call's answer so far, after an error `e`.
+    fn after_error(&self, e: Errno) -> Response {
+        match self.vector {
+            Some(_) if self.done > 0 => Response::Value(self.done as i64),
+            None if self.partial > 0 => Response::Value(self.partial as i64),
+            _ => answer(Err(e)),
+        }
+    }
+
+    /// Sends what it can. `None`: it must wait (only when `!may_block`).
+    fn run(&mut self, may_block: bool) -> Option<Response> {
+        let flags = if may_block {
+            self.flags
+        } else {
+            self.flags | MSG_DONTWAIT
+        };
+        while let Some(m) = self.msgs.get(self.done) {
+            let data = m.data.get(self.partial..).unwrap_or_default();
+            let control: &[u8] = if self.partial == 0 {
+                &m.control.bytes
+            } else {
+                &[]
+            };
+            let r = sys::net::sendmsg(self.sock.as_fd(), m.name.as_deref(), data, control, flags);
+            match r {
+                Ok(n) => {
+                    self.partial += n;
+                    let whole = self.partial >= m.data.len();
+                    if self.stream && self.blocking && !whole {
+                        // A blocking stream send waits until all is sent.
+                        continue;
+                    }
+                    // The pinned socket, if any, is no longer needed.
+                    drop(self.msgs[self.done].pinned.take());
+                    if let Some((pid, array)) = self.vector {
+                        let at = array + MMSGHDR_SIZE * self.done as u64 + MMSGHDR_LEN;
+                        // The message was sent: a failure to report its
+                        // length (the task unmapped the array) does not
+                        // undo that.
+                        let _ = sys::net::write_memory(pid, at, &(self.partial as u32).to_ne_bytes());
+                        self.done += 1;
+                        self.partial = 0;
+                    } else {
+                        return Some(Response::Value(self.partial as i64));
+                    }
+                }
+                Err(Errno::AGAIN) if !may_block && self.blocking => return None,
+                Err(Errno::INTR) if may_block => continue,
+                Err(e) => return Some(self.after_error(e)),
+            }
+        }
+        Some(Response::Value(self.done as i64))
+    }
+}
