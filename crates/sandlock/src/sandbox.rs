@@ -10,7 +10,7 @@ use std::sync::{Arc, Once};
 use rustix::fs::{Access, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use sandlock_notify::Listener;
-use sandlock_policy::{Compat, Limit, LivePolicy, Policy};
+use sandlock_policy::{Compat, Limit, Policy};
 
 use crate::compat::{self, Protection};
 use crate::error::Error;
@@ -20,7 +20,7 @@ use crate::ruleset::{Grant, Landlock};
 use crate::seccomp::{self, Programs};
 use crate::spawn::{self, Launch, SpawnPlan};
 use crate::supervise::net::HostTable;
-use crate::supervise::{self, AuditLog, Feature, Pending, Shared, Tasks};
+use crate::supervise::{self, AuditLog, Feature, Pending};
 use crate::sys::child::ExecArgs;
 use crate::terminal::Terminal;
 use crate::tmpdir::TempDir;
@@ -387,25 +387,14 @@ impl Sandbox {
             Some(fd) => {
                 let listener =
                     Listener::from_fd(fd).map_err(|e| Error::Supervisor(e.to_string()))?;
-                let hosts = &self.hosts;
-                let live = LivePolicy::with_resolver(policy, |name| {
-                    hosts
-                        .lookup(name)
-                        .map(<[_]>::to_vec)
-                        .ok_or("not resolved when the sandbox was made")
-                })
-                .map_err(|e| Error::Supervisor(e.to_string()))?;
                 Sup::Pending(Box::new(Pending {
                     listener,
                     features: self.features.clone(),
-                    shared: Arc::new(Shared {
-                        policy: policy.clone(),
-                        live,
-                        tasks: Tasks::new(launched.pid),
-                        audit: self.audit.clone(),
-                        private_tmp: self.private_tmp().map(Path::to_path_buf),
-                        hosts: self.hosts.clone(),
-                    }),
+                    policy: policy.clone(),
+                    root: launched.pid,
+                    audit: self.audit.clone(),
+                    private_tmp: self.private_tmp().map(Path::to_path_buf),
+                    hosts: self.hosts.clone(),
                 }))
             }
             None => Sup::Off,

@@ -5,11 +5,11 @@
 //! only makes raw system calls ([`crate::child`]). The parent and child talk
 //! over a `SOCK_SEQPACKET` socketpair:
 //!
-//! 1. child → parent: the seccomp listener (`SCM_RIGHTS`), when the base
+//! 1. parent → child: the go-ahead byte, when a step of the parent must
+//!    happen before the child confines itself and runs the command (the
+//!    terminal, a feature's `before_exec`);
+//! 2. child → parent: the seccomp listener (`SCM_RIGHTS`), when the base
 //!    filter notifies;
-//! 2. parent → child: the go-ahead byte, when a step of the parent must
-//!    happen before the command runs (the terminal, a feature's
-//!    `before_exec`);
 //! 3. child → parent: end of file when `execve` succeeded (the child's end
 //!    is close-on-exec), or `(step, errno)` when a step failed.
 
@@ -76,8 +76,8 @@ enum Msg {
 }
 
 /// Forks the child, runs the hand-shake, and returns once the command has
-/// been executed. `before_exec` runs in the parent after the listener
-/// arrived and before the child may `execve` (only when `plan.wait_go`).
+/// been executed. `before_exec` runs in the parent before the child may
+/// confine itself and `execve` (only when `plan.wait_go`).
 pub(crate) fn launch(
     l: Launch<'_>,
     before_exec: &mut dyn FnMut(i32) -> Result<(), Error>,
@@ -123,12 +123,16 @@ pub(crate) fn launch(
         landlock: l.landlock.as_ref().map(|f| f.as_raw_fd()),
         base: l.programs.base.insns(),
         notifies: l.programs.notifies,
+        handoff: l.programs.handoff,
         rlimits: &l.plan.rlimits,
         user: l.programs.user.as_ref().map(|p| p.insns()),
         exec: l.exec,
     };
 
-    let (pid, pidfd) = sys::host::spawn_child(&args).map_err(Error::os("clone"))?;
+    // A child that waits for the go-ahead needs the parent running: a plain
+    // fork. Otherwise the cheaper vfork-style clone.
+    let (pid, pidfd) =
+        sys::host::spawn_child(&args, !l.plan.wait_go).map_err(Error::os("clone"))?;
     drop(theirs);
     drop(stdio_owned);
     drop(l.landlock);
@@ -138,6 +142,14 @@ pub(crate) fn launch(
         let _ = rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
         err
     };
+    if l.plan.wait_go {
+        if let Err(e) = before_exec(pid) {
+            return Err(fail(&pidfd, e));
+        }
+        if let Err(e) = rustix::io::write(&ours, &[child::GO]) {
+            return Err(fail(&pidfd, Error::os("go-ahead to the sandbox")(e)));
+        }
+    }
     let listener = if l.programs.notifies {
         match recv(&ours) {
             Ok(Msg::Listener(fd)) => Some(fd),
@@ -150,14 +162,6 @@ pub(crate) fn launch(
     } else {
         None
     };
-    if l.plan.wait_go {
-        if let Err(e) = before_exec(pid) {
-            return Err(fail(&pidfd, e));
-        }
-        if let Err(e) = rustix::io::write(&ours, &[child::GO]) {
-            return Err(fail(&pidfd, Error::os("go-ahead to the sandbox")(e)));
-        }
-    }
     match recv(&ours) {
         Ok(Msg::Eof) => Ok(Launched {
             pid,

@@ -57,9 +57,11 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        // remove_dir_all does not follow symlinks (it walks with openat and
-        // O_NOFOLLOW), so whatever the sandbox left there, only the tree
-        // itself goes.
-        let _ = std::fs::remove_dir_all(&self.path);
+        // Empty (the usual case): one rmdir. Otherwise remove_dir_all, which
+        // does not follow symlinks (it walks with openat and O_NOFOLLOW), so
+        // whatever the sandbox left there, only the tree itself goes.
+        if std::fs::remove_dir(&self.path).is_err() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
     }
 }

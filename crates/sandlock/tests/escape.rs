@@ -12,8 +12,8 @@
 //!   program must have started (a sandlock that refuses to run anything
 //!   proves nothing).
 //!
-//! The sandboxed variants are `#[ignore]`d until `sandlock run` exists
-//! (issue 5; the supervisor features of issues 6-8 for some). Run them with
+//! The sandboxed variants of scenarios that need the supervisor features of
+//! issues 6-8 are `#[ignore]`d until those exist. Run them with
 //! `cargo test -p sandlock --test escape -- --ignored`.
 //!
 //! Every target is a scratch one: temp dirs, listeners on 127.0.0.x started
@@ -28,9 +28,45 @@
 #![allow(clippy::unwrap_used)]
 
 /// Generate the four tests of a scenario `fn NAME(mode: Mode)`: bare as
-/// root and as uid 65534 (run now), sandboxed as both (ignored with
-/// `REASON` until the features they need exist).
+/// root and as uid 65534, sandboxed as both. With `run:` all four run; with
+/// a `REASON`, the sandboxed ones are ignored until the features they need
+/// exist.
 macro_rules! escape_tests {
+    (run: $($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                use crate::harness::{Mode, User};
+
+                #[test]
+                fn bare_root() {
+                    if crate::harness::have_root() {
+                        super::$name(Mode::Bare(User::Root));
+                    }
+                }
+
+                #[test]
+                fn bare_nobody() {
+                    if crate::harness::have_root() {
+                        super::$name(Mode::Bare(User::Nobody));
+                    }
+                }
+
+                #[test]
+                fn sandboxed_root() {
+                    if crate::harness::have_root() {
+                        super::$name(Mode::Sandboxed(User::Root));
+                    }
+                }
+
+                #[test]
+                fn sandboxed_nobody() {
+                    if crate::harness::have_root() {
+                        super::$name(Mode::Sandboxed(User::Nobody));
+                    }
+                }
+            }
+        )+
+    };
     ($reason:literal: $($name:ident),+ $(,)?) => {
         $(
             mod $name {

@@ -114,12 +114,8 @@ pub(crate) struct RunArgs {
     /// Print the resolved policy and the seccomp programs, then exit.
     #[arg(long = "dry-run-policy")]
     pub dry_run_policy: bool,
-    /// The command and its arguments.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
 

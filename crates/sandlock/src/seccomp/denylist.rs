@@ -223,7 +223,7 @@ pub const DENY_LIST: &[Entry] = &[
     },
     Entry {
         syscalls: &["personality"],
-        refused: "persona (low 32 bits) other than the query `0xffffffff`, `PER_LINUX` and `PER_LINUX | ADDR_NO_RANDOMIZE`",
+        refused: "persona (low 32 bits) other than the query `0xffffffff`, `PER_LINUX` with or without `ADDR_NO_RANDOMIZE`",
         answer: "EPERM",
         reason: "other personas weaken the process (`READ_IMPLIES_EXEC`, a fixed low address space)",
         rules: personality,

@@ -4,9 +4,10 @@
 //!
 //! 1. The **base filter**, always: the architecture check, the default deny
 //!    list ([`DENY_LIST`], the socket rules), the rules of the supervisor
-//!    features (`USER_NOTIF`), and `ENOSYS` for every number above the
-//!    syscall table (a syscall newer than this build is refused, as an older
-//!    kernel would). Its default action is `ALLOW`, so every syscall without
+//!    features (`USER_NOTIF`), and `ENOSYS` for the [`UNKNOWN_AHEAD`]
+//!    numbers after the newest syscall of this build's table (a syscall
+//!    added by a later kernel is refused, as an older kernel would answer,
+//!    until it is reviewed). Its default action is `ALLOW`, so every syscall without
 //!    an argument rule stays in the kernel's action cache. When it notifies,
 //!    it is installed with a listener.
 //! 2. The **user filter**, only when the policy lists syscalls:
@@ -23,7 +24,7 @@ mod denylist;
 mod socket;
 
 use sandlock_bpf::arch::MAX_SYSCALL_NR;
-use sandlock_bpf::{Action, Arch, Errno, Filter, Program, Rule};
+use sandlock_bpf::{Action, ArgIndex, Arch, Cond, Errno, Filter, Program, Rule};
 use sandlock_policy::Policy;
 
 pub(crate) use denylist::ADDR_NO_RANDOMIZE;
@@ -42,7 +43,62 @@ pub struct Programs {
     pub notifies: bool,
     /// The filter of the policy's syscall list, if it has one.
     pub user: Option<Program>,
+    /// The key of the listener hand-over (see [`handoff_rule`]).
+    pub(crate) handoff: [u64; 3],
 }
+
+/// The one `sendmsg` the base filter lets through unexamined: the child's
+/// hand-over of the seccomp listener to sandlock, right after the filter is
+/// installed and before anything could answer a notification.
+///
+/// Once the filter notifies on `sendmsg` (the network feature intercepts
+/// every one: only the socket's type says whether its address counts),
+/// that hand-over would wait for a supervisor that does not exist yet. It
+/// is recognised by a 192-bit key, drawn from the kernel's random source
+/// for each sandbox, in the three argument registers `sendmsg` does not use
+/// (the kernel ignores them; the filter sees them). The sandboxed program
+/// cannot learn the key: it exists only in sandlock's memory and in the
+/// kernel's copy of the filter, which no sandboxed process can read
+/// (`ptrace`, hence `PTRACE_SECCOMP_GET_FILTER`, and every way into
+/// sandlock's memory are refused by the deny list). Guessing it takes
+/// 2^192 tries.
+pub(crate) fn handoff_rule(key: [u64; 3]) -> Rule {
+    Rule::named("sendmsg", Action::Allow)
+        .when(Cond::eq(ArgIndex::A3, key[0]))
+        .when(Cond::eq(ArgIndex::A4, key[1]))
+        .when(Cond::eq(ArgIndex::A5, key[2]))
+}
+
+/// A fresh hand-over key.
+fn handoff_key() -> Result<[u64; 3], Error> {
+    let mut b = [0u8; 24];
+    let mut got = 0;
+    while got < b.len() {
+        match rustix::rand::getrandom(&mut b[got..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(errno) => {
+                return Err(Error::Os {
+                    what: "getrandom (listener hand-over key)",
+                    errno,
+                });
+            }
+        }
+    }
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[8 * i..8 * i + 8]);
+        u64::from_ne_bytes(w)
+    };
+    Ok([word(0), word(1), word(2)])
+}
+
+/// How many syscall numbers after the newest one this build knows are
+/// refused with `ENOSYS`. Linux adds a handful of syscalls a year, so 64
+/// numbers cover years of kernels newer than the table; numbers further up
+/// to 1023 would take decades to be assigned (and every rule costs time at
+/// each start: the whole range to 1023 would add about 50 µs).
+pub const UNKNOWN_AHEAD: u32 = 64;
 
 /// The native architecture, or an error on an unsupported one.
 pub(crate) fn native_arch() -> Result<Arch, Error> {
@@ -77,7 +133,8 @@ pub(crate) fn base_rules(
         rules.extend(f.rules(policy, supervised).into_iter().filter(known));
     }
     rules.extend(socket::tail(policy));
-    for nr in arch.max_known_nr() + 1..=MAX_SYSCALL_NR {
+    let first = arch.max_known_nr() + 1;
+    for nr in first..=(first + UNKNOWN_AHEAD - 1).min(MAX_SYSCALL_NR) {
         rules.push(Rule::nr(nr, Action::Errno(Errno::ENOSYS)));
     }
     rules
@@ -92,8 +149,15 @@ pub(crate) fn build(
     supervised: bool,
 ) -> Result<Programs, Error> {
     let arch = native_arch()?;
-    let rules = base_rules(arch, policy, features, supervised);
+    let mut rules = base_rules(arch, policy, features, supervised);
     let notifies = rules.iter().any(|r| r.action() == Action::UserNotif);
+    let handoff = if notifies {
+        let key = handoff_key()?;
+        rules.insert(0, handoff_rule(key));
+        key
+    } else {
+        [0; 3]
+    };
     let mut base = Filter::new(arch).default_action(Action::Allow);
     for r in rules {
         base.push(r);
@@ -104,6 +168,7 @@ pub(crate) fn build(
         base,
         notifies,
         user,
+        handoff,
     })
 }
 
@@ -170,7 +235,7 @@ pub fn deny_list_markdown() -> String {
         });
     }
     rows.push(Row {
-        syscalls: "every number above the newest syscall sandlock knows".to_owned(),
+        syscalls: format!("the {UNKNOWN_AHEAD} numbers after the newest syscall sandlock knows"),
         refused: "always".to_owned(),
         answer: "ENOSYS".to_owned(),
         reason: "a syscall added to a later kernel is refused until it is reviewed".to_owned(),

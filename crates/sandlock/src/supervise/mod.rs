@@ -145,11 +145,20 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// Everything needed to start the supervisor once the listener is here.
+/// Everything needed to start the supervisor once the listener is here
+/// (the shared state is built only then: a sandbox whose command makes no
+/// intercepted syscall never pays for it).
 pub(crate) struct Pending {
     pub(crate) listener: Listener,
     pub(crate) features: Arc<Vec<Box<dyn Feature>>>,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) policy: Arc<Policy>,
+    /// The sandbox's first process.
+    pub(crate) root: i32,
+    pub(crate) audit: Option<Arc<AuditLog>>,
+    /// See [`Shared::private_tmp`].
+    pub(crate) private_tmp: Option<std::path::PathBuf>,
+    /// See [`Shared::hosts`].
+    pub(crate) hosts: Arc<net::HostTable>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -163,7 +172,22 @@ impl std::fmt::Debug for Pending {
 /// Starts the supervisor's threads.
 pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
     let e = |e: BuildError| Error::Supervisor(e.to_string());
-    let shared = p.shared;
+    let hosts = p.hosts;
+    let live = LivePolicy::with_resolver(&p.policy, |name| {
+        hosts
+            .lookup(name)
+            .map(<[_]>::to_vec)
+            .ok_or("not resolved when the sandbox was made")
+    })
+    .map_err(|e| Error::Supervisor(e.to_string()))?;
+    let shared = Arc::new(Shared {
+        policy: p.policy,
+        live,
+        tasks: Tasks::new(p.root),
+        audit: p.audit,
+        private_tmp: p.private_tmp,
+        hosts,
+    });
     let mut sup =
         Supervisor::builder(p.listener).fallback(Response::Errno(sandlock_bpf::Errno::ENOSYS));
     for f in p.features.iter() {

@@ -10,81 +10,85 @@ use super::{check, errno, nr};
 /// `CLONE_PIDFD` (Linux 5.2): the kernel stores a pidfd of the child.
 const CLONE_PIDFD: libc::c_ulong = 0x1000;
 
-/// What `clone` returned, on each side.
-enum Forked {
-    /// In the new child.
-    Child,
-    /// In the parent: the child's pid and a pidfd on it.
-    Parent {
-        /// The child's pid.
-        pid: i32,
-        /// A pidfd on the child, taken atomically with its creation.
-        pidfd: OwnedFd,
-    },
-}
-
-/// `clone(SIGCHLD | CLONE_PIDFD)`: a fork that also returns a pidfd, so the
-/// child is named by a descriptor from its first instant (no pid-reuse
-/// race). The child runs [`crate::child::run`] with `args` and never
-/// returns from here; the parent gets the child's pid and pidfd.
+/// Starts the child: `clone` with `CLONE_PIDFD` (a pidfd from the child's
+/// first instant: no pid-reuse race) running [`crate::child::run`] with
+/// `args`; returns the child's pid and pidfd.
 ///
-/// Every signal is blocked in the calling thread around the fork (the
+/// With `share_memory` (the child does not wait for the parent), the child
+/// is created `CLONE_VM | CLONE_VFORK`, as `posix_spawn` does: it runs on a
+/// stack of its own in the parent's address space, and this thread is
+/// suspended until the child has called `execve` (or exited). No page table
+/// is copied and the parent takes no copy-on-write faults afterwards. The
+/// child writes nothing but its own stack (and the forking thread's
+/// `errno`, which nobody reads meanwhile). Without it, a plain fork.
+///
+/// Every signal is blocked in the calling thread around the clone (the
 /// child inherits that mask and sets its own just before `execve`).
-pub(crate) fn spawn_child(args: &crate::child::ChildArgs<'_>) -> Result<(i32, OwnedFd), Errno> {
-    let old = block_all_signals();
-    // SAFETY: in the child only `child::run` runs: raw, async-signal-safe
-    // system calls on data the parent prepared, ending in execve or _exit
-    // (the child has one thread and locks possibly held by threads that no
-    // longer exist, so nothing else may run).
-    let forked = unsafe { clone_with_pidfd() };
-    match forked {
-        Ok(Forked::Child) => crate::child::run(args),
-        Ok(Forked::Parent { pid, pidfd }) => {
-            restore_signals(&old);
-            Ok((pid, pidfd))
-        }
-        Err(e) => {
-            restore_signals(&old);
-            Err(e)
-        }
-    }
-}
-
-/// The raw `clone`.
-///
-/// # Safety
-///
-/// In the child, only async-signal-safe code may run until `execve` or
-/// `_exit` (see [`super::child`]).
-unsafe fn clone_with_pidfd() -> Result<Forked, Errno> {
-    let mut pidfd: libc::c_int = -1;
-    // SAFETY: with a null stack the child runs on a copy of our stack, like
-    // fork(); the kernel writes the pidfd into `pidfd` (parent_tid slot on
-    // both x86_64 and aarch64).
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            CLONE_PIDFD | libc::SIGCHLD as libc::c_ulong,
-            0usize,
-            &mut pidfd as *mut libc::c_int,
-            0usize,
-            0usize,
-        )
+pub(crate) fn spawn_child(
+    args: &crate::child::ChildArgs<'_>,
+    share_memory: bool,
+) -> Result<(i32, OwnedFd), Errno> {
+    const STACK: usize = 128 * 1024;
+    let mut stack: Vec<u128> = if share_memory {
+        vec![0; STACK / 16]
+    } else {
+        Vec::new()
     };
-    match check(ret)? {
-        0 => Ok(Forked::Child),
-        pid => {
-            if pidfd < 0 {
-                return Err(Errno::BADF);
-            }
-            // SAFETY: the kernel just created this descriptor for us.
-            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-            Ok(Forked::Parent {
-                pid: pid as i32,
-                pidfd,
-            })
+    let old = block_all_signals();
+    let mut pidfd: libc::c_int = -1;
+    let ret = if share_memory {
+        extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
+            // SAFETY: `arg` is the `&ChildArgs` passed below; the parent is
+            // suspended (CLONE_VFORK) and keeps it alive until we execve.
+            let args = unsafe { &*(arg as *const crate::child::ChildArgs<'_>) };
+            crate::child::run(args)
         }
+        // SAFETY: `stack` is a live, 16-byte aligned buffer whose end is
+        // the child's initial stack pointer; the child only runs
+        // `child::run` (raw, async-signal-safe syscalls on data we keep
+        // alive and do not touch while suspended by CLONE_VFORK). The
+        // kernel writes the pidfd into `pidfd` (the parent_tid argument).
+        unsafe {
+            let top = stack.as_mut_ptr().add(stack.len()) as *mut libc::c_void;
+            libc::clone(
+                entry,
+                top,
+                (libc::CLONE_VM | libc::CLONE_VFORK | CLONE_PIDFD as libc::c_int) | libc::SIGCHLD,
+                args as *const crate::child::ChildArgs<'_> as *mut libc::c_void,
+                &mut pidfd as *mut libc::c_int,
+            )
+        }
+    } else {
+        // SAFETY: with a null stack the child runs on a copy of our stack,
+        // like fork(); it only runs `child::run` (see above) and never
+        // returns here. The kernel writes the pidfd into `pidfd`.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                CLONE_PIDFD | libc::SIGCHLD as libc::c_ulong,
+                0usize,
+                &mut pidfd as *mut libc::c_int,
+                0usize,
+                0usize,
+            )
+        };
+        if r == 0 {
+            crate::child::run(args);
+        }
+        r as libc::c_int
+    };
+    let err = if ret < 0 { Some(errno()) } else { None };
+    restore_signals(&old);
+    drop(stack);
+    if let Some(err) = err {
+        return Err(err);
     }
+    if pidfd < 0 {
+        return Err(Errno::BADF);
+    }
+    // SAFETY: the kernel just created this descriptor for us.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    Ok((ret, pidfd))
 }
 
 /// An all-empty signal set (prepared before a fork).

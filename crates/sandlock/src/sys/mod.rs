@@ -20,11 +20,17 @@ pub(crate) mod net;
 
 use rustix::io::Errno;
 
-/// The calling thread's `errno`, read without allocating.
+/// The calling thread's `errno`, read without allocating (`EIO` if it
+/// holds no error number).
 pub(crate) fn errno() -> Errno {
     // SAFETY: `__errno_location` returns a valid pointer to the calling
     // thread's errno for the whole life of the thread.
-    Errno::from_raw_os_error(unsafe { *libc::__errno_location() })
+    let raw = unsafe { *libc::__errno_location() };
+    if (1..4096).contains(&raw) {
+        Errno::from_raw_os_error(raw)
+    } else {
+        Errno::IO
+    }
 }
 
 /// Turns a raw syscall result into `Ok(value)` or the thread's `errno`.

@@ -16,7 +16,7 @@ escape_tests!("needs sandlock run (issue 5) with --net-allow-host (issue 7)":
     sandlock_killed_mid_run,
 );
 
-escape_tests!("needs sandlock run (issue 5)":
+escape_tests!(run:
     missing_path_never_runs,
     landlock_off_strict_never_runs,
     landlock_off_best_effort_still_filters,

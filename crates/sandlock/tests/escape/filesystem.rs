@@ -21,7 +21,7 @@ use crate::checks::{Bare, sysctl, verdict};
 use crate::harness::{Attack, Mode, Scratch, User};
 use crate::observe::Pty;
 
-escape_tests!("needs sandlock run (issue 5)":
+escape_tests!(run:
     write_outside,
     create_outside,
     write_through_symlink,

@@ -15,7 +15,7 @@ use crate::harness::{Attack, Mode, Res, Scratch, User};
 use crate::observe::{LoopbackPair, Pty};
 use crate::procfs;
 
-escape_tests!("needs sandlock run (issue 5)":
+escape_tests!(run:
     x32_unshare,
     i386_unshare,
     i386_ptrace,

@@ -17,15 +17,19 @@ escape_tests!("needs sandlock run (issue 5) with --net-allow-host and --net-conn
     zero_address_v6,
     mptcp,
     msg_fastopen,
-    udp_when_only_tcp_ports,
     udp_with_no_udp,
-    icmp_when_only_tcp_ports,
     unix_socket_outside_grants,
     unix_socket_through_symlink,
     unix_datagram_outside_grants,
 );
 
-escape_tests!("needs sandlock run (issue 5) with --isolate-ipc":
+// Only --net-connect: Landlock's TCP port rules and the socket filter.
+escape_tests!(run:
+    udp_when_only_tcp_ports,
+    icmp_when_only_tcp_ports,
+);
+
+escape_tests!(run:
     abstract_unix_stream,
     abstract_unix_datagram,
 );

@@ -16,7 +16,7 @@ use crate::checks::{Bare, SECRET_VAR, Sentinel, fd_attack, verdict};
 use crate::harness::{Attack, HANG_GUARD, Mode, Outcome, Scratch, Session, User, bins, nonce};
 use crate::procfs;
 
-escape_tests!("needs sandlock run (issue 5)":
+escape_tests!(run:
     ptrace_supervisor,
     process_vm_readv_supervisor,
     process_vm_writev_supervisor,
@@ -27,13 +27,13 @@ escape_tests!("needs sandlock run (issue 5)":
     ioprio_set_supervisor,
 );
 
-escape_tests!("needs sandlock run (issue 5) with --isolate-signals":
+escape_tests!(run:
     kill_supervisor,
     kill_parent,
     kill_everything,
 );
 
-escape_tests!("needs sandlock run (issue 5); fails unless signals are scoped by default":
+escape_tests!(run:
     kill_everything_default_policy,
 );
 

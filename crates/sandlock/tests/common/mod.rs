@@ -1,0 +1,260 @@
+//! Shared helpers of the integration tests: the `sandlock` binary and the
+//! `probe` program (compiled with gcc) in a world-readable directory, so
+//! that uid 65534 can run them too; scratch directories; running and
+//! parsing.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The unprivileged uid/gid of the tests.
+pub const NOBODY: u32 = 65534;
+
+/// Where the binaries live (world-readable, under /tmp).
+pub struct Bins {
+    dir: PathBuf,
+}
+
+impl Bins {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn sandlock(&self) -> PathBuf {
+        self.dir.join("sandlock")
+    }
+    pub fn probe(&self) -> PathBuf {
+        self.dir.join("probe")
+    }
+}
+
+/// The binaries, built once per test process.
+pub fn bins() -> &'static Bins {
+    static B: OnceLock<Bins> = OnceLock::new();
+    B.get_or_init(|| {
+        remove_stale();
+        let dir = std::env::temp_dir().join(format!("sandlock-it-bins-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/progs/probe.c");
+        let out = Command::new("gcc")
+            .args(["-O2", "-static", "-Wall", "-Wextra", "-Werror", "-o"])
+            .arg(dir.join("probe"))
+            .arg(&src)
+            .output()
+            .expect("gcc (the tests need gcc and a static glibc)");
+        assert!(
+            out.status.success(),
+            "gcc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fs::copy(env!("CARGO_BIN_EXE_sandlock"), dir.join("sandlock")).unwrap();
+        for f in ["probe", "sandlock"] {
+            fs::set_permissions(dir.join(f), fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        Bins { dir }
+    })
+}
+
+/// Removes what earlier test processes (now dead) left in the temp dir:
+/// the binaries directory cannot be removed by the process that uses it.
+fn remove_stale() {
+    let Ok(rd) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("sandlock-it-") else {
+            continue;
+        };
+        let pid = rest
+            .trim_start_matches("bins-")
+            .split('-')
+            .next()
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Whether the tests run as root (CI does); the unprivileged variants
+/// need it to switch to uid 65534.
+pub fn root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A scratch directory, removed at drop.
+pub struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    /// A fresh directory owned by `uid` (mode 0755).
+    pub fn new(uid: u32) -> Scratch {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "sandlock-it-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        if root() {
+            std::os::unix::fs::chown(&path, Some(uid), Some(uid)).unwrap();
+        }
+        Scratch { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+
+    /// `p` as a string.
+    pub fn s(&self, p: &str) -> String {
+        self.join(p).to_string_lossy().into_owned()
+    }
+
+    /// Creates directory `p` (owned like the scratch).
+    pub fn dir(&self, p: &str) -> PathBuf {
+        let d = self.join(p);
+        fs::create_dir_all(&d).unwrap();
+        self.own(&d);
+        d
+    }
+
+    /// Creates file `p` with `body`.
+    pub fn file(&self, p: &str, body: &str) -> PathBuf {
+        let f = self.join(p);
+        fs::write(&f, body).unwrap();
+        self.own(&f);
+        f
+    }
+
+    fn own(&self, p: &Path) {
+        if root() {
+            let uid = fs::metadata(&self.path)
+                .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+                .unwrap();
+            std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// What a run printed and how it ended.
+#[derive(Debug)]
+pub struct Out {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// `OP -> "ok" | "errno=N"` from the probe's lines.
+    pub fn results(&self) -> BTreeMap<String, String> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .collect()
+    }
+
+    /// The answer to `op`.
+    pub fn get(&self, op: &str) -> String {
+        self.results()
+            .get(op)
+            .cloned()
+            .unwrap_or_else(|| panic!("no `{op}` in the output\n{self:?}"))
+    }
+}
+
+/// Runs `program args` as `uid` (0: as we are; else through setpriv),
+/// from the binaries' directory, with `env` added.
+pub fn run_as<S: AsRef<OsStr>>(uid: u32, program: &Path, args: &[S], env: &[(&str, &str)]) -> Out {
+    let mut cmd = if uid == 0 {
+        Command::new(program)
+    } else {
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .arg("--clear-groups")
+            .arg("--")
+            .arg(program);
+        c
+    };
+    cmd.args(args)
+        .current_dir(bins().dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    Out {
+        code: out.status.code(),
+        signal: out.status.signal(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `sandlock ARGS` as root (or whoever runs the tests).
+pub fn sandlock<S: AsRef<OsStr>>(args: &[S]) -> Out {
+    run_as(0, &bins().sandlock(), args, &[])
+}
+
+/// `sandlock run FLAGS -- probe OPS`.
+pub fn probe_in(uid: u32, flags: &[&str], ops: &[&str]) -> Out {
+    let probe = bins().probe();
+    let mut args: Vec<String> = vec!["run".into()];
+    args.extend(flags.iter().map(|s| s.to_string()));
+    args.push("--".into());
+    args.push(probe.to_string_lossy().into_owned());
+    args.extend(ops.iter().map(|s| s.to_string()));
+    run_as(uid, &bins().sandlock(), &args, &[])
+}
+
+/// Whether process `pid` is gone (or a zombie), waiting up to `secs`.
+pub fn gone_within(pid: i32, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        match fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(s) => {
+                let state = s
+                    .rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().next());
+                if state == Some("Z") || state == Some("X") {
+                    return true;
+                }
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,142 @@
+//! The sandbox's processes: no inherited descriptor above 2 (the seccomp
+//! listener first of all), children and grandchildren confined like their
+//! parent, the sandbox dies with sandlock.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{NOBODY, Scratch, bins, gone_within, probe_in, root, run_as};
+
+/// Descriptors 7 and 9 are open in sandlock (inherited from the shell), and
+/// sandlock itself holds the listener and its socket: the command sees 0-2.
+#[test]
+fn only_the_standard_descriptors_reach_the_command() {
+    let script = format!(
+        "exec 7</dev/null 9>/dev/null; exec {} run -- {} fds",
+        bins().sandlock().display(),
+        bins().probe().display()
+    );
+    let out = run_as(0, std::path::Path::new("/bin/sh"), &["-c", &script], &[]);
+    assert_eq!(out.stdout, "fds 0 1 2\n", "{out:?}");
+    // Bare, the same shell line leaks them: the test can fail.
+    let bare = format!(
+        "exec 7</dev/null 9>/dev/null; exec {} fds",
+        bins().probe().display()
+    );
+    let out = run_as(0, std::path::Path::new("/bin/sh"), &["-c", &bare], &[]);
+    assert!(out.stdout.starts_with("fds 0 1 2 7 9"), "{out:?}");
+}
+
+fn inherited(uid: u32) {
+    let s = Scratch::new(uid);
+    s.dir("rw");
+    s.dir("outside");
+    let out_file = s.s("outside/x");
+    let rw = s.s("rw");
+    // A child and a grandchild each try the deny list and a write outside.
+    let out = probe_in(
+        uid,
+        &["-w", &rw],
+        &[
+            "spawn",
+            "2",
+            "write",
+            &out_file,
+            "write",
+            &format!("{rw}/ok"),
+            "deny",
+        ],
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines.contains(&"write errno=13"), "{out:?}");
+    assert!(lines.contains(&"write ok"), "{out:?}");
+    assert!(lines.contains(&"mount errno=1"), "{out:?}");
+    assert!(lines.contains(&"ptrace errno=1"), "{out:?}");
+    assert!(lines.contains(&"clone3 errno=38"), "{out:?}");
+    // Its parent is in the sandbox too: allowed; the user form never is.
+    assert!(lines.contains(&"prlimit_parent ok"), "{out:?}");
+    assert!(lines.contains(&"setpriority_user errno=1"), "{out:?}");
+    assert!(lines.contains(&"prlimit_child ok"), "{out:?}");
+    assert!(lines.contains(&"socket_inet_tcp errno=1"), "{out:?}");
+    assert!(!s.join("outside/x").exists());
+    assert!(s.join("rw/ok").exists());
+}
+
+#[test]
+fn grandchildren_inherit_everything() {
+    inherited(0);
+}
+
+#[test]
+fn grandchildren_inherit_everything_as_nobody() {
+    if root() {
+        inherited(NOBODY);
+    }
+}
+
+/// SIGKILL to sandlock: its child dies with it (PR_SET_PDEATHSIG).
+#[test]
+fn sandbox_dies_with_sandlock() {
+    let mut child = Command::new(bins().sandlock())
+        .current_dir(bins().dir())
+        .args(["run", "--"])
+        .arg(bins().probe())
+        .args(["ids", "sleep", "60"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: i32 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("pid="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        gone_within(pid, 10),
+        "the sandboxed process {pid} outlived sandlock"
+    );
+}
+
+/// A process that left the sandbox's process group is still in the
+/// sandbox (same filter, same Landlock domain).
+#[test]
+fn setsid_does_not_leave_the_sandbox() {
+    let s = Scratch::new(0);
+    let pidfile = s.s("daemon.pid");
+    let out = probe_in(
+        0,
+        &["-w", s.path().to_str().unwrap()],
+        &["daemon", &pidfile],
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let mut pid = 0;
+    for _ in 0..200 {
+        if let Ok(t) = std::fs::read_to_string(&pidfile)
+            && let Ok(p) = t.trim().parse()
+        {
+            pid = p;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(pid > 0, "the daemon never wrote its pid");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    if !status.is_empty() {
+        assert!(status.contains("Seccomp:\t2"), "{status}");
+        assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+        // Not ours to leave running (issue 6 makes sandlock kill it).
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+    }
+}
