@@ -12,7 +12,9 @@ use crate::checks::{Bare, ENOSYS, marker_lines, namespace_attack, verdict};
 use crate::harness::{Attack, Mode, Outcome, Res, Scratch, bins};
 use crate::observe::LoopbackPair;
 
-escape_tests!("needs sandlock run (issue 5) with --net-allow-host (issue 7)":
+// The network half passes (no connection while sandlock is gone); the
+// setsid() daemon outliving sandlock needs the sandbox's PID namespace.
+escape_tests!("needs a PID namespace so that a setsid() daemon dies with sandlock (issue 6)":
     sandlock_killed_mid_run,
 );
 

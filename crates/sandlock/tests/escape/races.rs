@@ -12,7 +12,7 @@ use crate::checks::{Bare, marker_lines, verdict};
 use crate::harness::{Attack, Mode, Scratch};
 use crate::observe::LoopbackPair;
 
-escape_tests!("needs sandlock run (issue 5) with --net-allow-host (issue 7)":
+escape_tests!(run:
     race_connect,
     race_sendto,
     race_sendmsg,
