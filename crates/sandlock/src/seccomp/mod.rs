@@ -24,7 +24,7 @@ mod denylist;
 mod socket;
 
 use sandlock_bpf::arch::MAX_SYSCALL_NR;
-use sandlock_bpf::{Action, ArgIndex, Arch, Cond, Errno, Filter, Program, Rule};
+use sandlock_bpf::{Action, Arch, ArgIndex, Cond, Errno, Filter, Program, Rule};
 use sandlock_policy::Policy;
 
 pub(crate) use denylist::ADDR_NO_RANDOMIZE;

@@ -53,8 +53,7 @@ fn meaning(arch: Arch, policy: &Policy, supervised: bool, nr: u32, a: [u64; 6]) 
                         || (ty == 3 && !policy.no_raw_sockets())
                         || (hosts
                             && ty == 2
-                            && (proto == icmp
-                                || (!policy.no_udp() && (proto == 0 || proto == 17))))
+                            && (proto == icmp || (!policy.no_udp() && (proto == 0 || proto == 17))))
                 }
                 17 => net && !policy.no_raw_sockets(),
                 _ => false,
@@ -226,7 +225,10 @@ fn tcp_port_rules_allow_plain_tcp_only() {
 
 #[test]
 fn host_rules_allow_tcp_udp_and_ping_sockets() {
-    let p = Policy::builder().net_allow_host("127.0.0.1").build().unwrap();
+    let p = Policy::builder()
+        .net_allow_host("127.0.0.1")
+        .build()
+        .unwrap();
     check(&p, true);
     let p = Policy::builder()
         .net_allow_host("10.0.0.0/8")
@@ -254,7 +256,10 @@ fn only_the_keyed_sendmsg_passes_unexamined() {
     let k = p.handoff;
     assert_eq!(run([5, 0, 0, k[0], k[1], k[2]]), Action::Allow);
     for wrong in [[k[0], k[1], !k[2]], [k[0] ^ 1, k[1], k[2]], [0, 0, 0]] {
-        assert_eq!(run([5, 0, 0, wrong[0], wrong[1], wrong[2]]), Action::UserNotif);
+        assert_eq!(
+            run([5, 0, 0, wrong[0], wrong[1], wrong[2]]),
+            Action::UserNotif
+        );
     }
     // Each sandbox draws its own key.
     let q = build(&policy, &features, true).unwrap();

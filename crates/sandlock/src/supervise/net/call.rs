@@ -8,9 +8,12 @@
 //! it blocking, exactly as long as the task would have waited.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::OFlags;
 use rustix::io::Errno;
+use rustix::net::sockopt::{Timeout, set_socket_timeout, socket_error, socket_timeout};
 use sandlock_notify::{Ctx, Response};
 
 use super::msg::{Control, MMSGHDR_LEN, MMSGHDR_SIZE};
@@ -39,19 +42,73 @@ fn nonblocking(sock: &OwnedFd) -> bool {
     rustix::fs::fcntl_getfl(sock).is_ok_and(|f| f.contains(OFlags::NONBLOCK))
 }
 
+/// How long a blocking loopback connect may take on the receive thread
+/// before the rest of the wait moves to a pool thread (see [`connect`]).
+const LOOPBACK_INLINE: Duration = Duration::from_millis(5);
+
 /// `connect(sock, addr)`; `keep` (the pinned inode a unix address names)
 /// stays open until the call is done.
-pub(crate) fn connect(sock: OwnedFd, addr: Vec<u8>, keep: Option<Pinned>) -> Step {
-    let now = nonblocking(&sock);
-    let call = move || {
+///
+/// A non-blocking socket connects at once (`EINPROGRESS` and all, as for
+/// the task). A blocking one waits on a pool thread, except a TCP connect
+/// to a loopback address (`loopback`): the handshake then completes inside
+/// the call unless the listener's accept queue is full, so it is made at
+/// once, with the socket's send timeout (which bounds a blocking connect)
+/// cut to [`LOOPBACK_INLINE`] for the call. Should that run out, the
+/// connection goes on in the kernel and a pool thread waits for its
+/// outcome for the rest of the task's own timeout, as the task would have.
+pub(crate) fn connect(sock: OwnedFd, addr: Vec<u8>, keep: Option<Pinned>, loopback: bool) -> Step {
+    if nonblocking(&sock) {
+        let r = answer(sys::net::connect(sock.as_fd(), &addr).map(|()| 0));
+        drop(keep);
+        return Step::Done(r);
+    }
+    if loopback && let Ok(task_timeout) = socket_timeout(&sock, Timeout::Send) {
+        let bound = task_timeout.map_or(LOOPBACK_INLINE, |t| t.min(LOOPBACK_INLINE));
+        if set_socket_timeout(&sock, Timeout::Send, Some(bound)).is_ok() {
+            let started = Instant::now();
+            let r = sys::net::connect(sock.as_fd(), &addr);
+            // Best effort: the task's value back (a failure leaves ours).
+            let _ = set_socket_timeout(&sock, Timeout::Send, task_timeout);
+            return match r {
+                // Timed out: still connecting.
+                Err(Errno::INPROGRESS) if task_timeout.is_none_or(|t| t > bound) => {
+                    let left = task_timeout.map(|t| t.saturating_sub(started.elapsed()));
+                    Step::Block(Box::new(move |_| answer(wait_connected(&sock, left))))
+                }
+                r => Step::Done(answer(r.map(|()| 0))),
+            };
+        }
+    }
+    Step::Block(Box::new(move |_| {
         let r = answer(sys::net::connect(sock.as_fd(), &addr).map(|()| 0));
         drop(keep);
         r
-    };
-    if now {
-        Step::Done(call())
-    } else {
-        Step::Block(Box::new(move |_| call()))
+    }))
+}
+
+/// Waits (up to `left`, `None`: for ever) for a connect in progress to
+/// finish; its outcome, or `EINPROGRESS` if time ran out.
+fn wait_connected(sock: &OwnedFd, left: Option<Duration>) -> Result<i64, Errno> {
+    let deadline = left.map(|l| Instant::now() + l);
+    loop {
+        let timeout = match deadline {
+            None => None,
+            Some(d) => {
+                let rest = d.saturating_duration_since(Instant::now());
+                if rest.is_zero() {
+                    return Err(Errno::INPROGRESS);
+                }
+                Some(Timespec::try_from(rest).map_err(|_| Errno::INVAL)?)
+            }
+        };
+        let mut fds = [PollFd::new(sock, PollFlags::OUT)];
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(0) => continue,
+            Ok(_) => return socket_error(sock)?.map(|()| 0),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -120,7 +177,8 @@ impl Sends {
         match self.run(false) {
             Some(r) => Step::Done(r),
             None => Step::Block(Box::new(move |_| {
-                self.run(true).unwrap_or(Response::Errno(sandlock_bpf::Errno::EAGAIN))
+                self.run(true)
+                    .unwrap_or(Response::Errno(sandlock_bpf::Errno::EAGAIN))
             })),
         }
     }
@@ -164,7 +222,8 @@ impl Sends {
                         // The message was sent: a failure to report its
                         // length (the task unmapped the array) does not
                         // undo that.
-                        let _ = sys::net::write_memory(pid, at, &(self.partial as u32).to_ne_bytes());
+                        let _ =
+                            sys::net::write_memory(pid, at, &(self.partial as u32).to_ne_bytes());
                         self.done += 1;
                         self.partial = 0;
                     } else {

@@ -220,10 +220,21 @@ mod tests {
 
     #[test]
     fn etc_hosts_spellings() {
-        for p in ["/etc/hosts", "//etc/./hosts", "/etc/../etc/hosts", "/x/../etc//hosts"] {
+        for p in [
+            "/etc/hosts",
+            "//etc/./hosts",
+            "/etc/../etc/hosts",
+            "/x/../etc//hosts",
+        ] {
             assert!(is_etc_hosts(p.as_bytes()), "{p}");
         }
-        for p in ["/etc/hosts.allow", "etc/hosts", "/etc", "/etc/hosts/x", "/xetc/hosts"] {
+        for p in [
+            "/etc/hosts.allow",
+            "etc/hosts",
+            "/etc",
+            "/etc/hosts/x",
+            "/xetc/hosts",
+        ] {
             assert!(!is_etc_hosts(p.as_bytes()), "{p}");
         }
     }
@@ -245,6 +256,9 @@ mod tests {
             .build()
             .unwrap();
         let err = HostTable::resolve(&bad).unwrap_err().to_string();
-        assert!(err.starts_with("net_allow_hosts no-such-host.invalid: "), "{err}");
+        assert!(
+            err.starts_with("net_allow_hosts no-such-host.invalid: "),
+            "{err}"
+        );
     }
 }

@@ -44,29 +44,23 @@
 //! here, from the same policy.
 
 mod call;
+mod handlers;
 mod hosts;
 mod msg;
 mod pool;
 mod target;
 mod unix;
 
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use rustix::io::Errno;
 use sandlock_bpf::{Action, ArgIndex, Cond, Rule};
-use sandlock_notify::listener::errno_of;
-use sandlock_notify::procfs::{ProcFs, ProcView};
-use sandlock_notify::{BuildError, Ctx, Reply, Response, SupervisorBuilder};
-use sandlock_policy::{NetHost, Policy, SyscallCategory, SyscallEvent, Verdict};
+use sandlock_notify::{BuildError, Ctx, SupervisorBuilder};
+use sandlock_policy::{NetHost, Policy};
 
 pub use hosts::HostTable;
 
-use self::call::{MSG_FASTOPEN, Outgoing, Sends, Step};
-use self::msg::{Control, DGRAM_MAX, MMSG_BYTES, STREAM_CHUNK};
-use self::pool::Pool;
-use self::target::{Call, IpRule, Kind, SockInfo, Target};
-use self::unix::{Base, Grants, Pinned};
+use self::handlers::Net;
+use self::unix::Grants;
 use super::{Doc, Feature, Shared};
 use crate::error::Error;
 use crate::seccomp::NetMode;
@@ -148,7 +142,12 @@ impl Feature for Network {
                     .when(Cond::eq(ArgIndex::A2, name).u32())
             };
             rules.push(opt(SOL_IP, IP_OPTIONS));
-            for name in [IPV6_2292RTHDR, IPV6_2292PKTOPTIONS, IPV6_NEXTHOP, IPV6_RTHDR] {
+            for name in [
+                IPV6_2292RTHDR,
+                IPV6_2292PKTOPTIONS,
+                IPV6_NEXTHOP,
+                IPV6_RTHDR,
+            ] {
                 rules.push(opt(SOL_IPV6, name));
             }
         }
@@ -189,13 +188,7 @@ impl Feature for Network {
         if let Some(tmp) = &shared.private_tmp {
             paths.push(tmp);
         }
-        let net = Arc::new(Net {
-            shared: shared.clone(),
-            pool: Pool::new(),
-            grants: Grants::new(paths),
-            isolate_ipc: policy.isolate_ipc(),
-            callback: self.callback,
-        });
+        let net = Arc::new(Net::new(shared.clone(), Grants::new(paths), self.callback));
         let n = net.clone();
         let mut sup = sup.handle_name("connect", move |ctx: &Ctx| n.connect(ctx))?;
         let n = net.clone();
@@ -222,406 +215,5 @@ impl Feature for Network {
             }
         }
         Ok(sup)
-    }
-}
-
-/// The handlers' state.
-struct Net {
-    shared: Arc<Shared>,
-    pool: Pool,
-    grants: Grants,
-    isolate_ipc: bool,
-    callback: bool,
-}
-
-/// How an allowed call is made.
-enum Plan {
-    /// With the task's address bytes.
-    AsGiven,
-    /// With the address of a pinned unix socket.
-    Unix(Pinned),
-}
-
-/// Early answer: an errno.
-type Refusal = sandlock_bpf::Errno;
-
-fn os(e: Errno) -> Refusal {
-    errno_of(e)
-}
-
-/// `SO_DOMAIN`, `SO_TYPE`, `SO_PROTOCOL` of our copy of the socket.
-fn sock_info(sock: &OwnedFd) -> Result<SockInfo, Refusal> {
-    use rustix::net::sockopt;
-    let domain = sockopt::socket_domain(sock).map_err(os)?.as_raw();
-    let kind = match sockopt::socket_type(sock).map_err(os)?.as_raw() {
-        1 => Kind::Stream,
-        2 => Kind::Dgram,
-        5 => Kind::SeqPacket,
-        _ => Kind::Raw,
-    };
-    let protocol = sockopt::socket_protocol(sock)
-        .map_err(os)?
-        .map_or(0, |p| p.as_raw().get() as i32);
-    Ok(SockInfo {
-        domain,
-        kind,
-        protocol,
-    })
-}
-
-impl Net {
-    /// Our copy of the task's socket `fd`, with its description.
-    fn socket(&self, ctx: &Ctx, fd: u64) -> Result<(sandlock_notify::onbehalf::ChildFds, OwnedFd, SockInfo), Refusal> {
-        let child = ctx.child().map_err(|e| e.errno())?;
-        let sock = child.get_fd(fd as i32).map_err(os)?;
-        let info = sock_info(&sock)?;
-        Ok((child, sock, info))
-    }
-
-    /// Judges `target` for the task of `ctx`.
-    fn judge(&self, ctx: &Ctx, target: Target<'_>) -> Result<Plan, Refusal> {
-        let pid = ctx.notif().pid;
-        match target {
-            Target::Peer | Target::Unjudged => Ok(Plan::AsGiven),
-            Target::Refuse(e) => Err(os(e)),
-            Target::Ip { ip, port, rule } => {
-                let live = self.shared.live.load();
-                let ok = match rule {
-                    IpRule::HostAndPort => live.is_connect_allowed(pid, ip, port),
-                    IpRule::HostOnly => live.is_ip_allowed(pid, ip),
-                };
-                if ok {
-                    Ok(Plan::AsGiven)
-                } else {
-                    Err(Refusal::ECONNREFUSED)
-                }
-            }
-            Target::UnixAbstract if self.isolate_ipc => Err(Refusal::EPERM),
-            Target::UnixAbstract => Ok(Plan::AsGiven),
-            Target::UnixPath(path) => {
-                let base = Base::of(pid).map_err(os)?;
-                // The tid named the notifying task when /proc/TID was read.
-                if !ctx.listener().id_valid(ctx.notif().id) {
-                    return Err(Refusal::EPERM);
-                }
-                let live = self.shared.live.load();
-                let pinned = if live.has_path_rules() {
-                    let denied = |p: &[u8]| live.is_path_denied(p);
-                    unix::resolve(&base, path, &self.grants, Some(&denied))
-                } else {
-                    unix::resolve(&base, path, &self.grants, None)
-                };
-                pinned.map(Plan::Unix).map_err(os)
-            }
-        }
-    }
-
-    /// The event for the audit log and the callback (built only when one
-    /// of them will see it).
-    fn event(&self, ctx: &Ctx, name: &str, target: &Target<'_>) -> Option<SyscallEvent> {
-        if !self.callback && self.shared.audit.is_none() {
-            return None;
-        }
-        let pid = ctx.notif().pid;
-        let mut ev = SyscallEvent::new(name, SyscallCategory::Network, pid);
-        if self.callback {
-            ev.parent_pid = ProcFs.parent_pid(pid);
-        }
-        match target {
-            Target::Ip { ip, port, .. } => {
-                ev.host = Some(ip.to_canonical());
-                ev.port = Some(*port);
-            }
-            Target::UnixPath(p) => ev.path = Some(String::from_utf8_lossy(p).into_owned()),
-            _ => {}
-        }
-        Some(ev)
-    }
-
-    /// Answers a refusal, recording it.
-    fn refuse(&self, ev: Option<SyscallEvent>, e: Refusal) -> Reply {
-        if let Some(mut ev) = ev {
-            ev.denied = true;
-            self.shared.audit(&ev, Verdict::DenyWith(e));
-        }
-        Reply::errno(e)
-    }
-
-    /// Runs an allowed call: at once, or after the callback's verdict.
-    fn perform(
-        self: &Arc<Self>,
-        ctx: &Ctx,
-        ev: Option<SyscallEvent>,
-        op: impl FnOnce() -> Step + Send + 'static,
-    ) -> Reply {
-        if self.callback
-            && let Some(ev) = ev
-        {
-            let net = self.clone();
-            return Reply::hold(ev, move |ctx| net.finish(ctx, op()));
-        }
-        if let Some(ev) = ev {
-            self.shared.audit(&ev, Verdict::Allow);
-        }
-        self.finish(ctx, op())
-    }
-
-    fn finish(&self, ctx: &Ctx, step: Step) -> Reply {
-        match step {
-            Step::Done(r) => Reply::Respond(r),
-            Step::Block(f) => {
-                self.pool.answer_later(ctx.clone(), f);
-                Reply::Answered
-            }
-        }
-    }
-
-    /// The address at `ptr` of `len` bytes (`None` for a NULL pointer),
-    /// copied once and verified.
-    fn read_addr(ctx: &Ctx, ptr_arg: usize, len_arg: usize) -> Result<Option<Vec<u8>>, Refusal> {
-        let a = ctx.args();
-        if a[ptr_arg] == 0 {
-            return Ok(None);
-        }
-        let addr = ctx.read_sockaddr(ptr_arg, len_arg).map_err(|e| e.errno())?;
-        let addr = ctx.verify(addr).map_err(|e| e.errno())?.into_inner();
-        Ok(addr.map(|a| a.as_bytes().to_vec()))
-    }
-
-    fn connect(self: &Arc<Self>, ctx: &Ctx) -> Reply {
-        let a = *ctx.args();
-        let addr = match Self::read_addr(ctx, 1, 2) {
-            // connect(fd, NULL, len): the kernel copies nothing and
-            // refuses a missing address, or faults on a length.
-            Ok(None) if a[2] as u32 != 0 => return Reply::errno(Refusal::EFAULT),
-            Ok(v) => v.unwrap_or_default(),
-            Err(e) => return Reply::errno(e),
-        };
-        let (_, sock, info) = match self.socket(ctx, a[0]) {
-            Ok(s) => s,
-            Err(e) => return Reply::errno(e),
-        };
-        let target = target::classify(&info, Call::Connect, Some(&addr));
-        let ev = self.event(ctx, "connect", &target);
-        let plan = match self.judge(ctx, target) {
-            Ok(p) => p,
-            Err(e) => return self.refuse(ev, e),
-        };
-        self.perform(ctx, ev, move || match plan {
-            Plan::AsGiven => call::connect(sock, addr, None),
-            Plan::Unix(p) => {
-                let addr = p.addr().as_bytes().to_vec();
-                call::connect(sock, addr, Some(p))
-            }
-        })
-    }
-
-    /// Judges one message's destination: its plan, and the name to pass.
-    fn destination(
-        &self,
-        ctx: &Ctx,
-        info: &SockInfo,
-        flags: i32,
-        name: Option<Vec<u8>>,
-    ) -> Result<(Option<Vec<u8>>, Option<Pinned>), Refusal> {
-        let fastopen = flags & MSG_FASTOPEN != 0;
-        let target = target::classify(info, Call::Send { fastopen }, name.as_deref());
-        match self.judge(ctx, target)? {
-            Plan::AsGiven => Ok((name, None)),
-            Plan::Unix(p) => Ok((Some(p.addr().as_bytes().to_vec()), Some(p))),
-        }
-    }
-
-    /// The most payload to copy for one message of `len` bytes.
-    fn payload_limit(info: &SockInfo, len: u64) -> Result<u64, Refusal> {
-        if info.kind == Kind::Stream {
-            Ok(len.min(STREAM_CHUNK))
-        } else if len > DGRAM_MAX {
-            Err(os(Errno::MSGSIZE))
-        } else {
-            Ok(len)
-        }
-    }
-
-    fn sendto(self: &Arc<Self>, ctx: &Ctx) -> Reply {
-        let a = *ctx.args();
-        let flags = a[3] as i32;
-        let name = match Self::read_addr(ctx, 4, 5) {
-            Ok(n) => n,
-            Err(e) => return Reply::errno(e),
-        };
-        let (_, sock, info) = match self.socket(ctx, a[0]) {
-            Ok(s) => s,
-            Err(e) => return Reply::errno(e),
-        };
-        let fastopen = flags & MSG_FASTOPEN != 0;
-        let ev = {
-            let t = target::classify(&info, Call::Send { fastopen }, name.as_deref());
-            self.event(ctx, "sendto", &t)
-        };
-        let (name, pinned) = match self.destination(ctx, &info, flags, name) {
-            Ok(d) => d,
-            Err(e) => return self.refuse(ev, e),
-        };
-        let limit = match Self::payload_limit(&info, a[2]) {
-            Ok(l) => l,
-            Err(e) => return Reply::errno(e),
-        };
-        let data = match msg::gather(ctx.memory(), &[(a[1], a[2])], limit) {
-            Ok(d) => d,
-            Err(e) => return Reply::errno(os(e)),
-        };
-        let out = Outgoing {
-            name,
-            data,
-            control: Control::default(),
-            pinned,
-        };
-        let stream = info.kind == Kind::Stream;
-        self.perform(ctx, ev, move || Sends::new(sock, vec![out], flags, stream, None).start())
-    }
-
-    /// One `msghdr` made ready to send: destination judged, payload and
-    /// control copied.
-    fn outgoing(
-        &self,
-        ctx: &Ctx,
-        child: &sandlock_notify::onbehalf::ChildFds,
-        info: &SockInfo,
-        flags: i32,
-        m: msg::MsgHdr,
-        budget: u64,
-    ) -> Result<Outgoing, Refusal> {
-        let len = m.len();
-        let (name, pinned) = self.destination(ctx, info, flags, m.name)?;
-        let limit = Self::payload_limit(info, len)?.min(budget.max(1));
-        let data = msg::gather(ctx.memory(), &m.iov, limit).map_err(os)?;
-        let control = msg::rewrite_control(&m.control, child).map_err(os)?;
-        Ok(Outgoing {
-            name,
-            data,
-            control,
-            pinned,
-        })
-    }
-
-    fn sendmsg(self: &Arc<Self>, ctx: &Ctx) -> Reply {
-        let a = *ctx.args();
-        let flags = a[2] as i32;
-        let m = match msg::read_msghdr(ctx.memory(), a[1]) {
-            Ok(m) => m,
-            Err(e) => return Reply::errno(os(e)),
-        };
-        if !ctx.listener().id_valid(ctx.notif().id) {
-            return Reply::errno(Refusal::EPERM);
-        }
-        let (child, sock, info) = match self.socket(ctx, a[0]) {
-            Ok(s) => s,
-            Err(e) => return Reply::errno(e),
-        };
-        let fastopen = flags & MSG_FASTOPEN != 0;
-        let ev = {
-            let t = target::classify(&info, Call::Send { fastopen }, m.name.as_deref());
-            self.event(ctx, "sendmsg", &t)
-        };
-        let out = match self.outgoing(ctx, &child, &info, flags, m, u64::MAX) {
-            Ok(o) => o,
-            Err(e) => return self.refuse(ev, e),
-        };
-        let stream = info.kind == Kind::Stream;
-        self.perform(ctx, ev, move || Sends::new(sock, vec![out], flags, stream, None).start())
-    }
-
-    /// `sendmmsg`: entries are judged in order and sent up to the first
-    /// refused one (whose errno is the answer when it is the first), as
-    /// the kernel's own `sendmmsg` stops at the first failing entry. With
-    /// a callback, one call sends only the leading entries with the same
-    /// destination as the first, judged as one event; the task's next call
-    /// starts at the next destination.
-    fn sendmmsg(self: &Arc<Self>, ctx: &Ctx) -> Reply {
-        let a = *ctx.args();
-        let flags = a[3] as i32;
-        let msgs = match msg::read_mmsghdr(ctx.memory(), a[1], a[2]) {
-            Ok(m) => m,
-            Err(e) => return Reply::errno(os(e)),
-        };
-        if !ctx.listener().id_valid(ctx.notif().id) {
-            return Reply::errno(Refusal::EPERM);
-        }
-        if msgs.is_empty() {
-            return Reply::Respond(Response::Value(0));
-        }
-        let (child, sock, info) = match self.socket(ctx, a[0]) {
-            Ok(s) => s,
-            Err(e) => return Reply::errno(e),
-        };
-        let fastopen = flags & MSG_FASTOPEN != 0;
-        let first = msgs[0].name.clone();
-        let ev = {
-            let t = target::classify(&info, Call::Send { fastopen }, first.as_deref());
-            self.event(ctx, "sendmmsg", &t)
-        };
-        let mut outs = Vec::new();
-        let mut budget = MMSG_BYTES;
-        for m in msgs {
-            if self.callback && m.name != first {
-                break;
-            }
-            if budget == 0 {
-                break;
-            }
-            match self.outgoing(ctx, &child, &info, flags, m, budget) {
-                Ok(o) => {
-                    budget = budget.saturating_sub(o.data.len() as u64);
-                    outs.push(o);
-                }
-                Err(e) if outs.is_empty() => return self.refuse(ev, e),
-                Err(_) => break,
-            }
-        }
-        let stream = info.kind == Kind::Stream;
-        let vector = Some((ctx.notif().pid, a[1]));
-        self.perform(ctx, ev, move || Sends::new(sock, outs, flags, stream, vector).start())
-    }
-
-    /// `bind` (intercepted only with a policy callback): IP binds are
-    /// judged by the TCP bind port rules (as Landlock would for the task),
-    /// held for the callback, and made on the task's behalf; unix binds go
-    /// on in the kernel, under Landlock.
-    fn bind(self: &Arc<Self>, ctx: &Ctx) -> Reply {
-        let a = *ctx.args();
-        let addr = match Self::read_addr(ctx, 1, 2) {
-            Ok(v) => v.unwrap_or_default(),
-            Err(e) => return Reply::errno(e),
-        };
-        let (_, sock, info) = match self.socket(ctx, a[0]) {
-            Ok(s) => s,
-            Err(e) => return Reply::errno(e),
-        };
-        let mut ev = self.event(ctx, "bind", &Target::Peer);
-        let ip_target = target::classify(&info, Call::Connect, Some(&addr));
-        if let (Some(ev), Target::Ip { ip, port, .. }) = (ev.as_mut(), ip_target) {
-            ev.host = Some(ip.to_canonical());
-            ev.port = Some(port);
-        }
-        match info.domain {
-            target::AF_INET | target::AF_INET6 => {
-                // The port field, whatever the family says: IPv4 also binds
-                // an AF_UNSPEC address (as INADDR_ANY) to its port.
-                let port = addr.get(2..4).map_or(0, |p| u16::from_be_bytes([p[0], p[1]]));
-                let tcp = info.kind == Kind::Stream;
-                if tcp && !self.shared.live.load().is_bind_allowed(port) {
-                    return self.refuse(ev, Refusal::EACCES);
-                }
-            }
-            // A unix bind creates a file, which the kernel judges again by
-            // the task's Landlock domain (`MAKE_SOCK`): it goes on in the
-            // kernel. The supervisor is not under that domain, so it could
-            // not make it on the task's behalf. (A sibling swapping the
-            // descriptor for an IP socket meanwhile gets a bind the kernel
-            // judges too: Landlock's TCP bind ports; UDP binds are free.)
-            _ => return Reply::Respond(Response::Continue),
-        }
-        self.perform(ctx, ev, move || Step::Done(call::bind(&sock, &addr)))
     }
 }

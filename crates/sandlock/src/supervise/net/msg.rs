@@ -21,12 +21,11 @@ pub(crate) const IOV_MAX: u64 = 1024;
 /// The most control bytes copied (the kernel's `optmem_max` is 128 KiB by
 /// default; descriptors and options need a few dozen bytes).
 pub(crate) const CONTROL_MAX: u64 = 64 * 1024;
-/// The most payload bytes one call on a stream socket copies: more is
+/// The most payload bytes one send copies. A larger datagram is refused
+/// (`EMSGSIZE`: UDP carries at most 64 KiB, a unix datagram no more than
+/// the socket buffer, 208 KiB by default); on a stream socket the rest is
 /// left for the task's next call (a short send, as the kernel may make).
-pub(crate) const STREAM_CHUNK: u64 = 256 * 1024;
-/// The largest datagram copied whole (above it: `EMSGSIZE`). UDP carries
-/// at most 64 KiB; a unix datagram is bounded by the socket buffer.
-pub(crate) const DGRAM_MAX: u64 = 4 * 1024 * 1024;
+pub(crate) const SEND_MAX: u64 = 4 * 1024 * 1024;
 /// The most payload bytes one `sendmmsg` copies over all its entries;
 /// later entries are left for the task's next call.
 pub(crate) const MMSG_BYTES: u64 = 4 * 1024 * 1024;
@@ -84,8 +83,7 @@ pub(crate) fn read_msghdr(mem: &impl ChildMemory, addr: u64) -> Result<MsgHdr, E
     } else {
         let len = (namelen as usize).min(SOCKADDR_MAX);
         let mut b = vec![0u8; len];
-        mem.read_exact(name_ptr, &mut b)
-            .map_err(|_| Errno::FAULT)?;
+        mem.read_exact(name_ptr, &mut b).map_err(|_| Errno::FAULT)?;
         Some(b)
     };
     if iovlen > IOV_MAX {
@@ -114,13 +112,15 @@ pub(crate) fn read_msghdr(mem: &impl ChildMemory, addr: u64) -> Result<MsgHdr, E
 
 /// Reads up to `vlen` entries (at most [`IOV_MAX`]) of the `mmsghdr`
 /// array at `addr`.
-pub(crate) fn read_mmsghdr(mem: &impl ChildMemory, addr: u64, vlen: u64) -> Result<Vec<MsgHdr>, Errno> {
+pub(crate) fn read_mmsghdr(
+    mem: &impl ChildMemory,
+    addr: u64,
+    vlen: u64,
+) -> Result<Vec<MsgHdr>, Errno> {
     let n = vlen.min(IOV_MAX);
     let mut out = Vec::with_capacity(n as usize);
     for i in 0..n {
-        let at = addr
-            .checked_add(MMSGHDR_SIZE * i)
-            .ok_or(Errno::FAULT)?;
+        let at = addr.checked_add(MMSGHDR_SIZE * i).ok_or(Errno::FAULT)?;
         match read_msghdr(mem, at) {
             Ok(m) => out.push(m),
             // Like the kernel: a bad later entry ends the batch before it.
@@ -131,8 +131,42 @@ pub(crate) fn read_mmsghdr(mem: &impl ChildMemory, addr: u64, vlen: u64) -> Resu
     Ok(out)
 }
 
+/// A message copied out of the task, before anything is judged: every
+/// read of a send happens before the one `NOTIF_ID_VALID` that releases
+/// them (a payload read after it could come from another process that
+/// took a dead task's pid).
+#[derive(Debug)]
+pub(crate) struct Copied {
+    /// The destination bytes, if any.
+    pub(crate) name: Option<Vec<u8>>,
+    /// The payload length the task asked for.
+    pub(crate) len: u64,
+    /// The payload copied (at most the limit given to [`Copied::of`]).
+    pub(crate) data: Vec<u8>,
+    /// The control bytes, as the task wrote them.
+    pub(crate) control: Vec<u8>,
+}
+
+impl Copied {
+    /// Copies `m`'s payload, at most `max` bytes.
+    pub(crate) fn of(mem: &impl ChildMemory, m: MsgHdr, max: u64) -> Result<Copied, Errno> {
+        let len = m.len();
+        let data = gather(mem, &m.iov, max)?;
+        Ok(Copied {
+            name: m.name,
+            len,
+            data,
+            control: m.control,
+        })
+    }
+}
+
 /// Copies at most `max` bytes of the payload described by `iov`.
-pub(crate) fn gather(mem: &impl ChildMemory, iov: &[(u64, u64)], max: u64) -> Result<Vec<u8>, Errno> {
+pub(crate) fn gather(
+    mem: &impl ChildMemory,
+    iov: &[(u64, u64)],
+    max: u64,
+) -> Result<Vec<u8>, Errno> {
     let total = iov
         .iter()
         .fold(0u64, |a, &(_, l)| a.saturating_add(l))
@@ -184,7 +218,14 @@ pub(crate) fn rewrite_control(control: &[u8], child: &ChildFds) -> Result<Contro
     };
     let mut off = 0usize;
     while off + CMSG_HDR <= control.len() {
-        let word = |at: usize| -> [u8; 4] { [control[at], control[at + 1], control[at + 2], control[at + 3]] };
+        let word = |at: usize| -> [u8; 4] {
+            [
+                control[at],
+                control[at + 1],
+                control[at + 2],
+                control[at + 3],
+            ]
+        };
         let mut len_b = [0u8; 8];
         len_b.copy_from_slice(&control[off..off + 8]);
         let len = u64::from_ne_bytes(len_b);
@@ -230,7 +271,7 @@ mod tests {
         c.extend_from_slice(&level.to_ne_bytes());
         c.extend_from_slice(&kind.to_ne_bytes());
         c.extend_from_slice(data);
-        while c.len() % 8 != 0 {
+        while !c.len().is_multiple_of(8) {
             c.push(0);
         }
         c
@@ -276,7 +317,11 @@ mod tests {
         let tos = cmsg(SOL_IP, 1, &[0x10, 0, 0, 0]);
         assert_eq!(rewrite_control(&tos, &me).unwrap().bytes, tos);
         // Source routing and IPv6 routing headers are refused.
-        for (l, t) in [(SOL_IP, IP_RETOPTS), (SOL_IPV6, IPV6_RTHDR), (SOL_IPV6, IPV6_NEXTHOP)] {
+        for (l, t) in [
+            (SOL_IP, IP_RETOPTS),
+            (SOL_IPV6, IPV6_RTHDR),
+            (SOL_IPV6, IPV6_NEXTHOP),
+        ] {
             let mut c = tos.clone();
             c.extend(cmsg(l, t, &[0; 8]));
             assert_eq!(rewrite_control(&c, &me).unwrap_err(), Errno::PERM);

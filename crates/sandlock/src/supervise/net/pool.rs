@@ -82,7 +82,11 @@ impl Pool {
 
     /// Runs `call` for the notification of `ctx` on a pool thread and
     /// answers with its result. A panic in `call` answers `EPERM`.
-    pub(crate) fn answer_later(&self, ctx: Ctx, call: impl FnOnce(&Ctx) -> Response + Send + 'static) {
+    pub(crate) fn answer_later(
+        &self,
+        ctx: Ctx,
+        call: impl FnOnce(&Ctx) -> Response + Send + 'static,
+    ) {
         self.submit(Box::new(move || {
             let r = catch_unwind(AssertUnwindSafe(|| call(&ctx)))
                 .unwrap_or(Response::Errno(Errno::EPERM));

@@ -47,10 +47,7 @@ type Id = (u64, u64);
 
 fn id_of(fd: impl AsFd) -> Result<(Id, FileType), Errno> {
     let st = rustix::fs::fstat(fd)?;
-    Ok((
-        (st.st_dev, st.st_ino),
-        FileType::from_raw_mode(st.st_mode),
-    ))
+    Ok(((st.st_dev, st.st_ino), FileType::from_raw_mode(st.st_mode)))
 }
 
 /// The directories and files under which unix sockets may be reached.
@@ -159,7 +156,12 @@ impl Base {
 
 /// Opens `path` from `dir` (or from the root, `RESOLVE_IN_ROOT`, for an
 /// absolute path), following links but no magic ones.
-fn open_at(base: &Base, dir: Option<&OwnedFd>, path: &[u8], flags: OFlags) -> Result<OwnedFd, Errno> {
+fn open_at(
+    base: &Base,
+    dir: Option<&OwnedFd>,
+    path: &[u8],
+    flags: OFlags,
+) -> Result<OwnedFd, Errno> {
     let (from, rel, extra) = match path.strip_prefix(b"/") {
         Some(rel) => (&base.root, rel, ResolveFlags::IN_ROOT),
         None => (dir.unwrap_or(&base.cwd), path, ResolveFlags::empty()),
@@ -175,6 +177,9 @@ fn open_at(base: &Base, dir: Option<&OwnedFd>, path: &[u8], flags: OFlags) -> Re
     )
 }
 
+/// Says whether a path is denied (`fs_denied` and the callback's rules).
+pub(crate) type Denied<'a> = dyn Fn(&[u8]) -> bool + 'a;
+
 /// Finds the socket `path` names for the task whose root and working
 /// directory are `base`, checks it against `grants` (and the deny rules
 /// when `denied` says a path is denied), and pins it.
@@ -182,7 +187,7 @@ pub(crate) fn resolve(
     base: &Base,
     path: &[u8],
     grants: &Grants,
-    denied: Option<&dyn Fn(&[u8]) -> bool>,
+    denied: Option<&Denied<'_>>,
 ) -> Result<Pinned, Errno> {
     let mut path = path.to_vec();
     let mut dir: Option<OwnedFd> = None;
@@ -191,7 +196,11 @@ pub(crate) fn resolve(
         let trimmed_len = path.len() - path.iter().rev().take_while(|&&b| b == b'/').count();
         if trimmed_len != path.len() {
             // "sock/": a trailing slash asks for a directory.
-            return Err(if trimmed_len == 0 { Errno::CONNREFUSED } else { Errno::NOTDIR });
+            return Err(if trimmed_len == 0 {
+                Errno::CONNREFUSED
+            } else {
+                Errno::NOTDIR
+            });
         }
         let (parent, last): (&[u8], &[u8]) = match path.iter().rposition(|&b| b == b'/') {
             Some(0) => (b"/", &path[1..]),
