@@ -78,11 +78,11 @@ pub fn confine_current(policy: &Policy) -> Result<(), Error> {
         sys::chdir(cwd).map_err(setup(SetupStep::WorkDir))?;
     }
     if let Limit::Limited(n) = policy.max_open_files() {
-        sys::set_rlimit(libc::RLIMIT_NOFILE as u32, n.get(), n.get())
+        sys::set_rlimit(crate::sys::RLIMIT_NOFILE, n.get(), n.get())
             .map_err(setup(SetupStep::Rlimits))?;
     }
     if policy.no_coredump() {
-        sys::set_rlimit(libc::RLIMIT_CORE as u32, 0, 0).map_err(setup(SetupStep::Rlimits))?;
+        sys::set_rlimit(crate::sys::RLIMIT_CORE, 0, 0).map_err(setup(SetupStep::Rlimits))?;
     }
     if policy.no_randomize_memory() {
         sys::personality(seccomp::ADDR_NO_RANDOMIZE as u32)

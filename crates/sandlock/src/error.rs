@@ -99,7 +99,7 @@ pub enum Error {
         errno: Errno,
     },
     /// An I/O error of sandlock itself (temp directory, audit log, pipes).
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", io_text(source))]
     Io {
         /// What sandlock was doing.
         what: String,
@@ -147,6 +147,14 @@ pub fn errno_text(errno: Errno) -> String {
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => format!("errno {}", errno.raw_os_error()),
+    }
+}
+
+/// An I/O error as a short lower-case message, like [`errno_text`].
+pub fn io_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) if n > 0 && n < 4096 => errno_text(Errno::from_raw_os_error(n)),
+        _ => e.to_string(),
     }
 }
 

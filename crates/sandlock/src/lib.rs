@@ -27,10 +27,14 @@
 //! ruleset with its path descriptors, argv, environment, limits). The child
 //! then makes only raw system calls: a new process group, `PR_SET_PDEATHSIG`
 //! (and a check that the parent is still there), its standard descriptors,
-//! personality / huge pages / CPU affinity, the working directory, marking
-//! every descriptor above 2 close-on-exec, `PR_SET_NO_NEW_PRIVS`,
-//! `landlock_restrict_self`, the seccomp filter with a listener (handed to
-//! the parent), resource limits, the user's syscall list, `execve`. A
+//! personality / huge pages / CPU affinity, the working directory, the
+//! parent's go-ahead (only when the parent has work to do first, such as
+//! handing over the terminal), marking every descriptor above 2
+//! close-on-exec, `PR_SET_NO_NEW_PRIVS`, `landlock_restrict_self`, the
+//! seccomp filter with a listener (handed to the parent), resource limits,
+//! the user's syscall list, `execve`. The child is created like
+//! `posix_spawn` does (`CLONE_VM | CLONE_VFORK`, with `CLONE_PIDFD`) unless
+//! it must wait for the go-ahead. A
 //! failure at any step is reported as [`Error::Setup`] naming the step and
 //! the errno: the command never runs unconfined.
 //!
@@ -54,7 +58,7 @@ mod ruleset;
 mod sandbox;
 pub mod seccomp;
 mod spawn;
-pub mod supervise;
+mod supervise;
 mod sys;
 mod terminal;
 mod tmpdir;

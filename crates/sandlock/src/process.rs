@@ -65,9 +65,6 @@ impl Child {
         terminal: Option<Terminal>,
         forwarding: bool,
     ) -> Child {
-        if forwarding {
-            sys::host::forward_signals_to(pid);
-        }
         Child {
             pid,
             pidfd,

@@ -21,7 +21,7 @@ use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
     Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
 };
-use rustix::fs::{FileType, Mode, OFlags};
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use sandlock_policy::Policy;
 
@@ -120,11 +120,20 @@ impl Landlock {
             path: path.to_owned(),
             errno,
         };
-        let fd = rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-            .map_err(bad_path)?;
-        let is_dir = rustix::fs::fstat(&fd)
-            .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
-            .map_err(bad_path)?;
+        // A directory (most grants) in one call; a file on ENOTDIR.
+        let (fd, is_dir) = match rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => (fd, true),
+            Err(Errno::NOTDIR) => (
+                rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(bad_path)?,
+                false,
+            ),
+            Err(e) => return Err(bad_path(e)),
+        };
         let mut access = match grant {
             Grant::Read => AccessFs::from_read(abi),
             Grant::Write => AccessFs::from_all(abi) & !(AccessFs::MakeChar | AccessFs::MakeBlock),

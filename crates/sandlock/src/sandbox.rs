@@ -41,6 +41,9 @@ pub enum Stdio {
     Fd(OwnedFd),
 }
 
+/// Descriptors for (or of) the command's 0, 1 and 2.
+type StdioFds = [Option<OwnedFd>; 3];
+
 /// What [`Sandbox::run`] returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunResult {
@@ -327,7 +330,7 @@ impl Sandbox {
         &self,
         argv: &[S],
         for_run: bool,
-    ) -> Result<(Child, [Option<OwnedFd>; 3]), Error> {
+    ) -> Result<(Child, StdioFds), Error> {
         let policy = &self.policy;
         let first = argv.first().ok_or(Error::NoCommand)?.as_ref();
         let tmp = self.tmp.as_ref().map(TempDir::path);
@@ -380,6 +383,7 @@ impl Sandbox {
                 stdio: child_ends,
                 landlock,
                 programs: &self.programs,
+                forward_signals: self.forward_signals,
             },
             &mut before_exec,
         )?;
@@ -431,10 +435,10 @@ impl Sandbox {
                     why: format!("is above sandlock's own hard limit ({hard})"),
                 });
             }
-            plan.rlimits.push((libc::RLIMIT_NOFILE as u32, n, n));
+            plan.rlimits.push((crate::sys::RLIMIT_NOFILE, n, n));
         }
         if policy.no_coredump() {
-            plan.rlimits.push((libc::RLIMIT_CORE as u32, 0, 0));
+            plan.rlimits.push((crate::sys::RLIMIT_CORE, 0, 0));
         }
         if policy.no_randomize_memory() {
             plan.personality = Some(seccomp::ADDR_NO_RANDOMIZE as u32);
@@ -450,10 +454,7 @@ impl Sandbox {
     }
 
     /// Descriptors for the child's 0/1/2 and the parent's ends of pipes.
-    fn stdio_fds(
-        &self,
-        for_run: bool,
-    ) -> Result<([Option<OwnedFd>; 3], [Option<OwnedFd>; 3]), Error> {
+    fn stdio_fds(&self, for_run: bool) -> Result<(StdioFds, StdioFds), Error> {
         let mut child: [Option<OwnedFd>; 3] = [None, None, None];
         let mut parent: [Option<OwnedFd>; 3] = [None, None, None];
         for (i, s) in self.stdio.iter().enumerate() {

@@ -58,6 +58,8 @@ pub(crate) struct Launch<'a> {
     pub(crate) stdio: [Option<OwnedFd>; 3],
     pub(crate) landlock: Option<OwnedFd>,
     pub(crate) programs: &'a Programs,
+    /// Make the child's group the target of the signal forwarding handlers.
+    pub(crate) forward_signals: bool,
 }
 
 /// A child that passed `execve`.
@@ -131,8 +133,8 @@ pub(crate) fn launch(
 
     // A child that waits for the go-ahead needs the parent running: a plain
     // fork. Otherwise the cheaper vfork-style clone.
-    let (pid, pidfd) =
-        sys::host::spawn_child(&args, !l.plan.wait_go).map_err(Error::os("clone"))?;
+    let (pid, pidfd) = sys::host::spawn_child(&args, !l.plan.wait_go, l.forward_signals)
+        .map_err(Error::os("clone"))?;
     drop(theirs);
     drop(stdio_owned);
     drop(l.landlock);

@@ -523,3 +523,27 @@ fn cli_as_nobody() {
     let out = run_as(nobody, &bins().sandlock(), &["check"], &[]);
     assert_eq!(out.code, Some(0));
 }
+
+/// SIGTERM to sandlock reaches the sandbox (whose process group is not
+/// the terminal's): the command dies of it, sandlock reports 143.
+#[test]
+fn signals_are_forwarded_to_the_sandbox() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(bins().sandlock())
+        .current_dir(bins().dir())
+        .args(["run", "--"])
+        .arg(bins().probe())
+        .args(["ids", "sleep", "60"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("ids "), "{line}");
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(143), "{st:?}");
+}

@@ -102,14 +102,10 @@ fn open_status_fd(value: &str) -> Result<File, String> {
     OpenOptions::new()
         .append(true)
         .open(format!("/proc/self/fd/{fd}"))
-        .map_err(|e| format!("--status-fd {value}: {}", io_text(&e)))
-}
-
-fn io_text(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => sandlock::errno_text(rustix::io::Errno::from_raw_os_error(n)),
-        None => e.to_string(),
-    }
+        .map_err(|e| match e.raw_os_error() {
+            Some(2) => format!("--status-fd {value}: not an open descriptor"),
+            _ => format!("--status-fd {value}: {}", sandlock::error::io_text(&e)),
+        })
 }
 
 /// The one-line message for `e`, naming the flag and value at fault.

@@ -20,18 +20,18 @@ pub struct Entry {
     pub answer: &'static str,
     /// Why.
     pub reason: &'static str,
-    /// The rules of the row for one of its syscalls.
-    pub(crate) rules: fn(&str) -> Vec<Rule>,
+    /// The rules of the row for one of its syscalls (by number).
+    pub(crate) rules: fn(u32) -> Vec<Rule>,
 }
 
 const EPERM: Action = Action::Errno(Errno::EPERM);
 
-fn always(name: &str) -> Vec<Rule> {
-    vec![Rule::named(name, EPERM)]
+fn always(nr: u32) -> Vec<Rule> {
+    vec![Rule::nr(nr, EPERM)]
 }
 
-fn enosys(name: &str) -> Vec<Rule> {
-    vec![Rule::named(name, Action::Errno(Errno::ENOSYS))]
+fn enosys(nr: u32) -> Vec<Rule> {
+    vec![Rule::nr(nr, Action::Errno(Errno::ENOSYS))]
 }
 
 /// `CLONE_NEW*` bits valid in `clone`'s flags (low 32 bits; `CLONE_NEWTIME`
@@ -49,20 +49,20 @@ pub(crate) const CLONE_NEW_FLAGS: [u64; 7] = [
 const CLONE_NEWTIME: u64 = 0x80;
 
 /// One rule per namespace bit: `flags & bit == bit` on the low 32 bits.
-fn ns_bits(name: &str, bits: &[u64]) -> Vec<Rule> {
+fn ns_bits(nr: u32, bits: &[u64]) -> Vec<Rule> {
     bits.iter()
-        .map(|&b| Rule::named(name, EPERM).when(Cond::masked_eq(ArgIndex::A0, b, b).u32()))
+        .map(|&b| Rule::nr(nr, EPERM).when(Cond::masked_eq(ArgIndex::A0, b, b).u32()))
         .collect()
 }
 
-fn clone_ns(name: &str) -> Vec<Rule> {
-    ns_bits(name, &CLONE_NEW_FLAGS)
+fn clone_ns(nr: u32) -> Vec<Rule> {
+    ns_bits(nr, &CLONE_NEW_FLAGS)
 }
 
-fn unshare_ns(name: &str) -> Vec<Rule> {
+fn unshare_ns(nr: u32) -> Vec<Rule> {
     let mut bits = CLONE_NEW_FLAGS.to_vec();
     bits.push(CLONE_NEWTIME);
-    ns_bits(name, &bits)
+    ns_bits(nr, &bits)
 }
 
 /// `personality`: only the query (`0xffffffff`), `PER_LINUX` and
@@ -71,9 +71,9 @@ pub(crate) const PERSONALITY_ALLOWED: [u64; 3] = [0xffff_ffff, 0, ADDR_NO_RANDOM
 /// `ADDR_NO_RANDOMIZE`.
 pub(crate) const ADDR_NO_RANDOMIZE: u64 = 0x0004_0000;
 
-fn personality(name: &str) -> Vec<Rule> {
+fn personality(nr: u32) -> Vec<Rule> {
     vec![
-        Rule::named(name, EPERM).when_all(
+        Rule::nr(nr, EPERM).when_all(
             PERSONALITY_ALLOWED
                 .iter()
                 .map(|&p| Cond::ne(ArgIndex::A0, p).u32()),
@@ -84,10 +84,10 @@ fn personality(name: &str) -> Vec<Rule> {
 /// `TIOCSTI` and `TIOCLINUX`.
 pub(crate) const TTY_IOCTLS: [u64; 2] = [0x5412, 0x541c];
 
-fn ioctl_tty(name: &str) -> Vec<Rule> {
+fn ioctl_tty(nr: u32) -> Vec<Rule> {
     TTY_IOCTLS
         .iter()
-        .map(|&r| Rule::named(name, EPERM).when(Cond::eq(ArgIndex::A1, r).u32()))
+        .map(|&r| Rule::nr(nr, EPERM).when(Cond::eq(ArgIndex::A1, r).u32()))
         .collect()
 }
 

@@ -123,8 +123,8 @@ pub(crate) fn base_rules(
     let mut rules: Vec<Rule> = Vec::new();
     for entry in DENY_LIST {
         for name in entry.syscalls {
-            if arch.syscall_nr(name).is_some() {
-                rules.extend((entry.rules)(name));
+            if let Some(nr) = arch.syscall_nr(name) {
+                rules.extend((entry.rules)(nr));
             }
         }
     }

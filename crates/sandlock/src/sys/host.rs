@@ -23,17 +23,19 @@ const CLONE_PIDFD: libc::c_ulong = 0x1000;
 /// `errno`, which nobody reads meanwhile). Without it, a plain fork.
 ///
 /// Every signal is blocked in the calling thread around the clone (the
-/// child inherits that mask and sets its own just before `execve`).
+/// child inherits that mask and sets its own just before `execve`). With
+/// `forward`, the new process group becomes the target of the signal
+/// forwarding handlers before the blocked signals are delivered.
 pub(crate) fn spawn_child(
     args: &crate::child::ChildArgs<'_>,
     share_memory: bool,
+    forward: bool,
 ) -> Result<(i32, OwnedFd), Errno> {
-    const STACK: usize = 128 * 1024;
-    let mut stack: Vec<u128> = if share_memory {
-        vec![0; STACK / 16]
-    } else {
-        Vec::new()
-    };
+    // The vfork child's stack: uninitialised memory on this thread's stack
+    // (no allocation; the child touches a few pages of it).
+    #[repr(C, align(16))]
+    struct Stack([std::mem::MaybeUninit<u8>; 64 * 1024]);
+    let mut stack = Stack([std::mem::MaybeUninit::uninit(); 64 * 1024]);
     let old = block_all_signals();
     let mut pidfd: libc::c_int = -1;
     let ret = if share_memory {
@@ -44,12 +46,13 @@ pub(crate) fn spawn_child(
             crate::child::run(args)
         }
         // SAFETY: `stack` is a live, 16-byte aligned buffer whose end is
-        // the child's initial stack pointer; the child only runs
-        // `child::run` (raw, async-signal-safe syscalls on data we keep
-        // alive and do not touch while suspended by CLONE_VFORK). The
-        // kernel writes the pidfd into `pidfd` (the parent_tid argument).
+        // the child's initial stack pointer, in a frame that outlives the
+        // child's use of it (this thread is suspended until the child has
+        // called execve or exited); the child only runs `child::run` (raw,
+        // async-signal-safe syscalls on data we keep alive). The kernel
+        // writes the pidfd into `pidfd` (the parent_tid argument).
         unsafe {
-            let top = stack.as_mut_ptr().add(stack.len()) as *mut libc::c_void;
+            let top = stack.0.as_mut_ptr().add(stack.0.len()) as *mut libc::c_void;
             libc::clone(
                 entry,
                 top,
@@ -78,8 +81,11 @@ pub(crate) fn spawn_child(
         r as libc::c_int
     };
     let err = if ret < 0 { Some(errno()) } else { None };
+    if forward && ret > 0 {
+        // Before the signals blocked around the clone are delivered.
+        forward_signals_to(ret);
+    }
     restore_signals(&old);
-    drop(stack);
     if let Some(err) = err {
         return Err(err);
     }
@@ -175,14 +181,18 @@ pub(crate) fn seccomp_filter_flags_known(flags: u32) -> Result<bool, Errno> {
     }
 }
 
-/// The process group the forwarding handler signals (0: none).
+/// The process group the forwarding handler signals (0: none yet).
 static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+/// A signal received before there was a sandbox to pass it to.
+static PENDING: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn forward(sig: libc::c_int) {
-    let pgid = FORWARD_TO.load(Ordering::Relaxed);
+    let pgid = FORWARD_TO.load(Ordering::SeqCst);
     if pgid > 0 {
         // SAFETY: kill is async-signal-safe; a negative pid names a group.
         unsafe { libc::kill(-pgid, sig) };
+    } else {
+        PENDING.store(sig, Ordering::SeqCst);
     }
 }
 
@@ -208,7 +218,13 @@ pub(crate) fn install_signal_forwarding(signals: &[i32]) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Sets the process group the forwarding handler signals (0: none).
+/// Sets the process group the forwarding handler signals (0: none), and
+/// passes on a signal that arrived before it existed.
 pub(crate) fn forward_signals_to(pgid: i32) {
-    FORWARD_TO.store(pgid, Ordering::Relaxed);
+    FORWARD_TO.store(pgid, Ordering::SeqCst);
+    let pending = PENDING.swap(0, Ordering::SeqCst);
+    if pgid > 0 && pending != 0 {
+        // SAFETY: kill with a negative pid signals the sandbox's group.
+        unsafe { libc::kill(-pgid, pending) };
+    }
 }

@@ -38,6 +38,11 @@ fn check(ret: libc::c_long) -> Result<libc::c_long, Errno> {
     if ret < 0 { Err(errno()) } else { Ok(ret) }
 }
 
+/// `RLIMIT_NOFILE` (the same number on every Linux architecture).
+pub(crate) const RLIMIT_NOFILE: u32 = 7;
+/// `RLIMIT_CORE`.
+pub(crate) const RLIMIT_CORE: u32 = 4;
+
 /// `landlock_create_ruleset`, `landlock_restrict_self`, `close_range`,
 /// `pidfd_open`: numbers shared by every architecture (the syscalls after
 /// 424 use one table).
