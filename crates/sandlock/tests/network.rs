@@ -744,9 +744,8 @@ fn unix_scenario(uid: u32, mode: &[&str]) {
     assert_eq!((out_s.get(), out_d.get()), (0, 0), "{mode:?}: {out:?}");
 }
 
-/// Abstract unix sockets stay governed by --isolate-ipc (Landlock's scope
-/// for the sandbox's own calls, the supervisor's check for those it makes
-/// on the sandbox's behalf).
+/// Abstract unix sockets stay governed by --isolate-ipc: one outside the
+/// sandbox is refused, one the sandbox bound itself is reached.
 #[test]
 fn abstract_sockets_follow_isolate_ipc() {
     let name = format!("sandlock-net-test-{}", std::process::id());
@@ -760,9 +759,40 @@ fn abstract_sockets_follow_isolate_ipc() {
             false
         }
     });
-    let out = net(0, &["--isolate-ipc"], &["abstract", "isolated", &name]);
-    assert_eq!(out.get("isolated"), EPERM, "{out:?}");
+    for uid in users() {
+        let own = format!("{name}-own-{uid}");
+        let out = net(
+            uid,
+            &["--isolate-ipc"],
+            &[
+                "abstract",
+                "outside",
+                &name,
+                ",",
+                "abstract-self",
+                "inside",
+                &own,
+            ],
+        );
+        assert_eq!(out.get("outside"), EPERM, "{out:?}");
+        // One bound by the sandbox itself is reachable.
+        assert_eq!(out.get("inside"), "ok", "{out:?}");
+    }
     assert_eq!(c.get(), 0);
+    // A policy without isolate_ipc (the CLI's default profile sets it):
+    // the outside socket is reachable.
+    let policy = sandlock::Policy::builder()
+        .fs_read(bins().dir().to_str().unwrap())
+        .build()
+        .unwrap();
+    let np = netprobe();
+    let r = sandlock::Sandbox::new(policy)
+        .unwrap()
+        .stdout(sandlock::Stdio::Piped)
+        .run(&[np.to_str().unwrap(), "abstract", "reachable", &name])
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "reachable ok\n");
+    assert_eq!(c.get(), 1);
 }
 
 /// The library: a policy with a host rule, run through `Sandbox`.

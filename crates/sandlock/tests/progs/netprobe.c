@@ -21,6 +21,7 @@
  *   unixdg NAME PATH            dgram sendto a named socket
  *   unixmsg NAME PATH           dgram sendmsg to a named socket
  *   abstract NAME NAME2         stream connect to an abstract socket
+ *   abstract-self NAME NAME2    listen on an abstract socket, connect to it
  *   scm NAME                    pass a descriptor over a socketpair
  *   resolve NAME HOSTNAME       getaddrinfo: prints the first address
  *   cat NAME PATH               prints the first line of a file
@@ -228,6 +229,18 @@ static int run(char **a)
 			report(name, sendmsg(fd, &m, 0));
 		}
 		close(fd);
+		return 3;
+	}
+	if (!strcmp(op, "abstract-self")) {
+		struct sockaddr_un su;
+		socklen_t len = unix_addr(&su, a[2], 1);
+		int l = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (bind(l, (struct sockaddr *)&su, len) != 0 || listen(l, 1) != 0)
+			return report(name, -1), 3;
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		report(name, connect(fd, (struct sockaddr *)&su, len));
+		close(fd);
+		close(l);
 		return 3;
 	}
 	if (!strcmp(op, "scm")) {

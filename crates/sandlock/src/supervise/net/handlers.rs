@@ -16,6 +16,7 @@ use sandlock_policy::{SyscallCategory, SyscallEvent, Verdict};
 use super::call::{self, MSG_FASTOPEN, Outgoing, Sends, Step};
 use super::msg::{self, MMSG_BYTES, SEND_MAX};
 use super::pool::Pool;
+use super::scope;
 use super::target::{self, Call, IpRule, Kind, SockInfo, Target};
 use super::unix::{self, Base, Grants, Pinned};
 use crate::supervise::Shared;
@@ -195,8 +196,15 @@ impl Net {
                     Err(Refusal::ECONNREFUSED)
                 }
             }
-            Target::UnixAbstract if self.isolate_ipc => Err(Refusal::EPERM),
-            Target::UnixAbstract => Ok(Plan::AsGiven),
+            // isolate_ipc: the supervisor applies Landlock's scope itself.
+            Target::UnixAbstract(name) if self.isolate_ipc => {
+                if scope::inside(name, &self.shared.tasks) {
+                    Ok(Plan::AsGiven)
+                } else {
+                    Err(Refusal::EPERM)
+                }
+            }
+            Target::UnixAbstract(_) => Ok(Plan::AsGiven),
             Target::UnixPath(path) => {
                 let base = Base::of(pid).map_err(os)?;
                 // The tid named the notifying task when /proc/TID was read.

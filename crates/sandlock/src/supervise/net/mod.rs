@@ -29,7 +29,7 @@
 //! [`LiveState::is_connect_allowed`](sandlock_policy::LiveState::is_connect_allowed)
 //! (host and TCP/UDP port rules) or `is_ip_allowed` (ICMP, raw: no port);
 //! named unix sockets against the filesystem grants ([`unix`]); abstract
-//! ones against `isolate_ipc`. The call is then made by the supervisor on
+//! ones, under `isolate_ipc`, must be bound inside the sandbox ([`scope`]). The call is then made by the supervisor on
 //! its copy of the socket with its copy of the address ([`call`]): never
 //! CONTINUE, so no racing thread can change what was judged. With a policy
 //! callback, the call waits for its verdict between the two.
@@ -48,6 +48,7 @@ mod handlers;
 mod hosts;
 mod msg;
 mod pool;
+mod scope;
 mod target;
 mod unix;
 
@@ -71,8 +72,9 @@ pub(crate) const DOCS: [Doc; 4] = [
         syscalls: &["connect", "sendmsg", "sendmmsg"],
         refused: "always intercepted",
         answer: "the supervisor: performed on the task's behalf when the destination passes \
-                 (IP hosts and ports, unix paths inside the grants, abstract names unless \
-                 `isolate_ipc`); else ECONNREFUSED (IP), EACCES (unix path), EPERM (abstract)",
+                 (IP hosts and ports, unix paths inside the grants, abstract names bound inside \
+                 the sandbox under `isolate_ipc`); else ECONNREFUSED (IP), EACCES (unix path), \
+                 EPERM (abstract)",
         reason: "the destination is in memory: a racing thread could change it after a check, \
                  and Landlock does not govern connecting to a named unix socket",
     },

@@ -102,8 +102,8 @@ pub(crate) enum Target<'a> {
     },
     /// A named unix socket: the path bytes, up to the first NUL.
     UnixPath(&'a [u8]),
-    /// An abstract unix socket.
-    UnixAbstract,
+    /// An abstract unix socket: its name (after the leading NUL).
+    UnixAbstract(&'a [u8]),
     /// A family sandlock does not judge (netlink, packet): performed as asked.
     Unjudged,
     /// The kernel would refuse this address with this errno.
@@ -194,7 +194,7 @@ fn classify_unix<'a>(sock: &SockInfo, call: Call, addr: &'a [u8]) -> Target<'a> 
         Some(AF_UNIX) if addr.len() > SUN_PATH => {
             let path = &addr[SUN_PATH..];
             if path[0] == 0 {
-                Target::UnixAbstract
+                Target::UnixAbstract(&path[1..])
             } else {
                 let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
                 Target::UnixPath(&path[..end])
@@ -349,7 +349,7 @@ mod tests {
         );
         assert_eq!(
             classify(&UDGRAM, SEND, Some(&unix(b"\0name"))),
-            Target::UnixAbstract
+            Target::UnixAbstract(b"name")
         );
         // Stream sends never use an address.
         assert_eq!(classify(&USTREAM, SEND, Some(&p)), Target::Peer);
