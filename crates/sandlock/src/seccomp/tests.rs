@@ -83,6 +83,9 @@ fn meaning(arch: Arch, policy: &Policy, supervised: bool, nr: u32, a: [u64; 6]) 
         // routing options are refused once IP sockets exist.
         "connect" | "sendmsg" | "sendmmsg" if supervised => Action::UserNotif,
         "sendto" if supervised && a[4] != 0 => Action::UserNotif,
+        "setsockopt" if policy.has_network_rules() && low(1) == 1 && low(2) == 60 => {
+            Action::Errno(Errno::new(92).unwrap())
+        }
         "setsockopt"
             if policy.has_network_rules()
                 && ((low(1) == 0 && low(2) == 4)
@@ -99,7 +102,8 @@ fn meaning(arch: Arch, policy: &Policy, supervised: bool, nr: u32, a: [u64; 6]) 
 /// Argument patterns: zero, high bits alone, and each interesting value
 /// with and without garbage in the upper half.
 fn patterns() -> Vec<[u64; 6]> {
-    let values: [u64; 20] = [
+    let values: [u64; 21] = [
+        60,
         0,
         1,
         2,
@@ -139,6 +143,21 @@ fn patterns() -> Vec<[u64; 6]> {
             out.push([v | hi, 3, 0, 0, 0, 0]);
             out.push([2, v | hi, 6, 0, 0, 0]);
             out.push([16, 3, v | hi, 0, 0, 0]);
+        }
+    }
+    // setsockopt's (level, optname) pairs the network rules name.
+    for (level, name) in [
+        (0, 4),
+        (41, 5),
+        (41, 6),
+        (41, 9),
+        (41, 57),
+        (1, 60),
+        (0, 5),
+        (1, 4),
+    ] {
+        for hi in [0u64, 0xdead_beef_0000_0000] {
+            out.push([3, level | hi, name | hi, 0, 0, 0]);
         }
     }
     for _ in 0..40 {

@@ -24,6 +24,9 @@ use crate::sys;
 pub(crate) const MSG_DONTWAIT: i32 = 0x40;
 /// `MSG_FASTOPEN`.
 pub(crate) const MSG_FASTOPEN: i32 = 0x2000_0000;
+/// `MSG_ZEROCOPY`: the kernel would send from our buffer after the call
+/// returned (and we reused it); never passed on.
+const MSG_ZEROCOPY: i32 = 0x0400_0000;
 
 /// What is left to do for a call.
 pub(crate) enum Step {
@@ -162,7 +165,7 @@ impl Sends {
         Sends {
             sock,
             msgs,
-            flags,
+            flags: flags & !MSG_ZEROCOPY,
             stream,
             blocking,
             vector,

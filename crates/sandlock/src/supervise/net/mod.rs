@@ -87,10 +87,11 @@ pub(crate) const DOCS: [Doc; 4] = [
     Doc {
         syscalls: &["setsockopt"],
         refused: "with a network rule: `IP_OPTIONS`, `IPV6_RTHDR`, `IPV6_2292RTHDR`, \
-                  `IPV6_2292PKTOPTIONS`, `IPV6_NEXTHOP`",
-        answer: "EPERM",
+                  `IPV6_2292PKTOPTIONS`, `IPV6_NEXTHOP`; `SO_ZEROCOPY`",
+        answer: "EPERM; ENOPROTOOPT for `SO_ZEROCOPY`",
         reason: "source routing, routing headers and next hops send a packet to a host other \
-                 than the judged destination first",
+                 than the judged destination first; zero-copy completions cannot come for \
+                 sends the supervisor makes from its own copy",
     },
     Doc {
         syscalls: &["open", "openat", "openat2"],
@@ -102,6 +103,12 @@ pub(crate) const DOCS: [Doc; 4] = [
     },
 ];
 
+const SOL_SOCKET: u64 = 1;
+const SO_ZEROCOPY: u64 = 60;
+const ENOPROTOOPT: sandlock_bpf::Errno = match sandlock_bpf::Errno::new(92) {
+    Ok(e) => e,
+    Err(_) => sandlock_bpf::Errno::EPERM,
+};
 const SOL_IP: u64 = 0;
 const IP_OPTIONS: u64 = 4;
 const SOL_IPV6: u64 = 41;
@@ -144,6 +151,14 @@ impl Feature for Network {
                     .when(Cond::eq(ArgIndex::A2, name).u32())
             };
             rules.push(opt(SOL_IP, IP_OPTIONS));
+            // Zero-copy sends: the supervisor sends from its own copy, so
+            // the completions a zero-copy sender waits for would never
+            // come; the option is refused (senders fall back to copying).
+            rules.push(
+                Rule::named("setsockopt", Action::Errno(ENOPROTOOPT))
+                    .when(Cond::eq(ArgIndex::A1, SOL_SOCKET).u32())
+                    .when(Cond::eq(ArgIndex::A2, SO_ZEROCOPY).u32()),
+            );
             for name in [
                 IPV6_2292RTHDR,
                 IPV6_2292PKTOPTIONS,
