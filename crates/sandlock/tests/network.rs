@@ -377,6 +377,30 @@ fn racing_thread_never_reaches_the_refused_host() {
     net_.assert_bad_untouched(&out);
 }
 
+/// A blocking connect that cannot complete (the listener's accept queue
+/// is full) waits as long as the task's own timeout says, and holds up no
+/// other call of the sandbox meanwhile.
+#[test]
+fn a_stalled_connect_holds_up_nothing_else() {
+    use rustix::net::{AddressFamily, SocketType};
+    let net_ = Pair::new();
+    let full_port = free_port();
+    let full = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    let addr = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, full_port);
+    rustix::net::bind(&full, &addr).unwrap();
+    rustix::net::listen(&full, 0).unwrap();
+    let out = net(
+        0,
+        &["--net-allow-host", "127.0.0.1"],
+        &["stall", "stall", &net_.p(), &full_port.to_string()],
+    );
+    // The kernel's answer to a blocking connect whose SO_SNDTIMEO ran out.
+    assert_eq!(out.get("stall"), "errno=115", "{out:?}");
+    assert_eq!(out.get("stall-helper"), "ok", "{out:?}");
+    assert_eq!(out.get("stall-during"), "=1", "{out:?}");
+    assert_eq!(net_.good.get(), 1);
+}
+
 #[test]
 fn port_rules_without_host_rules() {
     for uid in users() {

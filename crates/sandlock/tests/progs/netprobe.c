@@ -22,6 +22,12 @@
  *   unixmsg NAME PATH           dgram sendmsg to a named socket
  *   abstract NAME NAME2         stream connect to an abstract socket
  *   abstract-self NAME NAME2    listen on an abstract socket, connect to it
+ *   stall NAME GOOD FULL        a blocking connect (3 s timeout) to port
+ *                               FULL, whose accept queue is full, while a
+ *                               thread connects to port GOOD after 200 ms:
+ *                               prints NAME (the stalled connect), then
+ *                               NAME-helper and NAME-during (1 if the
+ *                               helper finished while the stall lasted)
  *   scm NAME                    pass a descriptor over a socketpair
  *   resolve NAME HOSTNAME       getaddrinfo: prints the first address
  *   cat NAME PATH               prints the first line of a file
@@ -104,6 +110,28 @@ static void *flipper(void *arg)
 		for (volatile int spin = 0; spin < 200; spin++)
 			;
 	}
+	return NULL;
+}
+
+struct helper {
+	const char *port;
+	volatile int main_done;
+	long ret;
+	int err;
+	int during;
+};
+
+static void *helper(void *arg)
+{
+	struct helper *h = arg;
+	usleep(200000);
+	struct sockaddr_storage sa;
+	socklen_t len = ip_addr(&sa, "127.0.0.1", h->port);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	h->ret = connect(fd, (struct sockaddr *)&sa, len);
+	h->err = errno;
+	h->during = !h->main_done;
+	close(fd);
 	return NULL;
 }
 
@@ -242,6 +270,35 @@ static int run(char **a)
 		close(fd);
 		close(l);
 		return 3;
+	}
+	if (!strcmp(op, "stall")) {
+		struct sockaddr_storage full;
+		socklen_t len = ip_addr(&full, "127.0.0.1", a[3]);
+		/* The first connection fills the listener's accept queue. */
+		int first = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(first, (struct sockaddr *)&full, len) != 0)
+			return report(name, -1), 4;
+		struct helper h = {.port = a[2]};
+		pthread_t t;
+		pthread_create(&t, NULL, helper, &h);
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		struct timeval tv = {.tv_sec = 3};
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+		long r = connect(fd, (struct sockaddr *)&full, len);
+		int e = errno;
+		h.main_done = 1;
+		pthread_join(t, NULL);
+		errno = e;
+		report(name, r);
+		char n2[64];
+		snprintf(n2, sizeof n2, "%s-helper", name);
+		errno = h.err;
+		report(n2, h.ret);
+		snprintf(n2, sizeof n2, "%s-during", name);
+		value(n2, h.during);
+		close(fd);
+		close(first);
+		return 4;
 	}
 	if (!strcmp(op, "scm")) {
 		int sv[2];

@@ -61,11 +61,6 @@ const LOOPBACK_INLINE: Duration = Duration::from_millis(5);
 /// connection goes on in the kernel and a pool thread waits for its
 /// outcome for the rest of the task's own timeout, as the task would have.
 pub(crate) fn connect(sock: OwnedFd, addr: Vec<u8>, keep: Option<Pinned>, loopback: bool) -> Step {
-    if nonblocking(&sock) {
-        let r = answer(sys::net::connect(sock.as_fd(), &addr).map(|()| 0));
-        drop(keep);
-        return Step::Done(r);
-    }
     if loopback && let Ok(task_timeout) = socket_timeout(&sock, Timeout::Send) {
         let bound = task_timeout.map_or(LOOPBACK_INLINE, |t| t.min(LOOPBACK_INLINE));
         if set_socket_timeout(&sock, Timeout::Send, Some(bound)).is_ok() {
@@ -74,14 +69,22 @@ pub(crate) fn connect(sock: OwnedFd, addr: Vec<u8>, keep: Option<Pinned>, loopba
             // Best effort: the task's value back (a failure leaves ours).
             let _ = set_socket_timeout(&sock, Timeout::Send, task_timeout);
             return match r {
-                // Timed out: still connecting.
-                Err(Errno::INPROGRESS) if task_timeout.is_none_or(|t| t > bound) => {
+                // Still connecting: the bound ran out (a blocking socket),
+                // or the socket is non-blocking (the task's answer too).
+                Err(Errno::INPROGRESS)
+                    if task_timeout.is_none_or(|t| t > bound) && !nonblocking(&sock) =>
+                {
                     let left = task_timeout.map(|t| t.saturating_sub(started.elapsed()));
                     Step::Block(Box::new(move |_| answer(wait_connected(&sock, left))))
                 }
                 r => Step::Done(answer(r.map(|()| 0))),
             };
         }
+    }
+    if nonblocking(&sock) {
+        let r = answer(sys::net::connect(sock.as_fd(), &addr).map(|()| 0));
+        drop(keep);
+        return Step::Done(r);
     }
     Step::Block(Box::new(move |_| {
         let r = answer(sys::net::connect(sock.as_fd(), &addr).map(|()| 0));
