@@ -129,8 +129,7 @@ impl Net {
         }
     }
 
-    /// Our copy of the task's socket `fd`, with its description
-    /// (`family`: the address family the call names, if any).
+    /// Our copy of the task's socket `fd`.
     ///
     /// Called after every read of the task's memory a decision depends
     /// on: one `NOTIF_ID_VALID`, after the pidfd is at hand, confirms that
@@ -142,12 +141,7 @@ impl Net {
     /// that task died (and another took its tid), `pidfd_getfd` on it
     /// fails with `ESRCH` and a fresh pidfd is opened; if it lives, it is
     /// the notifying task, since two live tasks never share a tid.
-    fn socket(
-        &self,
-        ctx: &Ctx,
-        fd: u64,
-        family: Option<u16>,
-    ) -> Result<(Arc<ChildFds>, OwnedFd, SockInfo), Refusal> {
+    fn socket(&self, ctx: &Ctx, fd: u64) -> Result<(Arc<ChildFds>, OwnedFd), Refusal> {
         let tid = ctx.notif().pid;
         let pending = || ctx.listener().id_valid(ctx.notif().id);
         let kept = self.cached(tid);
@@ -174,8 +168,7 @@ impl Net {
                 (child, sock)
             }
         };
-        let info = sock_info(&sock, family)?;
-        Ok((child, sock, info))
+        Ok((child, sock))
     }
 
     /// Judges `target` for the task of `ctx`.
@@ -305,20 +298,44 @@ impl Net {
             Ok(v) => v.unwrap_or_default(),
             Err(e) => return Reply::errno(e),
         };
-        let (_, sock, info) = match self.socket(ctx, a[0], family(&addr)) {
+        let (_, sock) = match self.socket(ctx, a[0]) {
             Ok(s) => s,
             Err(e) => return Reply::errno(e),
         };
-        let target = target::classify(&info, Call::Connect, Some(&addr));
+        // An IP address is judged without asking the socket first (the hot
+        // path: one getsockopt fewer), as a TCP or UDP destination: an IP
+        // address given to a socket of another family is refused by the
+        // kernel. Only a refusal asks whether the socket is an ICMP or raw
+        // one, which have no port rule.
+        let ip_family = matches!(family(&addr), Some(target::AF_INET | target::AF_INET6));
+        let mut info = SockInfo {
+            domain: family(&addr).unwrap_or(0),
+            kind: Kind::Stream,
+            protocol: 0,
+        };
+        if !ip_family {
+            info = match sock_info(&sock, None) {
+                Ok(i) => i,
+                Err(e) => return Reply::errno(e),
+            };
+        }
+        let mut target = target::classify(&info, Call::Connect, Some(&addr));
+        let mut judged = self.judge(ctx, target);
+        if ip_family && judged.is_err() {
+            info = match sock_info(&sock, family(&addr)) {
+                Ok(i) => i,
+                Err(e) => return Reply::errno(e),
+            };
+            target = target::classify(&info, Call::Connect, Some(&addr));
+            judged = self.judge(ctx, target);
+        }
         let ev = self.event(ctx, "connect", &target);
-        let plan = match self.judge(ctx, target) {
+        let plan = match judged {
             Ok(p) => p,
             Err(e) => return self.refuse(ev, e),
         };
-        let loopback = matches!(
-            target,
-            Target::Ip { ip, .. } if info.kind == Kind::Stream && is_loopback(ip)
-        );
+        // A loopback connect is made at once (with a bounded wait).
+        let loopback = matches!(target, Target::Ip { ip, .. } if is_loopback(ip));
         self.perform(ctx, ev, move || match plan {
             Plan::AsGiven => call::connect(sock, addr, None, loopback),
             Plan::Unix(p) => {
@@ -421,7 +438,10 @@ impl Net {
         } else {
             None
         };
-        let (child, sock, info) = match self.socket(ctx, fd, fam) {
+        let (child, sock, info) = match self
+            .socket(ctx, fd)
+            .and_then(|(c, s)| sock_info(&s, fam).map(|i| (c, s, i)))
+        {
             Ok(s) => s,
             Err(e) => return Reply::errno(e),
         };
@@ -484,7 +504,10 @@ impl Net {
             Ok(v) => v.unwrap_or_default(),
             Err(e) => return Reply::errno(e),
         };
-        let (_, sock, info) = match self.socket(ctx, a[0], None) {
+        let (sock, info) = match self
+            .socket(ctx, a[0])
+            .and_then(|(_, s)| sock_info(&s, None).map(|i| (s, i)))
+        {
             Ok(s) => s,
             Err(e) => return Reply::errno(e),
         };
