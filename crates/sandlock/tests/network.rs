@@ -267,6 +267,79 @@ fn allowed_host_reached_others_refused() {
     }
 }
 
+/// A non-blocking connect answers EINPROGRESS and completes on the
+/// task's own socket, as without sandlock.
+#[test]
+fn non_blocking_connects_keep_their_meaning() {
+    let net_ = Pair::new();
+    let p = net_.p();
+    let out = net(
+        0,
+        &["--net-allow-host", "127.0.0.1"],
+        &[
+            "tcpnb",
+            "nb",
+            "127.0.0.1",
+            &p,
+            ",",
+            "tcpnb",
+            "nb-bad",
+            "127.0.0.2",
+            &p,
+        ],
+    );
+    assert_eq!(out.get("nb"), "errno=115", "{out:?}");
+    assert_eq!(out.get("nb-done"), "ok", "{out:?}");
+    assert_eq!(out.get("nb-bad"), ECONNREFUSED, "{out:?}");
+    assert_eq!(net_.good.get(), 1);
+    net_.assert_bad_untouched(&out);
+}
+
+/// `--audit`: every network decision is a JSON line, refusals with their
+/// host, port and errno.
+#[test]
+fn audit_log_records_network_decisions() {
+    let net_ = Pair::new();
+    let p = net_.p();
+    let s = Scratch::new(0);
+    let log = s.join("audit.jsonl");
+    let out = net(
+        0,
+        &[
+            "--audit",
+            log.to_str().unwrap(),
+            "--net-allow-host",
+            "127.0.0.1",
+        ],
+        &[
+            "tcp",
+            "good",
+            "127.0.0.1",
+            &p,
+            ",",
+            "udp",
+            "bad",
+            "127.0.0.2",
+            &p,
+        ],
+    );
+    assert_eq!(out.get("bad"), ECONNREFUSED, "{out:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["category"] == "network")
+        .collect();
+    let good = lines.iter().find(|v| v["syscall"] == "connect").unwrap();
+    assert_eq!(good["host"], "127.0.0.1", "{text}");
+    assert_eq!(good["verdict"], "allow", "{text}");
+    let bad = lines.iter().find(|v| v["syscall"] == "sendto").unwrap();
+    assert_eq!(bad["host"], "127.0.0.2", "{text}");
+    assert_eq!(bad["port"], net_.port, "{text}");
+    assert_eq!(bad["verdict"], "deny", "{text}");
+    assert_eq!(bad["errno"], "ECONNREFUSED", "{text}");
+}
+
 #[test]
 fn unspecified_and_loopback_need_their_host() {
     let net_ = Pair::new();

@@ -7,6 +7,8 @@
  *   netprobe OP ARGS... [, OP ARGS...]...
  *
  *   tcp NAME HOST PORT          connect (HOST: IPv4 or IPv6 literal)
+ *   tcpnb NAME HOST PORT        non-blocking connect ("NAME"), then wait
+ *                               for it ("NAME-done": SO_ERROR)
  *   udp NAME HOST PORT          sendto one datagram
  *   udpmsg NAME HOST PORT       sendmsg one datagram
  *   mmsg NAME PORT HOST...      sendmmsg, one datagram per HOST; prints
@@ -39,6 +41,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/ip_icmp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -154,6 +157,26 @@ static int run(char **a)
 			struct msghdr m = {.msg_name = &sa, .msg_namelen = len, .msg_iov = &iov, .msg_iovlen = 1};
 			report(name, sendmsg(fd, &m, 0));
 		}
+		close(fd);
+		return 4;
+	}
+	if (!strcmp(op, "tcpnb")) {
+		struct sockaddr_storage sa;
+		socklen_t len = ip_addr(&sa, a[2], a[3]);
+		int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		report(name, connect(fd, (struct sockaddr *)&sa, len));
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		int err = 0;
+		socklen_t el = sizeof err;
+		char done[64];
+		snprintf(done, sizeof done, "%s-done", name);
+		if (poll(&p, 1, 10000) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
+			report(done, -1);
+		else if (err) {
+			errno = err;
+			report(done, -1);
+		} else
+			report(done, 0);
 		close(fd);
 		return 4;
 	}
