@@ -142,10 +142,9 @@ pub(crate) struct Sends {
     sock: OwnedFd,
     msgs: Vec<Outgoing>,
     flags: i32,
-    /// A stream socket: a blocking send goes on until all is sent.
-    stream: bool,
-    /// The task would block (blocking socket, no `MSG_DONTWAIT`).
-    blocking: bool,
+    /// Whether the task would block (blocking socket, no `MSG_DONTWAIT`),
+    /// asked of the socket only when a send could not go at once.
+    blocking: Option<bool>,
     /// `sendmmsg`: the task's array, to write each `msg_len` back.
     vector: Option<(u32, u64)>,
     /// Messages completely sent.
@@ -161,20 +160,23 @@ impl Sends {
         sock: OwnedFd,
         msgs: Vec<Outgoing>,
         flags: i32,
-        stream: bool,
         vector: Option<(u32, u64)>,
     ) -> Sends {
-        let blocking = flags & MSG_DONTWAIT == 0 && !nonblocking(&sock);
         Sends {
             sock,
             msgs,
             flags: flags & !MSG_ZEROCOPY,
-            stream,
-            blocking,
+            blocking: (flags & MSG_DONTWAIT != 0).then_some(false),
             vector,
             done: 0,
             partial: 0,
         }
+    }
+
+    /// Whether the task's send would have waited.
+    fn blocking(&mut self) -> bool {
+        let sock = &self.sock;
+        *self.blocking.get_or_insert_with(|| !nonblocking(sock))
     }
 
     /// Sends without blocking; the rest goes to a pool thread if the task
@@ -216,9 +218,9 @@ impl Sends {
             match r {
                 Ok(n) => {
                     self.partial += n;
-                    let whole = self.partial >= m.data.len();
-                    if self.stream && self.blocking && !whole {
-                        // A blocking stream send waits until all is sent.
+                    // Only a stream socket sends part of a message; a
+                    // blocking one goes on until all is sent.
+                    if self.partial < m.data.len() && self.blocking() {
                         continue;
                     }
                     // The pinned socket, if any, is no longer needed.
@@ -236,7 +238,7 @@ impl Sends {
                         return Some(Response::Value(self.partial as i64));
                     }
                 }
-                Err(Errno::AGAIN) if !may_block && self.blocking => return None,
+                Err(Errno::AGAIN) if !may_block && self.blocking() => return None,
                 Err(Errno::INTR) if may_block => continue,
                 Err(e) => return Some(self.after_error(e)),
             }

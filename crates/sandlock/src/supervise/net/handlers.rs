@@ -415,6 +415,14 @@ impl Net {
     /// later one ends the batch before it), control messages rewritten,
     /// then the send on the task's behalf. `vector` is the address of a
     /// `sendmmsg` array.
+    ///
+    /// The socket's type and protocol are asked only when they can change
+    /// the answer: a message without an address goes to the connected peer
+    /// whatever the socket, and IP addresses are first judged as UDP
+    /// destinations (host and port), the strictest reading; only a
+    /// refusal, another family or a payload too large to copy whole asks
+    /// the socket (a TCP socket ignores the address, an ICMP one has no
+    /// port, a datagram must be sent whole).
     fn send(
         self: &Arc<Self>,
         ctx: &Ctx,
@@ -424,73 +432,72 @@ impl Net {
         msgs: Vec<msg::Copied>,
         vector: Option<u64>,
     ) -> Reply {
-        // SO_DOMAIN may be skipped only if every address names an IP family.
-        let ip = |m: &msg::Copied| {
-            matches!(
-                m.name.as_deref().and_then(family),
-                Some(target::AF_INET | target::AF_INET6)
-            )
-        };
-        let fam = if msgs.iter().all(ip) {
-            msgs.first()
-                .and_then(|m| m.name.as_deref())
-                .and_then(family)
-        } else {
-            None
-        };
-        let (child, sock, info) = match self
-            .socket(ctx, fd)
-            .and_then(|(c, s)| sock_info(&s, fam).map(|i| (c, s, i)))
-        {
+        let fastopen = flags & MSG_FASTOPEN != 0;
+        let ip = |n: &[u8]| matches!(family(n), Some(target::AF_INET | target::AF_INET6));
+        let plain = msgs
+            .iter()
+            .all(|m| m.len <= m.data.len() as u64 && m.name.as_deref().is_none_or(ip));
+        // SO_DOMAIN is not needed when every address names an IP family.
+        let fam = msgs
+            .iter()
+            .all(|m| m.name.as_deref().is_some_and(ip))
+            .then(|| {
+                msgs.first()
+                    .and_then(|m| m.name.as_deref())
+                    .and_then(family)
+            })
+            .flatten();
+        let (child, sock) = match self.socket(ctx, fd) {
             Ok(s) => s,
             Err(e) => return Reply::errno(e),
         };
-        let fastopen = flags & MSG_FASTOPEN != 0;
+        let judge_all = |info: &SockInfo| -> Vec<Result<Plan, Refusal>> {
+            msgs.iter()
+                .map(|m| {
+                    let t = target::classify(info, Call::Send { fastopen }, m.name.as_deref());
+                    self.judge(ctx, t)
+                })
+                .collect()
+        };
+        let udp = SockInfo {
+            domain: target::AF_INET,
+            kind: Kind::Dgram,
+            protocol: 0,
+        };
+        let first = plain.then(|| judge_all(&udp));
+        let (info, plans) = match first {
+            Some(plans) if plans.iter().all(Result::is_ok) => (udp, plans),
+            _ => match sock_info(&sock, fam) {
+                Ok(info) => {
+                    let plans = judge_all(&info);
+                    (info, plans)
+                }
+                Err(e) => return Reply::errno(e),
+            },
+        };
         let ev = msgs.first().and_then(|m| {
             let t = target::classify(&info, Call::Send { fastopen }, m.name.as_deref());
             self.event(ctx, name, &t)
         });
         let mut outs = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            match self.outgoing(ctx, &child, &info, flags, m) {
+        for (m, plan) in msgs.into_iter().zip(plans) {
+            let out = plan.and_then(|plan| {
+                // A datagram must go whole (the kernel's EMSGSIZE); a
+                // stream send may be short.
+                if info.kind != Kind::Stream && m.len > m.data.len() as u64 {
+                    return Err(os(Errno::MSGSIZE));
+                }
+                outgoing(&child, m, plan)
+            });
+            match out {
                 Ok(o) => outs.push(o),
                 Err(e) if outs.is_empty() => return self.refuse(ev, e),
                 Err(_) => break,
             }
         }
-        let stream = info.kind == Kind::Stream;
         let vector = vector.map(|v| (ctx.notif().pid, v));
         self.perform(ctx, ev, move || {
-            Sends::new(sock, outs, flags, stream, vector).start()
-        })
-    }
-
-    /// One copied message made ready to send: destination judged, control
-    /// messages rewritten. A datagram must be sent whole: one larger than
-    /// what was copied is `EMSGSIZE`; a stream send may be short.
-    fn outgoing(
-        &self,
-        ctx: &Ctx,
-        child: &ChildFds,
-        info: &SockInfo,
-        flags: i32,
-        m: msg::Copied,
-    ) -> Result<Outgoing, Refusal> {
-        let fastopen = flags & MSG_FASTOPEN != 0;
-        let target = target::classify(info, Call::Send { fastopen }, m.name.as_deref());
-        let (name, pinned) = match self.judge(ctx, target)? {
-            Plan::AsGiven => (m.name, None),
-            Plan::Unix(p) => (Some(p.addr().as_bytes().to_vec()), Some(p)),
-        };
-        if info.kind != Kind::Stream && m.len > m.data.len() as u64 {
-            return Err(os(Errno::MSGSIZE));
-        }
-        let control = msg::rewrite_control(&m.control, child).map_err(os)?;
-        Ok(Outgoing {
-            name,
-            data: m.data,
-            control,
-            pinned,
+            Sends::new(sock, outs, flags, vector).start()
         })
     }
 
@@ -539,4 +546,20 @@ impl Net {
         }
         self.perform(ctx, ev, move || Step::Done(call::bind(&sock, &addr)))
     }
+}
+
+/// One message made ready to send by `plan`: the name to pass, the
+/// control messages rewritten for the supervisor's descriptors.
+fn outgoing(child: &ChildFds, m: msg::Copied, plan: Plan) -> Result<Outgoing, Refusal> {
+    let (name, pinned) = match plan {
+        Plan::AsGiven => (m.name, None),
+        Plan::Unix(p) => (Some(p.addr().as_bytes().to_vec()), Some(p)),
+    };
+    let control = msg::rewrite_control(&m.control, child).map_err(os)?;
+    Ok(Outgoing {
+        name,
+        data: m.data,
+        control,
+        pinned,
+    })
 }

@@ -12,7 +12,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use rustix::io::Errno;
 use sandlock_notify::ChildMemory;
-use sandlock_notify::bounded::read_u64;
 use sandlock_notify::onbehalf::ChildFds;
 use sandlock_notify::sockaddr::SOCKADDR_MAX;
 
@@ -67,14 +66,17 @@ impl MsgHdr {
 /// does: a name longer than `sockaddr_storage` is cut to it, a NULL name
 /// has none, more than [`IOV_MAX`] iovecs is `EMSGSIZE`.
 pub(crate) fn read_msghdr(mem: &impl ChildMemory, addr: u64) -> Result<MsgHdr, Errno> {
-    let field = |off: u64| {
-        let at = addr.checked_add(off).ok_or(Errno::FAULT)?;
-        read_u64(mem, at).map_err(|_| Errno::FAULT)
+    // One read for the header, one for the iovec array.
+    let mut hdr = [0u8; 48];
+    mem.read_exact(addr, &mut hdr).map_err(|_| Errno::FAULT)?;
+    let field = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&hdr[8 * i..8 * i + 8]);
+        u64::from_ne_bytes(w)
     };
-    let name_ptr = field(0)?;
-    let namelen = (field(8)? & 0xffff_ffff) as u32;
-    let (iov_ptr, iovlen) = (field(16)?, field(24)?);
-    let (ctl_ptr, ctl_len) = (field(32)?, field(40)?);
+    let (name_ptr, namelen) = (field(0), (field(1) & 0xffff_ffff) as u32);
+    let (iov_ptr, iovlen) = (field(2), field(3));
+    let (ctl_ptr, ctl_len) = (field(4), field(5));
     if (namelen as i32) < 0 {
         return Err(Errno::INVAL);
     }
@@ -89,11 +91,18 @@ pub(crate) fn read_msghdr(mem: &impl ChildMemory, addr: u64) -> Result<MsgHdr, E
     if iovlen > IOV_MAX {
         return Err(Errno::MSGSIZE);
     }
+    let mut raw = vec![0u8; 16 * iovlen as usize];
+    if iovlen > 0 {
+        mem.read_exact(iov_ptr, &mut raw)
+            .map_err(|_| Errno::FAULT)?;
+    }
     let mut iov = Vec::with_capacity(iovlen as usize);
-    for i in 0..iovlen {
-        let at = iov_ptr.checked_add(16 * i).ok_or(Errno::FAULT)?;
-        let base = read_u64(mem, at).map_err(|_| Errno::FAULT)?;
-        let len = read_u64(mem, at + 8).map_err(|_| Errno::FAULT)?;
+    for pair in raw.chunks_exact(16) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&pair[..8]);
+        let base = u64::from_ne_bytes(w);
+        w.copy_from_slice(&pair[8..]);
+        let len = u64::from_ne_bytes(w);
         if len > isize::MAX as u64 {
             return Err(Errno::INVAL);
         }
