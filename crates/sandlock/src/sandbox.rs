@@ -100,6 +100,8 @@ pub struct Sandbox {
     forward_signals: bool,
     audit: Option<Arc<AuditLog>>,
     hosts: Arc<HostTable>,
+    /// Whether stale private directories were swept already.
+    swept: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -198,6 +200,7 @@ impl Sandbox {
             forward_signals: false,
             audit: None,
             hosts,
+            swept: std::sync::atomic::AtomicBool::new(false),
         };
         if clean_env {
             sandbox.with_private_tmp()
@@ -403,6 +406,15 @@ impl Sandbox {
             }
             None => Sup::Off,
         };
+        if let Some(tmp) = &self.tmp
+            && !self.swept.swap(true, std::sync::atomic::Ordering::Relaxed)
+            && let Some(base) = tmp.path().parent()
+        {
+            // While the command starts, on another CPU.
+            if base != std::env::temp_dir() {
+                crate::tmpdir::sweep_stale(base);
+            }
+        }
         let mut child = Child::new(
             launched.pid,
             launched.pidfd,

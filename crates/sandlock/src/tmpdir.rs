@@ -2,6 +2,11 @@
 //! caller's temporary directory, writable inside the sandbox, exported as
 //! `TMPDIR` (and `HOME` with `clean_env`), removed with everything in it
 //! when the sandbox is dropped.
+//!
+//! The directories of one user live in `$TMPDIR/sandlock-UID/`. A sandlock
+//! process that is killed (`SIGKILL`) cannot remove its directory:
+//! [`sweep_stale`] removes those of dead sandlock processes, while a later
+//! sandbox's command runs (a listing of that small directory).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,10 +24,11 @@ pub(crate) struct TempDir {
 }
 
 impl TempDir {
-    /// Creates a fresh directory `sandlock-PID-N-NANOS` under `$TMPDIR` (or `/tmp`).
+    /// Creates a fresh directory `sandlock-PID-N-NANOS` in this user's
+    /// directory of private directories (see [`user_dir`]).
     pub(crate) fn create() -> Result<TempDir, Error> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let base = std::env::temp_dir();
+        let base = user_dir();
         for _ in 0..16 {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let nanos = SystemTime::now()
@@ -55,6 +61,72 @@ impl TempDir {
     }
 }
 
+/// Where this user's private directories go: `$TMPDIR/sandlock-UID`
+/// (`/tmp` when `TMPDIR` is unset), created `0700`. If that name exists but
+/// is not a directory of this user that nobody else may enter (someone
+/// else created it first), `$TMPDIR` itself.
+fn user_dir() -> std::path::PathBuf {
+    let base = std::env::temp_dir();
+    let me = rustix::process::geteuid();
+    let dir = base.join(format!("sandlock-{}", me.as_raw()));
+    match rustix::fs::mkdir(&dir, Mode::RWXU) {
+        Ok(()) => dir,
+        Err(Errno::EXIST) => match rustix::fs::lstat(&dir) {
+            Ok(st)
+                if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::Directory
+                    && st.st_uid == me.as_raw()
+                    && st.st_mode & 0o077 == 0 =>
+            {
+                dir
+            }
+            _ => base,
+        },
+        Err(_) => base,
+    }
+}
+
+/// The pid in a private directory's name `sandlock-PID-N-HEX`, if it is one.
+fn owner_pid(name: &str) -> Option<i32> {
+    let mut parts = name.strip_prefix("sandlock-")?.split('-');
+    let pid = parts.next()?.parse().ok()?;
+    let n = parts.next()?;
+    let hex = parts.next()?;
+    let well_formed = parts.next().is_none()
+        && !n.is_empty()
+        && n.bytes().all(|b| b.is_ascii_digit())
+        && hex.len() >= 8
+        && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    well_formed.then_some(pid)
+}
+
+/// Removes, under `base`, the private directories of sandlock processes
+/// that are gone (killed before they could clean up), owned by this user.
+/// A directory whose pid is alive is kept, whoever holds that pid now.
+pub(crate) fn sweep_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    let me = rustix::process::geteuid().as_raw();
+    let own = std::process::id() as i32;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(owner_pid) else {
+            continue;
+        };
+        if pid == own || pid <= 0 || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let Ok(meta) = e.path().symlink_metadata() else {
+            continue;
+        };
+        use std::os::unix::fs::MetadataExt;
+        if meta.is_dir() && meta.uid() == me {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         // Empty (the usual case): one rmdir. Otherwise remove_dir_all, which
@@ -62,6 +134,29 @@ impl Drop for TempDir {
         // whatever the sandbox left there, only the tree itself goes.
         if std::fs::remove_dir(&self.path).is_err() {
             let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_private_directory_names_are_recognised() {
+        assert_eq!(owner_pid("sandlock-123-0-0a1b2c3d"), Some(123));
+        assert_eq!(owner_pid("sandlock-123-17-fffffffff"), Some(123));
+        for other in [
+            "sandlock-bench-x",
+            "sandlock-escape-12-bins-0",
+            "sandlock-it-12-3",
+            "sandlock-123-0-xyz12345",
+            "sandlock-123-0-0a1b",
+            "sandlock-123-0-0a1b2c3d-x",
+            "sandlock-123",
+            "other",
+        ] {
+            assert_eq!(owner_pid(other), None, "{other}");
         }
     }
 }

@@ -327,16 +327,10 @@ fn private_tmp_is_writable_and_removed() {
     );
     assert_eq!(out.stdout.trim(), "x", "{out:?}");
     assert!(!std::path::Path::new(&tmp).exists());
-    let leftovers = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("sandlock-{}", 0))
-        })
-        .count();
-    assert_eq!(leftovers, 0);
+    // Under this user's directory of private directories.
+    let parent = std::path::Path::new(&tmp).parent().unwrap();
+    let uid = rustix::process::geteuid().as_raw();
+    assert!(parent.ends_with(format!("sandlock-{uid}")), "{tmp}");
 }
 
 #[test]
@@ -546,4 +540,27 @@ fn signals_are_forwarded_to_the_sandbox() {
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(143), "{st:?}");
+}
+
+/// A private directory left by a sandlock that was killed is removed by
+/// the next run (of the same user).
+#[test]
+fn stale_private_directories_are_swept() {
+    let dead = std::process::Command::new("/bin/true").spawn().unwrap();
+    let pid = dead.id();
+    let mut dead = dead;
+    dead.wait().unwrap();
+    let user_dir =
+        std::env::temp_dir().join(format!("sandlock-{}", rustix::process::geteuid().as_raw()));
+    let _ = probe_in(0, &[], &["exit", "0"]);
+    let stale = user_dir.join(format!("sandlock-{pid}-0-deadbeef"));
+    std::fs::create_dir_all(stale.join("sub")).unwrap();
+    std::fs::write(stale.join("sub/file"), "x").unwrap();
+    let keep = user_dir.join(format!("sandlock-{}-0-deadbeef", std::process::id()));
+    std::fs::create_dir_all(&keep).unwrap();
+    let out = probe_in(0, &[], &["exit", "0"]);
+    assert_eq!(out.code, Some(0));
+    assert!(!stale.exists(), "{} left behind", stale.display());
+    assert!(keep.exists(), "the directory of a live process was removed");
+    std::fs::remove_dir(&keep).unwrap();
 }
