@@ -10,251 +10,29 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "network/support.rs"]
+mod support;
 
-use std::net::{TcpListener, UdpSocket};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::symlink;
-use std::os::unix::net::{UnixDatagram, UnixListener};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
 
-use common::{NOBODY, Out, Scratch, bins, root, run_as};
-
-/// The refused errno of an IP destination.
-const ECONNREFUSED: &str = "errno=111";
-/// A unix socket outside the grants.
-const EACCES: &str = "errno=13";
-/// A socket the filter refuses at `socket()`.
-const EPERM: &str = "errno=1";
-
-/// `netprobe`, compiled once next to the copied `sandlock`.
-fn netprobe() -> PathBuf {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let out = bins().dir().join("netprobe");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/progs/netprobe.c");
-        let r = Command::new("gcc")
-            .args([
-                "-O2", "-static", "-pthread", "-Wall", "-Wextra", "-Werror", "-o",
-            ])
-            .arg(&out)
-            .arg(&src)
-            .output()
-            .expect("gcc (the tests need gcc and a static glibc)");
-        assert!(
-            r.status.success(),
-            "gcc: {}",
-            String::from_utf8_lossy(&r.stderr)
-        );
-        out
-    })
-    .clone()
-}
-
-/// `sandlock run FLAGS -r BINS -- netprobe OPS` as `uid`.
-fn net(uid: u32, flags: &[&str], ops: &[&str]) -> Out {
-    let mut args: Vec<String> = vec!["run".into()];
-    args.extend(flags.iter().map(|s| s.to_string()));
-    args.extend(["-r".into(), bins().dir().to_string_lossy().into_owned()]);
-    args.push("--".into());
-    args.push(netprobe().to_string_lossy().into_owned());
-    args.extend(ops.iter().map(|s| s.to_string()));
-    let out = run_as(uid, &bins().sandlock(), &args, &[]);
-    assert_eq!(out.code, Some(0), "{out:?}");
-    out
-}
-
-/// The users a scenario runs as: root, and uid 65534 when we are root.
-fn users() -> Vec<u32> {
-    if root() { vec![0, NOBODY] } else { vec![0] }
-}
-
-/// Counts what a background thread sees until dropped.
-struct Counter {
-    count: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Counter {
-    fn start(mut one: impl FnMut() -> bool + Send + 'static) -> Counter {
-        let count = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (c, s) = (count.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            while !s.load(Ordering::SeqCst) {
-                if one() {
-                    c.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        });
-        Counter {
-            count,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// The count, after letting in-flight packets land (not a speed
-    /// assertion: the sandboxed run has already ended).
-    fn get(&self) -> usize {
-        thread::sleep(Duration::from_millis(200));
-        self.count.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Counter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// TCP accepts on `ip:port`.
-fn tcp_counter(ip: &str, port: u16) -> Counter {
-    let l = TcpListener::bind((ip, port)).unwrap();
-    l.set_nonblocking(true).unwrap();
-    Counter::start(move || match l.accept() {
-        Ok(_) => true,
-        Err(_) => {
-            thread::sleep(Duration::from_millis(2));
-            false
-        }
-    })
-}
-
-/// UDP datagrams on `ip:port`.
-fn udp_counter(ip: &str, port: u16) -> Counter {
-    let s = UdpSocket::bind((ip, port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-    Counter::start(move || s.recv(&mut [0u8; 64]).is_ok())
-}
-
-/// A free port on both 127.0.0.1 and 127.0.0.2, for TCP and UDP.
-fn free_port() -> u16 {
-    loop {
-        let p = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let ok = ["127.0.0.1", "127.0.0.2", "::1"]
-            .iter()
-            .all(|ip| TcpListener::bind((*ip, p)).is_ok() && UdpSocket::bind((*ip, p)).is_ok());
-        if ok {
-            return p;
-        }
-    }
-}
-
-/// As root: a raw TCP socket counting SYNs to `ip:port` (IPv4).
-fn syn_watch(ip: [u8; 4], port: u16) -> Option<Counter> {
-    use rustix::net::{AddressFamily, SocketType, ipproto, sockopt};
-    if !root() {
-        return None;
-    }
-    let raw = rustix::net::socket(AddressFamily::INET, SocketType::RAW, Some(ipproto::TCP)).ok()?;
-    sockopt::set_socket_timeout(
-        &raw,
-        sockopt::Timeout::Recv,
-        Some(Duration::from_millis(20)),
-    )
-    .unwrap();
-    Some(Counter::start(move || {
-        let mut b = [0u8; 256];
-        let Ok(n) = rustix::io::read(&raw, &mut b) else {
-            return false;
-        };
-        let ihl = usize::from(b[0] & 0xf) * 4;
-        n >= ihl + 14
-            && b[16..20] == ip
-            && u16::from_be_bytes([b[ihl + 2], b[ihl + 3]]) == port
-            && b[ihl + 13] & 0x02 != 0
-    }))
-}
-
-/// A TCP and a UDP listener on 127.0.0.1 and 127.0.0.2, and the SYN watch
-/// on 127.0.0.2.
-struct Pair {
-    port: u16,
-    good: Counter,
-    bad: Counter,
-    good_udp: Counter,
-    bad_udp: Counter,
-    bad_syn: Option<Counter>,
-}
-
-impl Pair {
-    fn new() -> Pair {
-        let port = free_port();
-        Pair {
-            port,
-            good: tcp_counter("127.0.0.1", port),
-            bad: tcp_counter("127.0.0.2", port),
-            good_udp: udp_counter("127.0.0.1", port),
-            bad_udp: udp_counter("127.0.0.2", port),
-            bad_syn: syn_watch([127, 0, 0, 2], port),
-        }
-    }
-
-    fn p(&self) -> String {
-        self.port.to_string()
-    }
-
-    /// Nothing reached 127.0.0.2: no accept, no datagram, no SYN.
-    fn assert_bad_untouched(&self, out: &Out) {
-        assert_eq!(
-            self.bad.get(),
-            0,
-            "127.0.0.2 accepted a connection\n{out:?}"
-        );
-        assert_eq!(self.bad_udp.get(), 0, "127.0.0.2 got a datagram\n{out:?}");
-        if let Some(syn) = &self.bad_syn {
-            assert_eq!(syn.get(), 0, "a SYN went to 127.0.0.2\n{out:?}");
-        }
-    }
-}
+use common::{Out, Scratch, bins, root, run_as};
+use support::*;
 
 #[test]
 fn allowed_host_reached_others_refused() {
     for uid in users() {
-        let net_ = Pair::new();
-        let p = net_.p();
+        let n = Pair::new();
+        let p = n.port;
         let out = net(
             uid,
             &["--net-allow-host", "127.0.0.1"],
-            &[
-                "tcp",
-                "good",
-                "127.0.0.1",
-                &p,
-                ",",
-                "tcp",
-                "bad",
-                "127.0.0.2",
-                &p,
-                ",",
-                "tcp",
-                "mapped",
-                "::ffff:127.0.0.2",
-                &p,
-                ",",
-                "tcp",
-                "mapped-good",
-                "::ffff:127.0.0.1",
-                &p,
-                ",",
-                "tcp",
-                "zero",
-                "0.0.0.0",
-                &p,
-            ],
+            &format!(
+                "tcp good 127.0.0.1 {p} , tcp bad 127.0.0.2 {p} , tcp mapped ::ffff:127.0.0.2 {p} , \
+                 tcp mapped-good ::ffff:127.0.0.1 {p} , tcp zero 0.0.0.0 {p}"
+            ),
         );
         assert_eq!(out.get("good"), "ok", "{out:?}");
         assert_eq!(out.get("mapped-good"), "ok", "{out:?}");
@@ -262,8 +40,8 @@ fn allowed_host_reached_others_refused() {
         assert_eq!(out.get("zero"), "ok", "{out:?}");
         assert_eq!(out.get("bad"), ECONNREFUSED, "{out:?}");
         assert_eq!(out.get("mapped"), ECONNREFUSED, "{out:?}");
-        assert_eq!(net_.good.get(), 3, "{out:?}");
-        net_.assert_bad_untouched(&out);
+        assert_eq!(n.good.get(), 3, "{out:?}");
+        n.assert_bad_untouched(&out);
     }
 }
 
@@ -271,36 +49,26 @@ fn allowed_host_reached_others_refused() {
 /// task's own socket, as without sandlock.
 #[test]
 fn non_blocking_connects_keep_their_meaning() {
-    let net_ = Pair::new();
-    let p = net_.p();
+    let n = Pair::new();
+    let p = n.port;
     let out = net(
         0,
         &["--net-allow-host", "127.0.0.1"],
-        &[
-            "tcpnb",
-            "nb",
-            "127.0.0.1",
-            &p,
-            ",",
-            "tcpnb",
-            "nb-bad",
-            "127.0.0.2",
-            &p,
-        ],
+        &format!("tcpnb nb 127.0.0.1 {p} , tcpnb nb-bad 127.0.0.2 {p}"),
     );
     assert_eq!(out.get("nb"), "errno=115", "{out:?}");
     assert_eq!(out.get("nb-done"), "ok", "{out:?}");
     assert_eq!(out.get("nb-bad"), ECONNREFUSED, "{out:?}");
-    assert_eq!(net_.good.get(), 1);
-    net_.assert_bad_untouched(&out);
+    assert_eq!(n.good.get(), 1);
+    n.assert_bad_untouched(&out);
 }
 
 /// `--audit`: every network decision is a JSON line, refusals with their
 /// host, port and errno.
 #[test]
 fn audit_log_records_network_decisions() {
-    let net_ = Pair::new();
-    let p = net_.p();
+    let n = Pair::new();
+    let p = n.port;
     let s = Scratch::new(0);
     let log = s.join("audit.jsonl");
     let out = net(
@@ -311,17 +79,7 @@ fn audit_log_records_network_decisions() {
             "--net-allow-host",
             "127.0.0.1",
         ],
-        &[
-            "tcp",
-            "good",
-            "127.0.0.1",
-            &p,
-            ",",
-            "udp",
-            "bad",
-            "127.0.0.2",
-            &p,
-        ],
+        &format!("tcp good 127.0.0.1 {p} , udp bad 127.0.0.2 {p}"),
     );
     assert_eq!(out.get("bad"), ECONNREFUSED, "{out:?}");
     let text = std::fs::read_to_string(&log).unwrap();
@@ -335,87 +93,41 @@ fn audit_log_records_network_decisions() {
     assert_eq!(good["verdict"], "allow", "{text}");
     let bad = lines.iter().find(|v| v["syscall"] == "sendto").unwrap();
     assert_eq!(bad["host"], "127.0.0.2", "{text}");
-    assert_eq!(bad["port"], net_.port, "{text}");
+    assert_eq!(bad["port"], p, "{text}");
     assert_eq!(bad["verdict"], "deny", "{text}");
     assert_eq!(bad["errno"], "ECONNREFUSED", "{text}");
 }
 
 #[test]
 fn unspecified_and_loopback_need_their_host() {
-    let net_ = Pair::new();
-    let p = net_.p();
+    let n = Pair::new();
+    let p = n.port;
     // Only 127.0.0.2: 0.0.0.0 (= 127.0.0.1) and [::] (= [::1]) are refused.
-    let v6 = tcp_counter("::1", net_.port);
+    let v6 = tcp_counter("::1", p);
     let out = net(
         0,
         &["--net-allow-host", "127.0.0.2"],
-        &[
-            "tcp",
-            "zero",
-            "0.0.0.0",
-            &p,
-            ",",
-            "tcp",
-            "zero6",
-            "::",
-            &p,
-            ",",
-            "tcp",
-            "ok",
-            "127.0.0.2",
-            &p,
-        ],
+        &format!("tcp zero 0.0.0.0 {p} , tcp zero6 :: {p} , tcp ok 127.0.0.2 {p}"),
     );
     assert_eq!(out.get("zero"), ECONNREFUSED, "{out:?}");
     assert_eq!(out.get("zero6"), ECONNREFUSED, "{out:?}");
     assert_eq!(out.get("ok"), "ok", "{out:?}");
-    assert_eq!(net_.good.get(), 0);
-    assert_eq!(v6.get(), 0);
-    assert_eq!(net_.bad.get(), 1);
+    assert_eq!((n.good.get(), v6.get(), n.bad.get()), (0, 0, 1));
 }
 
 #[test]
 fn udp_sendto_sendmsg_and_mixed_sendmmsg() {
     for uid in users() {
-        let net_ = Pair::new();
-        let p = net_.p();
+        let n = Pair::new();
+        let p = n.port;
         let out = net(
             uid,
             &["--net-allow-host", "127.0.0.1"],
-            &[
-                "udp",
-                "good",
-                "127.0.0.1",
-                &p,
-                ",",
-                "udp",
-                "bad",
-                "127.0.0.2",
-                &p,
-                ",",
-                "udpmsg",
-                "msg-good",
-                "127.0.0.1",
-                &p,
-                ",",
-                "udpmsg",
-                "msg-bad",
-                "127.0.0.2",
-                &p,
-                ",",
-                "mmsg",
-                "vec",
-                &p,
-                "127.0.0.1",
-                "127.0.0.2",
-                "127.0.0.1",
-                ",",
-                "mmsg",
-                "vec-bad-first",
-                &p,
-                "127.0.0.2",
-                "127.0.0.1",
-            ],
+            &format!(
+                "udp good 127.0.0.1 {p} , udp bad 127.0.0.2 {p} , udpmsg msg-good 127.0.0.1 {p} , \
+                 udpmsg msg-bad 127.0.0.2 {p} , mmsg vec {p} 127.0.0.1 127.0.0.2 127.0.0.1 , \
+                 mmsg vec-bad-first {p} 127.0.0.2 127.0.0.1"
+            ),
         );
         assert_eq!(out.get("good"), "ok", "{out:?}");
         assert_eq!(out.get("msg-good"), "ok", "{out:?}");
@@ -428,8 +140,8 @@ fn udp_sendto_sendmsg_and_mixed_sendmmsg() {
         assert_eq!(out.get("vec-len0"), "=8", "{out:?}");
         assert_eq!(out.get("vec-rest"), ECONNREFUSED, "{out:?}");
         assert_eq!(out.get("vec-bad-first"), ECONNREFUSED, "{out:?}");
-        assert_eq!(net_.good_udp.get(), 3, "{out:?}");
-        net_.assert_bad_untouched(&out);
+        assert_eq!(n.good_udp.get(), 3, "{out:?}");
+        n.assert_bad_untouched(&out);
     }
 }
 
@@ -437,17 +149,17 @@ fn udp_sendto_sendmsg_and_mixed_sendmmsg() {
 /// refused host during 3000 connects: the refused one is never reached.
 #[test]
 fn racing_thread_never_reaches_the_refused_host() {
-    let net_ = Pair::new();
-    let p = net_.p();
+    let n = Pair::new();
+    let p = n.port;
     let out = net(
         0,
         &["--net-allow-host", "127.0.0.1"],
-        &["race", "race", "127.0.0.1", "127.0.0.2", &p, "3000"],
+        &format!("race race 127.0.0.1 127.0.0.2 {p} 3000"),
     );
     let ok: usize = out.get("race").trim_start_matches('=').parse().unwrap();
     assert!(ok > 0, "the allowed host was never reached: {out:?}");
-    assert_eq!(net_.good.get(), ok, "{out:?}");
-    net_.assert_bad_untouched(&out);
+    assert_eq!(n.good.get(), ok, "{out:?}");
+    n.assert_bad_untouched(&out);
 }
 
 /// A blocking connect that cannot complete (the listener's accept queue
@@ -456,7 +168,7 @@ fn racing_thread_never_reaches_the_refused_host() {
 #[test]
 fn a_stalled_connect_holds_up_nothing_else() {
     use rustix::net::{AddressFamily, SocketType};
-    let net_ = Pair::new();
+    let n = Pair::new();
     let full_port = free_port();
     let full = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
     let addr = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, full_port);
@@ -465,50 +177,28 @@ fn a_stalled_connect_holds_up_nothing_else() {
     let out = net(
         0,
         &["--net-allow-host", "127.0.0.1"],
-        &["stall", "stall", &net_.p(), &full_port.to_string()],
+        &format!("stall stall {} {full_port}", n.port),
     );
     // The kernel's answer to a blocking connect whose SO_SNDTIMEO ran out.
     assert_eq!(out.get("stall"), "errno=115", "{out:?}");
     assert_eq!(out.get("stall-helper"), "ok", "{out:?}");
     assert_eq!(out.get("stall-during"), "=1", "{out:?}");
-    assert_eq!(net_.good.get(), 1);
+    assert_eq!(n.good.get(), 1);
 }
 
 #[test]
 fn port_rules_without_host_rules() {
     for uid in users() {
-        let net_ = Pair::new();
-        let (p, other) = (net_.p(), free_port().to_string());
-        let _other_listener = tcp_counter("127.0.0.1", other.parse().unwrap());
+        let n = Pair::new();
+        let (p, other) = (n.port, free_port());
+        let _other_listener = tcp_counter("127.0.0.1", other);
         let out = net(
             uid,
-            &["--net-connect", &p],
-            &[
-                "tcp",
-                "a",
-                "127.0.0.1",
-                &p,
-                ",",
-                "tcp",
-                "b",
-                "127.0.0.2",
-                &p,
-                ",",
-                "tcp",
-                "other-port",
-                "127.0.0.1",
-                &other,
-                ",",
-                "socket",
-                "udp",
-                "inet",
-                "dgram",
-                ",",
-                "socket",
-                "icmp",
-                "inet",
-                "icmp",
-            ],
+            &["--net-connect", &p.to_string()],
+            &format!(
+                "tcp a 127.0.0.1 {p} , tcp b 127.0.0.2 {p} , tcp other-port 127.0.0.1 {other} , \
+                 socket udp inet dgram , socket icmp inet icmp"
+            ),
         );
         // Any host on the listed port; no other port; TCP only.
         assert_eq!(out.get("a"), "ok", "{out:?}");
@@ -516,45 +206,28 @@ fn port_rules_without_host_rules() {
         assert_eq!(out.get("other-port"), ECONNREFUSED, "{out:?}");
         assert_eq!(out.get("udp"), EPERM, "{out:?}");
         assert_eq!(out.get("icmp"), EPERM, "{out:?}");
-        assert_eq!((net_.good.get(), net_.bad.get()), (1, 1), "{out:?}");
+        assert_eq!((n.good.get(), n.bad.get()), (1, 1), "{out:?}");
     }
 }
 
 #[test]
 fn port_rules_with_host_rules_must_both_pass() {
-    let net_ = Pair::new();
-    let (p, other) = (net_.p(), free_port().to_string());
-    let other_tcp = tcp_counter("127.0.0.1", other.parse().unwrap());
-    let other_udp = udp_counter("127.0.0.1", other.parse().unwrap());
+    let n = Pair::new();
+    let (p, other) = (n.port, free_port());
+    let other_tcp = tcp_counter("127.0.0.1", other);
+    let other_udp = udp_counter("127.0.0.1", other);
     let out = net(
         0,
-        &["--net-allow-host", "127.0.0.1", "--net-connect", &p],
         &[
-            "tcp",
-            "ok",
+            "--net-allow-host",
             "127.0.0.1",
-            &p,
-            ",",
-            "tcp",
-            "port",
-            "127.0.0.1",
-            &other,
-            ",",
-            "tcp",
-            "host",
-            "127.0.0.2",
-            &p,
-            ",",
-            "udp",
-            "udp-ok",
-            "127.0.0.1",
-            &p,
-            ",",
-            "udp",
-            "udp-port",
-            "127.0.0.1",
-            &other,
+            "--net-connect",
+            &p.to_string(),
         ],
+        &format!(
+            "tcp ok 127.0.0.1 {p} , tcp port 127.0.0.1 {other} , tcp host 127.0.0.2 {p} , \
+             udp udp-ok 127.0.0.1 {p} , udp udp-port 127.0.0.1 {other}"
+        ),
     );
     assert_eq!(out.get("ok"), "ok", "{out:?}");
     assert_eq!(out.get("udp-ok"), "ok", "{out:?}");
@@ -562,26 +235,18 @@ fn port_rules_with_host_rules_must_both_pass() {
         assert_eq!(out.get(refused), ECONNREFUSED, "{refused}: {out:?}");
     }
     assert_eq!((other_tcp.get(), other_udp.get()), (0, 0), "{out:?}");
-    net_.assert_bad_untouched(&out);
+    n.assert_bad_untouched(&out);
 }
 
 #[test]
 fn no_network_flag_means_no_ip_socket_and_no_udp_means_no_udp() {
-    let out = net(
-        0,
-        &[],
-        &[
-            "socket", "tcp", "inet", "stream", ",", "socket", "udp6", "inet6", "dgram",
-        ],
-    );
+    let out = net(0, &[], "socket tcp inet stream , socket udp6 inet6 dgram");
     assert_eq!(out.get("tcp"), EPERM, "{out:?}");
     assert_eq!(out.get("udp6"), EPERM, "{out:?}");
     let out = net(
         0,
         &["--no-udp", "--net-allow-host", "127.0.0.1"],
-        &[
-            "socket", "tcp", "inet", "stream", ",", "socket", "udp", "inet", "dgram",
-        ],
+        "socket tcp inet stream , socket udp inet dgram",
     );
     assert_eq!(out.get("tcp"), "ok", "{out:?}");
     assert_eq!(out.get("udp"), EPERM, "{out:?}");
@@ -620,37 +285,21 @@ fn ping_follows_the_host_rules() {
 #[test]
 fn host_names_and_the_generated_etc_hosts() {
     for uid in users() {
-        let net_ = Pair::new();
-        let p = net_.p();
+        let n = Pair::new();
+        let p = n.port;
         let out = net(
             uid,
             &["--net-allow-host", "localhost"],
-            &[
-                "cat",
-                "hosts",
-                "/etc/hosts",
-                ",",
-                "resolve",
-                "name",
-                "localhost",
-                ",",
-                "tcp",
-                "good",
-                "127.0.0.1",
-                &p,
-                ",",
-                "tcp",
-                "bad",
-                "127.0.0.2",
-                &p,
-            ],
+            &format!(
+                "cat hosts /etc/hosts , resolve name localhost , tcp good 127.0.0.1 {p} , \
+                 tcp bad 127.0.0.2 {p}"
+            ),
         );
-        let hosts = out.get("hosts");
-        assert!(hosts.ends_with("\tlocalhost"), "{out:?}");
+        assert!(out.get("hosts").ends_with("\tlocalhost"), "{out:?}");
         assert_eq!(out.get("name"), "=127.0.0.1", "{out:?}");
         assert_eq!(out.get("good"), "ok", "{out:?}");
         assert_eq!(out.get("bad"), ECONNREFUSED, "{out:?}");
-        net_.assert_bad_untouched(&out);
+        n.assert_bad_untouched(&out);
     }
 }
 
@@ -679,52 +328,29 @@ fn an_unresolvable_name_is_a_clear_error() {
 /// `localhost` is not reachable unless named.
 #[test]
 fn loopback_is_not_implied() {
-    let net_ = Pair::new();
+    let n = Pair::new();
     let out = net(
         0,
         &["--net-allow-host", "10.255.255.1"],
-        &["tcp", "lo", "127.0.0.1", &net_.p()],
+        &format!("tcp lo 127.0.0.1 {}", n.port),
     );
     assert_eq!(out.get("lo"), ECONNREFUSED, "{out:?}");
-    assert_eq!(net_.good.get(), 0);
+    assert_eq!(n.good.get(), 0);
 }
 
 /// Unix sockets: reached inside -r and -w trees, refused outside them
 /// whatever the spelling, in every network mode.
 #[test]
 fn unix_sockets_follow_the_filesystem_grants() {
+    let modes: [&[&str]; 3] = [
+        &[],
+        &["--net-allow-host", "127.0.0.1"],
+        &["--net-connect", "80"],
+    ];
     for uid in users() {
-        for mode in [
-            &[][..],
-            &["--net-allow-host", "127.0.0.1"][..],
-            &["--net-connect", "80"][..],
-        ] {
+        for mode in modes {
             unix_scenario(uid, mode);
         }
-    }
-}
-
-fn unix_stream(path: &Path) -> Counter {
-    let l = UnixListener::bind(path).unwrap();
-    l.set_nonblocking(true).unwrap();
-    Counter::start(move || match l.accept() {
-        Ok(_) => true,
-        Err(_) => {
-            thread::sleep(Duration::from_millis(2));
-            false
-        }
-    })
-}
-
-fn unix_dgram(path: &Path) -> Counter {
-    let s = UnixDatagram::bind(path).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-    Counter::start(move || s.recv(&mut [0u8; 64]).is_ok())
-}
-
-fn chown(p: &Path, uid: u32) {
-    if root() {
-        std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
     }
 }
 
@@ -749,75 +375,33 @@ fn unix_scenario(uid: u32, mode: &[&str]) {
     symlink(&out_dir, rw.join("dirlink")).unwrap();
     chown(&rw.join("dirlink"), uid);
     let st = |p: &str| s.s(p);
-    let mut flags: Vec<String> = mode.iter().map(|m| m.to_string()).collect();
-    flags.extend([
-        "-w".into(),
-        st("rw"),
-        "-r".into(),
-        st("ro"),
-        "--workdir".into(),
-        st("rw"),
-    ]);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let dotdot = format!("{}/../out/s", st("rw"));
-    let proc_root = format!("/proc/self/root{}", st("out/s"));
+    let (rw_path, ro_path) = (st("rw"), st("ro"));
+    let mut flags: Vec<&str> = mode.to_vec();
+    flags.extend(["-w", &rw_path, "-r", &ro_path, "--workdir", &rw_path]);
     let out = net(
         uid,
         &flags,
-        &[
-            "unix",
-            "rw",
-            &st("rw/s"),
-            ",",
-            "unix",
-            "ro",
-            &st("ro/s"),
-            ",",
-            "unix",
-            "relative",
-            "s",
-            ",",
-            "unixdg",
-            "rw-dgram",
-            &st("rw/d"),
-            ",",
-            "unix",
-            "out",
-            &st("out/s"),
-            ",",
-            "unix",
-            "link",
-            &st("rw/link"),
-            ",",
-            "unix",
-            "dirlink",
-            &st("rw/dirlink/s"),
-            ",",
-            "unix",
-            "dotdot",
-            &dotdot,
-            ",",
-            "unix",
-            "relative-dotdot",
-            "../out/s",
-            ",",
-            "unix",
-            "proc-root",
-            &proc_root,
-            ",",
-            "unixdg",
-            "dgram",
-            &st("out/d"),
-            ",",
-            "unixmsg",
-            "dgram-msg",
-            &st("out/d"),
-            ",",
-            "scm",
-            "fd-passing",
-        ],
+        &format!(
+            "unix rw {rw}/s , unix ro {ro}/s , unix relative s , unixdg rw-dgram {rw}/d , \
+             unix out {o}/s , unix link {rw}/link , unix dirlink {rw}/dirlink/s , \
+             unix dotdot {rw}/../out/s , unix relative-dotdot ../out/s , \
+             unix proc-root /proc/self/root{o}/s , unixdg dgram {o}/d , unixmsg dgram-msg {o}/d , \
+             scm fd-passing , unix-self own-tmp TMPDIR/own.sock , unix-self own-rw {rw}/own.sock",
+            rw = rw_path,
+            ro = ro_path,
+            o = st("out"),
+        ),
     );
-    for ok in ["rw", "ro", "relative", "rw-dgram", "fd-passing"] {
+    // Sockets the sandbox binds itself, in -w and in its private $TMPDIR.
+    for ok in [
+        "rw",
+        "ro",
+        "relative",
+        "rw-dgram",
+        "fd-passing",
+        "own-tmp",
+        "own-rw",
+    ] {
         assert_eq!(out.get(ok), "ok", "{ok} {mode:?}: {out:?}");
     }
     for refused in [
@@ -832,7 +416,7 @@ fn unix_scenario(uid: u32, mode: &[&str]) {
         assert_eq!(out.get(refused), EACCES, "{refused} {mode:?}: {out:?}");
     }
     // Through /proc the supervisor would read its own links: refused.
-    assert_ne!(out.get("proc-root"), "ok", "{mode:?}: {out:?}");
+    assert_eq!(out.get("proc-root"), "errno=40", "{mode:?}: {out:?}");
     assert_eq!(
         (rw_s.get(), ro_s.get(), rw_d.get()),
         (2, 1, 1),
@@ -847,29 +431,12 @@ fn unix_scenario(uid: u32, mode: &[&str]) {
 fn abstract_sockets_follow_isolate_ipc() {
     let name = format!("sandlock-net-test-{}", std::process::id());
     let sa = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-    let l = UnixListener::bind_addr(&sa).unwrap();
-    l.set_nonblocking(true).unwrap();
-    let c = Counter::start(move || match l.accept() {
-        Ok(_) => true,
-        Err(_) => {
-            thread::sleep(Duration::from_millis(2));
-            false
-        }
-    });
+    let c = unix_accepts(UnixListener::bind_addr(&sa).unwrap());
     for uid in users() {
-        let own = format!("{name}-own-{uid}");
         let out = net(
             uid,
             &["--isolate-ipc"],
-            &[
-                "abstract",
-                "outside",
-                &name,
-                ",",
-                "abstract-self",
-                "inside",
-                &own,
-            ],
+            &format!("abstract outside {name} , abstract-self inside {name}-own-{uid}"),
         );
         assert_eq!(out.get("outside"), EPERM, "{out:?}");
         // One bound by the sandbox itself is reachable.
@@ -895,40 +462,41 @@ fn abstract_sockets_follow_isolate_ipc() {
 /// The library: a policy with a host rule, run through `Sandbox`.
 #[test]
 fn library_sandbox_with_host_rules() {
-    let net_ = Pair::new();
-    let p = net_.p();
+    let n = Pair::new();
+    let p = n.port.to_string();
     let policy = sandlock::Policy::builder()
         .fs_read(bins().dir().to_str().unwrap())
         .net_allow_host("127.0.0.1")
         .build()
         .unwrap();
     let np = netprobe();
+    let argv = [
+        np.to_str().unwrap(),
+        "tcp",
+        "good",
+        "127.0.0.1",
+        &p,
+        ",",
+        "tcp",
+        "bad",
+        "127.0.0.2",
+        &p,
+    ];
     let r = sandlock::Sandbox::new(policy)
         .unwrap()
         .stdout(sandlock::Stdio::Piped)
-        .run(&[
-            np.to_str().unwrap(),
-            "tcp",
-            "good",
-            "127.0.0.1",
-            &p,
-            ",",
-            "tcp",
-            "bad",
-            "127.0.0.2",
-            &p,
-        ])
+        .run(&argv)
         .unwrap();
-    let text = String::from_utf8_lossy(&r.stdout);
+    let text = String::from_utf8_lossy(&r.stdout).into_owned();
     assert!(
         text.contains("good ok") && text.contains("bad errno=111"),
         "{text}"
     );
-    assert_eq!(net_.good.get(), 1);
-    net_.assert_bad_untouched(&Out {
+    assert_eq!(n.good.get(), 1);
+    n.assert_bad_untouched(&Out {
         code: Some(0),
         signal: None,
-        stdout: text.into_owned(),
+        stdout: text,
         stderr: String::new(),
     });
 }

@@ -24,6 +24,8 @@
  *   unixmsg NAME PATH           dgram sendmsg to a named socket
  *   abstract NAME NAME2         stream connect to an abstract socket
  *   abstract-self NAME NAME2    listen on an abstract socket, connect to it
+ *   unix-self NAME PATH         listen on a named socket, connect to it
+ *                               (PATH "TMPDIR/x": under $TMPDIR)
  *   stall NAME GOOD FULL        a blocking connect (3 s timeout) to port
  *                               FULL, whose accept queue is full, while a
  *                               thread connects to port GOOD after 200 ms:
@@ -282,9 +284,15 @@ static int run(char **a)
 		close(fd);
 		return 3;
 	}
-	if (!strcmp(op, "abstract-self")) {
+	if (!strcmp(op, "abstract-self") || !strcmp(op, "unix-self")) {
 		struct sockaddr_un su;
-		socklen_t len = unix_addr(&su, a[2], 1);
+		char path[200];
+		const char *tmp = getenv("TMPDIR");
+		if (!strncmp(a[2], "TMPDIR/", 7) && tmp)
+			snprintf(path, sizeof path, "%s/%s", tmp, a[2] + 7);
+		else
+			snprintf(path, sizeof path, "%s", a[2]);
+		socklen_t len = unix_addr(&su, path, op[0] == 'a');
 		int l = socket(AF_UNIX, SOCK_STREAM, 0);
 		if (bind(l, (struct sockaddr *)&su, len) != 0 || listen(l, 1) != 0)
 			return report(name, -1), 3;
