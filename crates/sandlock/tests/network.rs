@@ -500,3 +500,67 @@ fn library_sandbox_with_host_rules() {
         stderr: String::new(),
     });
 }
+
+/// Running many sandboxes from one process leaves no thread (the pool of
+/// blocking calls) and no descriptor (kept pidfds) behind. Counted in a
+/// process of its own ([`leak_probe`]): other tests run in parallel here.
+#[test]
+fn library_runs_leave_nothing_behind() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "leak_probe", "--ignored", "--test-threads", "1"])
+        .env("SANDLOCK_LEAK_PROBE", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+}
+
+/// The body of [`library_runs_leave_nothing_behind`], alone in its process.
+#[test]
+#[ignore = "run by library_runs_leave_nothing_behind in a process of its own"]
+fn leak_probe() {
+    if std::env::var_os("SANDLOCK_LEAK_PROBE").is_none() {
+        return;
+    }
+    let s = Scratch::new(0);
+    let sock = s.join("s");
+    let _c = unix_stream(&sock);
+    let count = |what: &str| {
+        std::fs::read_dir(format!("/proc/self/{what}"))
+            .unwrap()
+            .count()
+    };
+    let policy = sandlock::Policy::builder()
+        .fs_read(bins().dir().to_str().unwrap())
+        .fs_read(s.path().to_str().unwrap())
+        .build()
+        .unwrap();
+    let sandbox = sandlock::Sandbox::new(policy)
+        .unwrap()
+        .stdout(sandlock::Stdio::Piped);
+    let np = netprobe();
+    let run = || {
+        // A blocking unix connect is made by a pool thread.
+        let r = sandbox
+            .run(&[np.to_str().unwrap(), "unix", "c", sock.to_str().unwrap()])
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&r.stdout), "c ok\n");
+    };
+    let settle = |threads: usize| {
+        // Threads end after their supervisor; give them a moment (a guard
+        // against a hang, not a speed assertion).
+        for _ in 0..250 {
+            if count("task") <= threads {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    let (fds, threads) = (count("fd"), count("task"));
+    for _ in 0..20 {
+        run();
+    }
+    settle(threads);
+    assert_eq!(count("task"), threads, "threads left behind");
+    assert_eq!(count("fd"), fds, "descriptors left behind");
+}
