@@ -29,10 +29,12 @@
 //! [`LiveState::is_connect_allowed`](sandlock_policy::LiveState::is_connect_allowed)
 //! (host and TCP/UDP port rules) or `is_ip_allowed` (ICMP, raw: no port);
 //! named unix sockets against the filesystem grants ([`unix`]); abstract
-//! ones, under `isolate_ipc`, must be bound inside the sandbox ([`scope`]). The call is then made by the supervisor on
-//! its copy of the socket with its copy of the address ([`call`]): never
-//! CONTINUE, so no racing thread can change what was judged. With a policy
-//! callback, the call waits for its verdict between the two.
+//! ones, under `isolate_ipc`, must be bound inside the sandbox ([`scope`]).
+//! The call is then made by the supervisor on its copy of the socket with
+//! its copy of the address ([`call`]): never CONTINUE, so no racing thread
+//! can change what was judged. With a policy callback, the call waits for
+//! its verdict between the two. (The socket's type is asked only when it
+//! can change the answer; see [`handlers`].)
 //!
 //! A refused IP destination gets `ECONNREFUSED`, as a closed port would
 //! (for datagrams too): programs move on to their next address at once.
