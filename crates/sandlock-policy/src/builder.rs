@@ -262,6 +262,17 @@ impl PolicyBuilder {
         })
     }
 
+    /// The event categories the policy callback asks for (default: all).
+    /// Syscalls of a category nobody asks for are not intercepted: a
+    /// callback that only watches the network adds nothing to opens.
+    pub fn policy_events(
+        mut self,
+        categories: impl IntoIterator<Item = crate::SyscallCategory>,
+    ) -> Self {
+        self.policy.policy_events = categories.into_iter().collect();
+        self
+    }
+
     /// Sets the policy callback, replacing any earlier one.
     #[cfg(feature = "std")]
     pub fn policy_fn<F>(mut self, f: F) -> Self

@@ -18,6 +18,96 @@ pub enum SyscallCategory {
     Memory,
 }
 
+impl SyscallCategory {
+    /// Every category, in declaration order.
+    pub const ALL: [SyscallCategory; 4] = [
+        SyscallCategory::File,
+        SyscallCategory::Network,
+        SyscallCategory::Process,
+        SyscallCategory::Memory,
+    ];
+
+    const fn bit(self) -> u8 {
+        match self {
+            SyscallCategory::File => 1,
+            SyscallCategory::Network => 2,
+            SyscallCategory::Process => 4,
+            SyscallCategory::Memory => 8,
+        }
+    }
+}
+
+/// A set of [`SyscallCategory`]: the events a policy callback asks for.
+///
+/// The supervisor intercepts the syscalls of a category only when the
+/// callback asks for it (or a static rule needs them), so a callback that
+/// only watches the network costs nothing on opens.
+///
+/// ```
+/// use sandlock_policy::{CategorySet, SyscallCategory};
+/// let set: CategorySet = [SyscallCategory::Network, SyscallCategory::Process].into_iter().collect();
+/// assert!(set.contains(SyscallCategory::Network));
+/// assert!(!set.contains(SyscallCategory::File));
+/// assert!(CategorySet::ALL.contains(SyscallCategory::Memory));
+/// assert!(CategorySet::EMPTY.is_empty());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CategorySet(u8);
+
+impl CategorySet {
+    /// No category.
+    pub const EMPTY: CategorySet = CategorySet(0);
+    /// Every category.
+    pub const ALL: CategorySet = CategorySet(0b1111);
+
+    /// The set holding `category` only.
+    pub const fn of(category: SyscallCategory) -> CategorySet {
+        CategorySet(category.bit())
+    }
+
+    /// This set with `category` added.
+    #[must_use]
+    pub const fn with(self, category: SyscallCategory) -> CategorySet {
+        CategorySet(self.0 | category.bit())
+    }
+
+    /// Whether `category` is in the set.
+    pub const fn contains(self, category: SyscallCategory) -> bool {
+        self.0 & category.bit() != 0
+    }
+
+    /// Whether the set is empty.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The categories in the set, in declaration order.
+    pub fn iter(self) -> impl Iterator<Item = SyscallCategory> {
+        SyscallCategory::ALL
+            .into_iter()
+            .filter(move |c| self.contains(*c))
+    }
+}
+
+impl Default for CategorySet {
+    /// Every category.
+    fn default() -> Self {
+        CategorySet::ALL
+    }
+}
+
+impl core::fmt::Debug for CategorySet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<SyscallCategory> for CategorySet {
+    fn from_iter<I: IntoIterator<Item = SyscallCategory>>(iter: I) -> Self {
+        iter.into_iter().fold(CategorySet::EMPTY, CategorySet::with)
+    }
+}
+
 /// One intercepted syscall, decoded from the notification and the child's memory.
 ///
 /// Every field a decoder could not fill (because the syscall does not carry it,

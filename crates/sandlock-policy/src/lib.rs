@@ -50,7 +50,7 @@ pub use builder::PolicyBuilder;
 pub use bytesize::ByteSize;
 pub use cpuset::CpuSet;
 pub use error::{ParseError, PolicyError, Reason};
-pub use event::{SyscallCategory, SyscallEvent};
+pub use event::{CategorySet, SyscallCategory, SyscallEvent};
 pub use ipset::IpSet;
 pub use limit::{Amount, CpuPercent, Limit};
 #[cfg(feature = "std")]

@@ -13,6 +13,7 @@ use crate::builder::PolicyBuilder;
 use crate::bytesize::ByteSize;
 use crate::cpuset::CpuSet;
 use crate::error::{ParseError, Reason};
+use crate::event::CategorySet;
 use crate::limit::{CpuPercent, Limit};
 use crate::names::{EnvVar, Hostname};
 use crate::net::NetHost;
@@ -155,6 +156,7 @@ pub struct Policy {
     pub(crate) chroot: Option<AbsPath>,
     pub(crate) compat: Compat,
     pub(crate) callback_timeout: Duration,
+    pub(crate) policy_events: CategorySet,
     #[cfg(feature = "std")]
     pub(crate) policy_fn: Option<Callback>,
 }
@@ -197,6 +199,7 @@ impl Default for Policy {
             chroot: None,
             compat: Compat::Strict,
             callback_timeout: DEFAULT_CALLBACK_TIMEOUT,
+            policy_events: CategorySet::ALL,
             #[cfg(feature = "std")]
             policy_fn: None,
         }
@@ -376,6 +379,12 @@ impl Policy {
     /// refused (default 5 s; never zero).
     pub fn callback_timeout(&self) -> Duration {
         self.callback_timeout
+    }
+
+    /// The event categories the policy callback asks for (default: all).
+    /// Like the callback, not part of a TOML profile.
+    pub fn policy_events(&self) -> CategorySet {
+        self.policy_events
     }
 
     /// The policy callback, if any. It is not part of a TOML profile.

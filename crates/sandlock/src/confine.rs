@@ -41,6 +41,18 @@ pub fn confine_current(policy: &Policy) -> Result<(), Error> {
             "host rules need the supervisor, which a process confining itself has not",
         ));
     }
+    if !policy.fs_denied().is_empty() {
+        return Err(refuse(
+            "fs_denied",
+            "needs a supervisor (Sandbox::run or spawn)",
+        ));
+    }
+    if policy.policy_fn().is_some() {
+        return Err(refuse(
+            "policy_fn",
+            "needs a supervisor (Sandbox::run or spawn)",
+        ));
+    }
     if policy.clean_env() || !policy.env().is_empty() {
         return Err(refuse(
             "env",

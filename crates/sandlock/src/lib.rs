@@ -42,6 +42,53 @@
 //! follows the forking thread, not the process): call [`Sandbox::spawn`] /
 //! [`Sandbox::run`] from a thread that lives as long as the sandbox.
 //!
+//! # Deny rules and the policy callback
+//!
+//! `fs_deny` closes a path inside a granted tree; a policy callback
+//! watches the sandbox's syscalls and changes the live policy as it runs.
+//! Held syscalls (exec, the open family and the other path calls, the
+//! network calls) wait for its [`Verdict`]: `Deny` answers `EPERM`,
+//! `DenyWith(e)` answers `e`, `Audit` and `Allow` let the call go on. A
+//! callback that panics or misses its deadline (`callback_timeout`,
+//! 5 s by default) is a denial. What it changes through its
+//! [`PolicyContext`] applies to the very next decision.
+//!
+//! ```no_run
+//! use std::sync::atomic::{AtomicBool, Ordering};
+//! use std::sync::Arc;
+//!
+//! use sandlock::bpf::Errno;
+//! use sandlock::{Policy, Sandbox, SyscallCategory, Verdict};
+//!
+//! let saw_key = Arc::new(AtomicBool::new(false));
+//! let flag = saw_key.clone();
+//! let policy = Policy::builder()
+//!     .fs_read("/usr").fs_read("/lib").fs_read("/lib64").fs_read("/etc")
+//!     .fs_write("/tmp/job")
+//!     .fs_deny("/tmp/job/credentials")
+//!     // Only files and exec reach the callback (no memory or network events).
+//!     .policy_events([SyscallCategory::File, SyscallCategory::Process])
+//!     .callback_timeout("500ms")
+//!     .policy_fn(move |event, ctx| {
+//!         if event.syscall.starts_with("execve") && event.argv_contains("--upload") {
+//!             return Verdict::DenyWith(Errno::EACCES);
+//!         }
+//!         if event.path_contains("/tmp/job/key") {
+//!             // From now on, the output directory is closed too.
+//!             flag.store(true, Ordering::Relaxed);
+//!             if ctx.deny_path("/tmp/job/out").is_err() {
+//!                 return Verdict::Deny;
+//!             }
+//!             return Verdict::Audit;
+//!         }
+//!         Verdict::Allow
+//!     })
+//!     .build()?;
+//! let result = Sandbox::new(policy)?.run(&["/usr/bin/sh", "-c", "cat /tmp/job/key"])?;
+//! println!("exit {}, key read: {}", result.code(), saw_key.load(Ordering::Relaxed));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! See `docs/cli.md` for the command line and `docs/security.md` for what
 //! is defended.
 #![deny(unsafe_code)]

@@ -117,12 +117,6 @@ impl std::fmt::Debug for Sandbox {
 /// Refuses the settings other parts of sandlock have not implemented yet.
 pub(crate) fn check_implemented(policy: &Policy) -> Result<(), Error> {
     let todo = |setting, issue| Err(Error::NotImplemented { setting, issue });
-    if !policy.fs_denied().is_empty() {
-        return todo("fs_denied", "issue 7");
-    }
-    if policy.policy_fn().is_some() {
-        return todo("policy_fn", "issue 7");
-    }
     if policy.max_memory() != Limit::Unlimited {
         return todo("max_memory", "issue 6");
     }
@@ -369,6 +363,38 @@ impl Sandbox {
         };
         let (child_ends, mut parent_ends) = self.stdio_fds(for_run)?;
         let landlock = self.landlock.as_ref().map(Landlock::fd).transpose()?;
+        // A duplicate of the same ruleset for the supervisor's confined
+        // workers (supervise/confined.rs), when a feature needs them.
+        let confined_ruleset = if self.features.iter().any(|f| f.confines()) {
+            self.landlock
+                .as_ref()
+                .map(Landlock::fd)
+                .transpose()?
+                .map(Arc::new)
+        } else {
+            None
+        };
+        let pending = |listener: OwnedFd, root: i32| -> Result<Pending, Error> {
+            Ok(Pending {
+                listener: Listener::from_fd(listener)
+                    .map_err(|e| Error::Supervisor(e.to_string()))?,
+                features: self.features.clone(),
+                policy: policy.clone(),
+                root,
+                audit: self.audit.clone(),
+                ruleset: confined_ruleset.clone(),
+                private_tmp: self.private_tmp().map(Path::to_path_buf),
+                hosts: self.hosts.clone(),
+            })
+        };
+        // A feature that answers the command's own execve needs the
+        // supervisor running before it: started at once, not lazily.
+        let mut early: Option<sandlock_notify::SupervisorHandle> = None;
+        let mut start_now = |root: i32, fd: OwnedFd| -> Result<(), Error> {
+            early = Some(supervise::start(pending(fd, root)?)?);
+            Ok(())
+        };
+        let supervise_exec = self.features.iter().any(|f| f.supervises_exec());
         let features = &self.features;
         let mut before_exec = |pid: i32| -> Result<(), Error> {
             if let Some(t) = &terminal {
@@ -387,24 +413,18 @@ impl Sandbox {
                 landlock,
                 programs: &self.programs,
                 forward_signals: self.forward_signals,
+                on_listener: if supervise_exec {
+                    Some(&mut start_now)
+                } else {
+                    None
+                },
             },
             &mut before_exec,
         )?;
-        let sup = match launched.listener {
-            Some(fd) => {
-                let listener =
-                    Listener::from_fd(fd).map_err(|e| Error::Supervisor(e.to_string()))?;
-                Sup::Pending(Box::new(Pending {
-                    listener,
-                    features: self.features.clone(),
-                    policy: policy.clone(),
-                    root: launched.pid,
-                    audit: self.audit.clone(),
-                    private_tmp: self.private_tmp().map(Path::to_path_buf),
-                    hosts: self.hosts.clone(),
-                }))
-            }
-            None => Sup::Off,
+        let sup = match (early, launched.listener) {
+            (Some(handle), _) => Sup::Running(handle),
+            (None, Some(fd)) => Sup::Pending(Box::new(pending(fd, launched.pid)?)),
+            (None, None) => Sup::Off,
         };
         if let Some(tmp) = &self.tmp
             && !self.swept.swap(true, std::sync::atomic::Ordering::Relaxed)

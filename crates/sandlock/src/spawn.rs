@@ -60,6 +60,10 @@ pub(crate) struct Launch<'a> {
     pub(crate) programs: &'a Programs,
     /// Make the child's group the target of the signal forwarding handlers.
     pub(crate) forward_signals: bool,
+    /// Takes the listener as soon as it arrives, before the command's
+    /// `execve` (which the supervisor may have to answer); the child is
+    /// then a plain fork, never suspending this thread.
+    pub(crate) on_listener: Option<&'a mut dyn FnMut(i32, OwnedFd) -> Result<(), Error>>,
 }
 
 /// A child that passed `execve`.
@@ -133,7 +137,9 @@ pub(crate) fn launch(
 
     // A child that waits for the go-ahead needs the parent running: a plain
     // fork. Otherwise the cheaper vfork-style clone.
-    let (pid, pidfd) = sys::host::spawn_child(&args, !l.plan.wait_go, l.forward_signals)
+    let mut on_listener = l.on_listener;
+    let share_memory = !l.plan.wait_go && on_listener.is_none();
+    let (pid, pidfd) = sys::host::spawn_child(&args, share_memory, l.forward_signals)
         .map_err(Error::os("clone"))?;
     drop(theirs);
     drop(stdio_owned);
@@ -154,7 +160,13 @@ pub(crate) fn launch(
     }
     let listener = if l.programs.notifies {
         match recv(&ours) {
-            Ok(Msg::Listener(fd)) => Some(fd),
+            Ok(Msg::Listener(fd)) => match on_listener.as_mut() {
+                Some(take) => match take(pid, fd) {
+                    Ok(()) => None,
+                    Err(e) => return Err(fail(&pidfd, e)),
+                },
+                None => Some(fd),
+            },
             Ok(Msg::Failed { step, errno }) => {
                 return Err(fail(&pidfd, step_error(step, errno, l.exec)));
             }

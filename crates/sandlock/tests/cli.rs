@@ -164,7 +164,6 @@ fn flags_not_implemented_yet_fail_loudly() {
         (&["-m", "64M"], "-m/--max-memory"),
         (&["-P", "5"], "-P/--max-processes"),
         (&["-c", "50"], "-c/--cpu"),
-        (&["--fs-deny", "/tmp"], "--fs-deny"),
         (&["--time-start", "2000-01-01"], "--time-start"),
         (&["--random-seed", "42"], "--random-seed"),
         (&["--num-cpus", "1"], "--num-cpus"),

@@ -152,23 +152,6 @@ fn errors_name_what_failed() {
         ),
         "{e:?}"
     );
-    let e = Sandbox::new(
-        base()
-            .policy_fn(|_, _| sandlock::Verdict::Allow)
-            .build()
-            .unwrap(),
-    )
-    .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::NotImplemented {
-                setting: "policy_fn",
-                ..
-            }
-        ),
-        "{e:?}"
-    );
 
     let sb = Sandbox::new(base().build().unwrap()).unwrap();
     let e = sb.run(&["sandlock-no-such-command"]).unwrap_err();

@@ -20,7 +20,9 @@ pub(crate) struct RunArgs {
     /// Grant read, write and create on PATH and below (repeatable).
     #[arg(short = 'w', long = "fs-write", value_name = "PATH")]
     pub fs_write: Vec<String>,
-    /// Close PATH even inside a granted tree (repeatable). Not implemented yet.
+    /// Close PATH and everything below it, even inside a granted tree
+    /// (repeatable): it cannot be opened, listed, executed, renamed, linked,
+    /// truncated, changed or removed.
     #[arg(long = "fs-deny", value_name = "PATH")]
     pub fs_deny: Vec<String>,
     /// Memory of the whole sandbox (e.g. 512M). Not implemented yet.

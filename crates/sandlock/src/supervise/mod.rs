@@ -20,11 +20,15 @@
 //! syscall costs no thread.
 
 mod audit;
+pub(crate) mod confined;
+mod events;
+mod fs;
 mod memfd;
 pub mod net;
 mod procctl;
 mod tasks;
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use sandlock_bpf::Rule;
@@ -61,6 +65,19 @@ pub(crate) trait Feature: Send + Sync {
         Ok(())
     }
 
+    /// Whether its handlers answer the command's own `execve`: the
+    /// supervisor is then started before it, not at the first notification.
+    fn supervises_exec(&self) -> bool {
+        false
+    }
+
+    /// Whether it performs operations on the sandbox's behalf on a
+    /// [`confined::Worker`] (the sandbox's Landlock ruleset is then kept for
+    /// it in [`Shared`]).
+    fn confines(&self) -> bool {
+        false
+    }
+
     /// Registers its handlers.
     fn register(
         &self,
@@ -73,7 +90,13 @@ pub(crate) trait Feature: Send + Sync {
 pub(crate) type Constructor = fn(&Policy) -> Result<Option<Box<dyn Feature>>, Error>;
 
 /// Every feature. Adding one is adding its module and a line here.
-pub(crate) const FEATURES: &[Constructor] = &[procctl::feature, memfd::feature, net::feature];
+pub(crate) const FEATURES: &[Constructor] = &[
+    procctl::feature,
+    memfd::feature,
+    fs::feature,
+    events::feature,
+    net::feature,
+];
 
 /// The features `policy` needs, in [`FEATURES`] order.
 pub(crate) fn features(policy: &Policy) -> Result<Vec<Box<dyn Feature>>, Error> {
@@ -104,6 +127,12 @@ pub(crate) const DOCS: &[Doc] = &[
     procctl::DOC,
     procctl::DOC_USER,
     memfd::DOC,
+    fs::DOC_OPEN,
+    fs::DOC_CALLS,
+    fs::DOC_EXEC,
+    fs::DOC_REFUSED,
+    fs::DOC_UNSUPPORTED,
+    events::DOC,
     net::DOCS[0],
     net::DOCS[1],
     net::DOCS[2],
@@ -120,6 +149,12 @@ pub struct Shared {
     pub(crate) tasks: Tasks,
     /// The audit log, if one was asked for.
     pub(crate) audit: Option<Arc<AuditLog>>,
+    /// The seccomp listener (a second descriptor of it), for answers given
+    /// off the supervisor's threads (by a [`confined::Worker`]).
+    pub(crate) listener: Arc<Listener>,
+    /// The sandbox's Landlock ruleset, for [`confined::Worker`]s (`None`
+    /// unless a feature [`confines`](Feature::confines), or without Landlock).
+    pub(crate) ruleset: Option<Arc<OwnedFd>>,
     /// The sandbox's private temporary directory (granted writable besides
     /// the policy's paths), if it has one.
     pub(crate) private_tmp: Option<std::path::PathBuf>,
@@ -155,6 +190,8 @@ pub(crate) struct Pending {
     /// The sandbox's first process.
     pub(crate) root: i32,
     pub(crate) audit: Option<Arc<AuditLog>>,
+    /// The sandbox's Landlock ruleset, for confined workers.
+    pub(crate) ruleset: Option<Arc<OwnedFd>>,
     /// See [`Shared::private_tmp`].
     pub(crate) private_tmp: Option<std::path::PathBuf>,
     /// See [`Shared::hosts`].
@@ -180,16 +217,32 @@ pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
             .ok_or("not resolved when the sandbox was made")
     })
     .map_err(|e| Error::Supervisor(e.to_string()))?;
+    let second = p
+        .listener
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(Error::io("dup of the seccomp listener"))?;
     let shared = Arc::new(Shared {
         policy: p.policy,
         live,
         tasks: Tasks::new(p.root),
         audit: p.audit,
+        listener: Arc::new(
+            Listener::from_fd(second).map_err(|e| Error::Supervisor(e.to_string()))?,
+        ),
+        ruleset: p.ruleset,
         private_tmp: p.private_tmp,
         hosts,
     });
     let mut sup =
         Supervisor::builder(p.listener).fallback(Response::Errno(sandlock_bpf::Errno::ENOSYS));
+    // A sandbox pinned to one CPU gets its supervisor there too: every
+    // wake-up between them is then a same-CPU one (measured with `cargo
+    // xtask bench --scenario open-deny`: on 2-vCPU VMs a cross-CPU wake-up
+    // costs several times a same-CPU one).
+    if let Some(cpu) = single_cpu(&shared.policy) {
+        sup = sup.pin_cpu(Some(cpu));
+    }
     for f in p.features.iter() {
         sup = f
             .register(sup, &shared)
@@ -213,6 +266,14 @@ pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
         });
     }
     sup.spawn().map_err(e)
+}
+
+/// The CPU of a sandbox pinned to exactly one (`cpu_cores`).
+pub(crate) fn single_cpu(policy: &Policy) -> Option<usize> {
+    let cores = policy.cpu_cores()?;
+    let mut it = cores.iter();
+    let first = it.next()?;
+    it.next().is_none().then_some(first as usize)
 }
 
 /// The policy callback as the supervisor's event sink: each event is judged

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
 
-use crate::checks::{Bare, ENOSYS, marker_lines, namespace_attack, verdict};
-use crate::harness::{Attack, Mode, Outcome, Res, Scratch, bins};
+use crate::checks::{Bare, ENOSYS, EPERM, marker_lines, namespace_attack, verdict};
+use crate::harness::{Attack, Mode, Outcome, Res, Scratch, User, bins};
 use crate::observe::LoopbackPair;
+use crate::programs::callback_runner;
 
 // The network half passes (no connection while sandlock is gone); the
 // setsid() daemon outliving sandlock needs the sandbox's PID namespace.
@@ -207,25 +208,54 @@ fn nested_in_seccomp_notify_sandbox(mode: Mode) {
     must_not_run(mode, attack, &ran, "nested in a seccomp-notify sandbox");
 }
 
-/// The policy callback fails closed: the library API (issue 7) is needed,
-/// the CLI cannot express a callback.
-#[test]
-#[ignore = "needs the policy_fn callback (issue 7), not reachable from the CLI"]
-fn callback_panic_denies() {
-    panic!(
-        "not written yet: run `net tcp inet 127.0.0.1 PORT tcp` under a Sandbox whose \
-         policy_fn panics on connect; assert the connect fails with EPERM and the \
-         listener saw nothing"
+/// The policy callback fails closed, run through the library
+/// (`examples/policy_callback`; the CLI cannot express a callback): a held
+/// syscall whose callback panics, or does not answer within the bounded
+/// wait, is refused with EPERM and has no effect. Shown on an `open` with
+/// `O_CREAT` (the file must not exist afterwards); the network calls are
+/// held by the same worker and fail the same way.
+fn callback_fails_closed(user: User, how: &str, extra: &[&str]) {
+    let scratch = Scratch::new(user);
+    let target = scratch.join("callback-target");
+    let mut attack = Attack::new(Mode::Sandboxed(user), "helpers", "marker")
+        .arg(&target)
+        .sandlock_at(callback_runner())
+        .flag("-w")
+        .flag(scratch.path())
+        .flag(how)
+        .flag("callback-target");
+    for f in extra {
+        attack = attack.flag(f);
+    }
+    let out = attack.run("");
+    assert_eq!(
+        out.result("marker-open"),
+        Some(Res::Errno(EPERM)),
+        "the held open must fail with EPERM\n{}",
+        out.describe()
+    );
+    assert!(
+        !target.exists(),
+        "the open took effect although the callback failed\n{}",
+        out.describe()
     );
 }
 
-/// A callback that never answers: denial after the bounded wait (issue 7).
 #[test]
-#[ignore = "needs the policy_fn callback (issue 7), not reachable from the CLI"]
+fn callback_panic_denies() {
+    if crate::harness::have_root() {
+        for user in [User::Root, User::Nobody] {
+            callback_fails_closed(user, "--panic-on", &[]);
+        }
+    }
+}
+
+/// A callback that never answers: denial after the bounded wait (1 s here).
+#[test]
 fn callback_hang_denies() {
-    panic!(
-        "not written yet: run `net tcp inet 127.0.0.1 PORT tcp` under a Sandbox whose \
-         policy_fn sleeps forever, with a 1 s callback timeout; assert EPERM after the \
-         wait and that the listener saw nothing"
-    );
+    if crate::harness::have_root() {
+        for user in [User::Root, User::Nobody] {
+            callback_fails_closed(user, "--hang-on", &["--callback-timeout", "1"]);
+        }
+    }
 }

@@ -32,7 +32,7 @@ escape_tests!(run:
     i386_direct_connect,
 );
 
-escape_tests!("needs sandlock run (issue 5) with --fs-deny (issue 7)":
+escape_tests!(run:
     i386_execve,
 );
 

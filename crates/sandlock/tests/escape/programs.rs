@@ -97,3 +97,36 @@ fn compile(src: &Path, name: &str, out: &Path) {
         String::from_utf8_lossy(&result.stderr)
     );
 }
+
+/// The library runner `examples/policy_callback` (a `Sandbox` with a
+/// policy callback, driven like `sandlock run`), built if missing and
+/// copied next to the programs (world-readable, for uid 65534).
+pub fn callback_runner() -> PathBuf {
+    static RUNNER: OnceLock<PathBuf> = OnceLock::new();
+    RUNNER
+        .get_or_init(|| {
+            let sandlock = PathBuf::from(env!("CARGO_BIN_EXE_sandlock"));
+            let profile_dir = sandlock.parent().expect("target profile directory");
+            let built = profile_dir.join("examples/policy_callback");
+            if !built.exists() {
+                let mut cargo = Command::new(env!("CARGO"));
+                cargo
+                    .args(["build", "-p", "sandlock", "--example", "policy_callback"])
+                    .current_dir(env!("CARGO_MANIFEST_DIR"));
+                if profile_dir.ends_with("release") {
+                    cargo.arg("--release");
+                }
+                let out = cargo.output().expect("run cargo");
+                assert!(
+                    out.status.success(),
+                    "cargo build --example policy_callback:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let dest = bins().dir().join("policy_callback");
+            fs::copy(&built, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+            fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).unwrap();
+            dest
+        })
+        .clone()
+}

@@ -11,6 +11,7 @@ use std::fs;
 use crate::checks::{Bare, marker_lines, verdict};
 use crate::harness::{Attack, Mode, Scratch};
 use crate::observe::LoopbackPair;
+use crate::programs::callback_runner;
 
 escape_tests!(run:
     race_connect,
@@ -19,7 +20,7 @@ escape_tests!(run:
     race_sendmmsg,
 );
 
-escape_tests!("needs sandlock run (issue 5) with --fs-deny (issue 7)":
+escape_tests!(run:
     race_open,
     race_openat,
     race_openat2,
@@ -27,7 +28,7 @@ escape_tests!("needs sandlock run (issue 5) with --fs-deny (issue 7)":
     race_exec_path,
 );
 
-escape_tests!("needs the policy_fn callback (issue 7), not reachable from the CLI":
+escape_tests!(run:
     race_exec_argv,
 );
 
@@ -173,33 +174,41 @@ fn race_exec_path(mode: Mode) {
 /// execve whose argv[4] flips between "goodarg" and "evilarg". A policy
 /// callback that denies exec when argv holds "evilarg" must never see
 /// "goodarg" and then let "evilarg" run. The bare half proves the flip
-/// reaches the executed program; the sandboxed half needs
-/// `Policy::builder().policy_fn(..)`, which the CLI cannot express.
+/// reaches the executed program; the sandboxed half runs under the library
+/// (`examples/policy_callback`, a `Sandbox` whose `policy_fn` denies an
+/// exec whose last argument is the word), since the CLI cannot express a
+/// callback.
 fn race_exec_argv(mode: Mode) {
-    if mode.sandboxed() {
-        panic!(
-            "not written yet: run `race argv FLIPPER PROG LOG goodarg evilarg 1000` under a \
-             Sandbox whose policy_fn denies exec when argv contains \"evilarg\" (issue 7), \
-             and assert that no line of LOG ends in \"evilarg\""
-        );
-    }
     for flipper in FLIPPERS {
         let scratch = Scratch::new(mode.user());
         let prog = scratch.program("marker", "helpers");
         let log = scratch.join("log");
-        let out = Attack::new(mode, "race", "argv")
+        let mut attack = Attack::new(mode, "race", "argv")
             .arg(flipper)
             .arg(&prog)
             .arg(&log)
             .arg("goodarg")
             .arg("evilarg")
-            .arg(EXEC_ITERS)
-            .run("");
-        let evil = marker_lines(&log)
-            .iter()
-            .filter(|l| l.ends_with("evilarg"))
-            .count();
+            .arg(EXEC_ITERS);
+        if mode.sandboxed() {
+            attack = attack
+                .sandlock_at(callback_runner())
+                .flag("-w")
+                .flag(scratch.path())
+                .flag("--deny-last-arg")
+                .flag("evilarg");
+        }
+        let out = attack.run("");
+        let lines = marker_lines(&log);
+        let evil = lines.iter().filter(|l| l.ends_with("evilarg")).count();
         let what = format!("argv raced by a {flipper} flipper: \"evilarg\" ran {evil}x");
         verdict(mode, Bare::Works, evil > 0, &what, &out);
+        if mode.sandboxed() {
+            assert!(
+                lines.iter().any(|l| l.ends_with("goodarg")),
+                "the allowed argv never ran\n{}",
+                out.describe()
+            );
+        }
     }
 }

@@ -8,8 +8,8 @@
 //! | `connect` | always | the destination is in memory; a unix socket path must be inside the grants in every mode |
 //! | `sendto` | when the address pointer is not NULL | a plain `send()` (NULL address) goes to the connected peer, judged at `connect` |
 //! | `sendmsg`, `sendmmsg` | always | the destination is in memory, and only the socket's type says whether it counts |
-//! | `bind` | with a policy callback | for the callback's verdict (TCP ports are Landlock's; unix paths Landlock's `MAKE_SOCK`) |
-//! | `open`, `openat`, `openat2` | when host names were given (and no deny rule or callback owns opens) | the generated `/etc/hosts` ([`hosts`]) |
+//! | `bind` | with a policy callback asking for network events | for the callback's verdict (TCP ports are Landlock's; unix paths Landlock's `MAKE_SOCK`) |
+//! | `open`, `openat`, `openat2` | when host names were given (and the filesystem feature does not own opens: no deny rule, no callback asking for file events) | the generated `/etc/hosts` ([`hosts`]) |
 //!
 //! The filter cannot tell the socket behind a descriptor, so `connect` is
 //! intercepted in every mode (with only TCP port rules too: a unix path
@@ -32,8 +32,8 @@
 //! ones, under `isolate_ipc`, must be bound inside the sandbox ([`scope`]).
 //! The call is then made by the supervisor on its copy of the socket with
 //! its copy of the address ([`call`]): never CONTINUE, so no racing thread
-//! can change what was judged. With a policy callback, the call waits for
-//! its verdict between the two. (The socket's type is asked only when it
+//! can change what was judged. With a policy callback that asks for
+//! network events, the call waits for its verdict between the two. (The socket's type is asked only when it
 //! can change the answer; see [`handlers`].)
 //!
 //! A refused IP destination gets `ECONNREFUSED`, as a closed port would
@@ -58,7 +58,7 @@ use std::sync::Arc;
 
 use sandlock_bpf::{Action, ArgIndex, Cond, Rule};
 use sandlock_notify::{BuildError, Ctx, SupervisorBuilder};
-use sandlock_policy::{NetHost, Policy};
+use sandlock_policy::{NetHost, Policy, SyscallCategory};
 
 pub use hosts::HostTable;
 
@@ -125,10 +125,14 @@ pub(crate) fn feature(policy: &Policy) -> Result<Option<Box<dyn Feature>>, Error
         .net_allow_hosts()
         .iter()
         .any(|h| matches!(h, NetHost::Name(_)));
+    let wants = |c| policy.policy_fn().is_some() && policy.policy_events().contains(c);
+    // The filesystem feature owns the open family when it has deny rules
+    // or a callback asking for file events.
+    let fs_opens = !policy.fs_denied().is_empty() || wants(SyscallCategory::File);
     Ok(Some(Box::new(Network {
         mode: NetMode::of(policy),
-        callback: policy.policy_fn().is_some(),
-        hosts_file: names && policy.fs_denied().is_empty() && policy.policy_fn().is_none(),
+        callback: wants(SyscallCategory::Network),
+        hosts_file: names && !fs_opens,
     })))
 }
 

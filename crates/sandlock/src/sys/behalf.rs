@@ -1,0 +1,189 @@
+//! Raw calls the supervisor makes on the sandbox's behalf: confining one
+//! of its own threads, tracing a task across `execve`, writing a task's
+//! memory, and path-based calls rustix does not offer.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use rustix::io::Errno;
+
+use super::{check, nr};
+
+/// For the **calling thread only**: its own filesystem context
+/// (`unshare(CLONE_FS)`) with umask 0, so that modes of files it creates
+/// are exactly those its caller computed; `PR_SET_NO_NEW_PRIVS`; and
+/// `landlock_restrict_self(ruleset, 0)`. All are per-thread attributes:
+/// the other threads of the process stay as they are.
+pub(crate) fn restrict_thread(ruleset: Option<BorrowedFd<'_>>) -> Result<(), Errno> {
+    // SAFETY: unshare(CLONE_FS) gives this thread a copy of the process's
+    // cwd, root and umask; nothing in this process caches them.
+    check(unsafe { libc::unshare(libc::CLONE_FS) } as _)?;
+    // SAFETY: umask only changes this thread's (now private) file mask.
+    unsafe { libc::umask(0) };
+    // SAFETY: prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1u64, 0u64, 0u64, 0u64) } as _)?;
+    if let Some(fd) = ruleset {
+        // SAFETY: plain syscall with integer arguments.
+        check(unsafe { libc::syscall(nr::LANDLOCK_RESTRICT_SELF, fd.as_raw_fd(), 0u32) })?;
+    }
+    Ok(())
+}
+
+/// `PTRACE_O_TRACEEXEC`: stop at a successful `execve`.
+pub(crate) const PTRACE_O_TRACEEXEC: u64 = 0x10;
+/// `PTRACE_O_EXITKILL`: kill the tracee if the tracer exits.
+pub(crate) const PTRACE_O_EXITKILL: u64 = 0x10_0000;
+/// `PTRACE_EVENT_EXEC`, in bits 16.. of a wait status.
+pub(crate) const PTRACE_EVENT_EXEC: i32 = 4;
+
+fn ptrace(req: libc::c_uint, tid: i32, data: u64) -> Result<(), Errno> {
+    // SAFETY: PTRACE_SEIZE / INTERRUPT / DETACH take integer arguments only
+    // (the address is unused and 0).
+    check(unsafe { libc::ptrace(req, tid, 0usize, data as usize) }).map(drop)
+}
+
+/// `PTRACE_SEIZE` task `tid` with `options` (the task keeps running).
+pub(crate) fn ptrace_seize(tid: i32, options: u64) -> Result<(), Errno> {
+    ptrace(libc::PTRACE_SEIZE, tid, options)
+}
+
+/// `PTRACE_INTERRUPT`: stop the tracee at its next return to user space.
+pub(crate) fn ptrace_interrupt(tid: i32) -> Result<(), Errno> {
+    ptrace(libc::PTRACE_INTERRUPT, tid, 0)
+}
+
+/// `PTRACE_DETACH` a stopped tracee, delivering signal `sig` (0: none).
+pub(crate) fn ptrace_detach(tid: i32, sig: i32) -> Result<(), Errno> {
+    ptrace(libc::PTRACE_DETACH, tid, sig as u64)
+}
+
+/// What [`wait_tracee`] saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TraceStop {
+    /// A ptrace stop: the pid it was reported for and the raw status.
+    Stopped { pid: i32, status: i32 },
+    /// The tracee is gone (exited or killed).
+    Gone { pid: i32 },
+}
+
+/// Waits for the next event of one of **this thread's** tracees
+/// (`__WALL | __WNOTHREAD`: children and tracees of other threads are left
+/// alone). A tracee whose thread id changed (a non-leader thread that
+/// called `execve` takes its leader's id) is still reported.
+///
+/// The exit of `own_child` (a child of this process) is only looked at,
+/// never reaped: its parent's own `waitid` must still find it. Any other
+/// tracee's exit is collected, which hands it back to its real parent.
+pub(crate) fn wait_tracee(own_child: i32) -> Result<TraceStop, Errno> {
+    loop {
+        // SAFETY: an all-zero siginfo is valid; the kernel fills it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags =
+            libc::WEXITED | libc::WSTOPPED | libc::__WALL | libc::__WNOTHREAD | libc::WNOWAIT;
+        // SAFETY: `info` is a valid out-pointer.
+        match check(unsafe { libc::waitid(libc::P_ALL, 0, &mut info, flags) } as _) {
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        // SAFETY: waitid filled a SIGCHLD siginfo, whose si_pid is valid.
+        let pid = unsafe { info.si_pid() };
+        let exited = matches!(
+            info.si_code,
+            libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED
+        );
+        if exited && pid == own_child {
+            return Ok(TraceStop::Gone { pid });
+        }
+        let mut status: libc::c_int = 0;
+        let flags = libc::__WALL | libc::__WNOTHREAD;
+        // SAFETY: `status` is a valid int on our stack.
+        let ret = unsafe { libc::waitpid(pid, &mut status, flags) };
+        match check(ret as _) {
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        return Ok(if libc::WIFSTOPPED(status) {
+            TraceStop::Stopped { pid, status }
+        } else {
+            TraceStop::Gone { pid }
+        });
+    }
+}
+
+/// `tgkill(tgid, tid, SIGKILL)`.
+pub(crate) fn kill_task(tgid: i32, tid: i32) -> Result<(), Errno> {
+    // SAFETY: plain syscall with integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_tgkill, tgid, tid, libc::SIGKILL) }).map(drop)
+}
+
+/// Writes `buf` at `addr` in task `pid`'s memory (`process_vm_writev`).
+/// A short write is an error (`EFAULT`).
+pub(crate) fn write_memory(pid: u32, addr: u64, buf: &[u8]) -> Result<(), Errno> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let local = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as usize as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` describes `buf`, which the kernel only reads; the
+    // remote range is in the other process and checked by the kernel.
+    let n = check(unsafe { libc::process_vm_writev(pid as i32, &local, 1, &remote, 1, 0) } as _)?;
+    if n as usize == buf.len() {
+        Ok(())
+    } else {
+        Err(Errno::FAULT)
+    }
+}
+
+/// `truncate(path, len)`.
+pub(crate) fn truncate(path: &CStr, len: i64) -> Result<(), Errno> {
+    // SAFETY: `path` is a valid C string.
+    check(unsafe { libc::truncate(path.as_ptr(), len) } as _).map(drop)
+}
+
+/// The bytes of `T` (a plain `repr(C)` kernel structure).
+fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
+    // SAFETY: `T` is a plain-old-data kernel structure (`stat`, `statx`,
+    // `statfs`) fully written by the kernel; reading its bytes is sound.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+        .to_vec()
+}
+
+/// `struct stat` of the file pinned by `fd` (`fstatat(fd, "", AT_EMPTY_PATH)`),
+/// as the kernel lays it out for the task.
+pub(crate) fn stat_bytes(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
+    // SAFETY: an all-zero `stat` is valid; the kernel fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let (raw, empty) = (fd.as_raw_fd(), c"".as_ptr());
+    // SAFETY: `st` is a valid out-pointer; the path is a static C string.
+    let ret = unsafe { libc::fstatat(raw, empty, &mut st, libc::AT_EMPTY_PATH) };
+    check(ret as _)?;
+    Ok(bytes_of(&st))
+}
+
+/// `struct statx` of the file pinned by `fd`, with the task's `mask` and
+/// sync flags.
+pub(crate) fn statx_bytes(fd: BorrowedFd<'_>, flags: i32, mask: u32) -> Result<Vec<u8>, Errno> {
+    // SAFETY: an all-zero `statx` is valid; the kernel fills it.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    let flags = (flags & libc::AT_STATX_SYNC_TYPE) | libc::AT_EMPTY_PATH;
+    // SAFETY: `st` is a valid out-pointer; the path is a static C string.
+    check(unsafe { libc::statx(fd.as_raw_fd(), c"".as_ptr(), flags, mask, &mut st) } as _)?;
+    Ok(bytes_of(&st))
+}
+
+/// `struct statfs` of the filesystem holding the file pinned by `fd`.
+pub(crate) fn statfs_bytes(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
+    // SAFETY: an all-zero `statfs` is valid; the kernel fills it.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer.
+    check(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } as _)?;
+    Ok(bytes_of(&st))
+}
