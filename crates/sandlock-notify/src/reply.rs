@@ -69,6 +69,15 @@ impl CtxError {
     }
 }
 
+/// A second context for the same notification (with a fresh memory
+/// reader), for a handler that answers later from another thread: it
+/// returns [`Reply::Answered`] and moves the clone there.
+impl Clone for Ctx {
+    fn clone(&self) -> Ctx {
+        Ctx::new(self.listener.clone(), self.notif)
+    }
+}
+
 impl Ctx {
     /// A context for `notif` received on `listener`.
     pub fn new(listener: Arc<Listener>, notif: SeccompNotif) -> Ctx {

@@ -66,6 +66,9 @@ pub(crate) struct ChildArgs<'a> {
     pub base: &'a [Insn],
     /// Whether the base filter needs a listener.
     pub notifies: bool,
+    /// The key that lets the listener's hand-over `sendmsg` through the
+    /// base filter (`seccomp::handoff_rule`).
+    pub handoff: [u64; 3],
     /// Resource limits `(resource, soft, hard)`.
     pub rlimits: &'a [(u32, u64, u64)],
     /// The user's syscall-list filter.
@@ -215,7 +218,7 @@ pub(crate) fn confine_and_exec(a: &ChildArgs<'_>) -> ! {
                 // The OwnedFd must not be dropped here (no destructor runs
                 // in the child): hand it over, then close the number.
                 std::mem::forget(listener);
-                if let Err(e) = sys::send_fd(a.sock, &[TAG_LISTENER], raw) {
+                if let Err(e) = sys::send_fd(a.sock, &[TAG_LISTENER], raw, a.handoff) {
                     die(a, SetupStep::SendListener, e);
                 }
                 sys::close(raw);

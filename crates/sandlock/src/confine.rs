@@ -23,8 +23,6 @@ use crate::{kernel, seccomp, supervise};
 /// Refused (with an error, before anything is applied): a process with
 /// more than one thread (Landlock would confine only the calling one),
 /// and the settings that need a parent: `timeout`, `clean_env`, `env`,
-/// `time_start`, `random_seed`, `hostname`, `num_cpus`, and (strict mode)
-/// a grant of `/proc`, whose private view needs new namespaces.
 pub fn confine_current(policy: &Policy) -> Result<(), Error> {
     check_implemented(policy)?;
     let refuse = |field: &'static str, why: &str| Error::Invalid {
@@ -67,6 +65,12 @@ pub fn confine_current(policy: &Policy) -> Result<(), Error> {
                 "is held for a whole sandbox, by its supervisor or its cgroups: use Sandbox",
             ));
         }
+    }
+    if !policy.net_allow_hosts().is_empty() {
+        return Err(refuse(
+            "net_allow_hosts",
+            "host rules need the supervisor, which a process confining itself has not",
+        ));
     }
     if !policy.fs_denied().is_empty() {
         return Err(refuse(

@@ -10,7 +10,7 @@ use std::sync::{Arc, Once};
 use rustix::fs::{Access, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use sandlock_notify::Listener;
-use sandlock_policy::{Compat, Limit, LivePolicy, Policy};
+use sandlock_policy::{Compat, Limit, Policy};
 
 use crate::compat::{self, Protection};
 use crate::error::Error;
@@ -22,6 +22,7 @@ use crate::process::{Capture, Child, Sup, Tracking};
 use crate::ruleset::{Grant, Landlock};
 use crate::seccomp::{self, Programs};
 use crate::spawn::{self, SpawnPlan};
+use crate::supervise::net::HostTable;
 use crate::supervise::{self, AuditLog, Feature, Pending, Tasks};
 use crate::sys::child::ExecArgs;
 use crate::terminal::Terminal;
@@ -106,6 +107,7 @@ pub struct Sandbox {
     audit: Option<Arc<AuditLog>>,
     pid_namespace: bool,
     mech: Mechanisms,
+    hosts: Arc<HostTable>,
     /// Whether stale private directories were swept already.
     swept: std::sync::atomic::AtomicBool,
 }
@@ -123,9 +125,6 @@ impl std::fmt::Debug for Sandbox {
 /// Refuses the settings other parts of sandlock have not implemented yet.
 pub(crate) fn check_implemented(policy: &Policy) -> Result<(), Error> {
     let todo = |setting, issue| Err(Error::NotImplemented { setting, issue });
-    if !policy.net_allow_hosts().is_empty() {
-        return todo("net_allow_hosts", "issue 7");
-    }
     if policy.chroot().is_some() {
         return todo("chroot", "it needs a user namespace, see docs/cli.md");
     }
@@ -180,6 +179,8 @@ impl Sandbox {
     pub fn with_mechanisms(policy: Policy, mech: Mechanisms) -> Result<Sandbox, Error> {
         check_implemented(&policy)?;
         let missing = check_kernel(&policy)?;
+        // Host names are resolved once, here, before any fork.
+        let hosts = Arc::new(HostTable::resolve(&policy)?);
         let mut features = supervise::features(&policy)?;
         if let Some(f) = limits::feature(&policy, mech)? {
             features.push(f);
@@ -202,6 +203,7 @@ impl Sandbox {
             forward_signals: false,
             audit: None,
             pid_namespace: true,
+            hosts,
             swept: std::sync::atomic::AtomicBool::new(false),
             mech,
         };
@@ -431,7 +433,7 @@ impl Sandbox {
             || !policy.max_processes().is_unlimited()
             || !policy.max_cpu().is_unlimited();
         let runtime = if limited {
-            let live = LivePolicy::new(policy).map_err(|e| Error::Supervisor(e.to_string()))?;
+            let live = supervise::live_policy(policy, &self.hosts)?;
             Some(Arc::new(limits::Runtime::new(
                 policy,
                 live,
@@ -459,6 +461,8 @@ impl Sandbox {
                     audit: self.audit.clone(),
                     limits: runtime.clone(),
                     ruleset: confined_ruleset,
+                    private_tmp: self.private_tmp().map(Path::to_path_buf),
+                    hosts: self.hosts.clone(),
                 }))
             }
             None => Sup::Off,

@@ -199,6 +199,7 @@ pub(crate) fn launch(
         landlock: l.landlock.map(|f| f.as_raw_fd()),
         base: l.programs.base.insns(),
         notifies: l.programs.notifies,
+        handoff: l.programs.handoff,
         rlimits: &l.plan.rlimits,
         user: l.programs.user.as_ref().map(|p| p.insns()),
         exec: l.exec,

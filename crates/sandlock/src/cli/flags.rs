@@ -40,7 +40,8 @@ pub(crate) struct RunArgs {
     /// Kill the whole sandbox after SECS seconds (exit status 124).
     #[arg(short = 't', long = "timeout", value_name = "SECS")]
     pub timeout: Option<String>,
-    /// Allow reaching HOST (name, address or CIDR). Not implemented yet.
+    /// Allow reaching HOST: a name (resolved once at start), an IPv4 or
+    /// IPv6 address, or a CIDR network (repeatable).
     #[arg(long = "net-allow-host", value_name = "HOST")]
     pub net_allow_host: Vec<String>,
     /// Allow binding TCP PORT (repeatable).
@@ -49,6 +50,9 @@ pub(crate) struct RunArgs {
     /// Allow connecting to TCP PORT (repeatable).
     #[arg(long = "net-connect", value_name = "PORT")]
     pub net_connect: Vec<String>,
+    /// No UDP sockets (with host rules, which allow UDP otherwise).
+    #[arg(long = "no-udp")]
+    pub no_udp: bool,
     /// No abstract unix sockets outside the sandbox (on by default).
     #[arg(long = "isolate-ipc")]
     pub isolate_ipc: bool,
@@ -213,6 +217,9 @@ impl RunArgs {
         }
         for p in &self.net_connect {
             b = b.net_connect(p.as_str());
+        }
+        if self.no_udp {
+            b = b.no_udp(true);
         }
         if self.isolate_ipc {
             b = b.isolate_ipc(true);

@@ -24,11 +24,12 @@ mod denylist;
 mod socket;
 
 use sandlock_bpf::arch::MAX_SYSCALL_NR;
-use sandlock_bpf::{Action, Arch, Errno, Filter, Program, Rule};
+use sandlock_bpf::{Action, Arch, ArgIndex, Cond, Errno, Filter, Program, Rule};
 use sandlock_policy::Policy;
 
 pub(crate) use denylist::ADDR_NO_RANDOMIZE;
 pub use denylist::{DENY_LIST, Entry};
+pub(crate) use socket::NetMode;
 
 use crate::error::Error;
 use crate::supervise::Feature;
@@ -42,6 +43,54 @@ pub struct Programs {
     pub notifies: bool,
     /// The filter of the policy's syscall list, if it has one.
     pub user: Option<Program>,
+    /// The key of the listener hand-over (see [`handoff_rule`]).
+    pub(crate) handoff: [u64; 3],
+}
+
+/// The one `sendmsg` the base filter lets through unexamined: the child's
+/// hand-over of the seccomp listener to sandlock, right after the filter is
+/// installed and before anything could answer a notification.
+///
+/// Once the filter notifies on `sendmsg` (the network feature intercepts
+/// every one: only the socket's type says whether its address counts),
+/// that hand-over would wait for a supervisor that does not exist yet. It
+/// is recognised by a 192-bit key, drawn from the kernel's random source
+/// for each sandbox, in the three argument registers `sendmsg` does not use
+/// (the kernel ignores them; the filter sees them). The sandboxed program
+/// cannot learn the key: it exists only in sandlock's memory and in the
+/// kernel's copy of the filter, which no sandboxed process can read
+/// (`ptrace`, hence `PTRACE_SECCOMP_GET_FILTER`, and every way into
+/// sandlock's memory are refused by the deny list). Guessing it takes
+/// 2^192 tries.
+pub(crate) fn handoff_rule(key: [u64; 3]) -> Rule {
+    Rule::named("sendmsg", Action::Allow)
+        .when(Cond::eq(ArgIndex::A3, key[0]))
+        .when(Cond::eq(ArgIndex::A4, key[1]))
+        .when(Cond::eq(ArgIndex::A5, key[2]))
+}
+
+/// A fresh hand-over key.
+fn handoff_key() -> Result<[u64; 3], Error> {
+    let mut b = [0u8; 24];
+    let mut got = 0;
+    while got < b.len() {
+        match rustix::rand::getrandom(&mut b[got..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(errno) => {
+                return Err(Error::Os {
+                    what: "getrandom (listener hand-over key)",
+                    errno,
+                });
+            }
+        }
+    }
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[8 * i..8 * i + 8]);
+        u64::from_ne_bytes(w)
+    };
+    Ok([word(0), word(1), word(2)])
 }
 
 /// How many syscall numbers after the newest one this build knows are
@@ -100,8 +149,15 @@ pub(crate) fn build(
     supervised: bool,
 ) -> Result<Programs, Error> {
     let arch = native_arch()?;
-    let rules = base_rules(arch, policy, features, supervised);
+    let mut rules = base_rules(arch, policy, features, supervised);
     let notifies = rules.iter().any(|r| r.action() == Action::UserNotif);
+    let handoff = if notifies {
+        let key = handoff_key()?;
+        rules.insert(0, handoff_rule(key));
+        key
+    } else {
+        [0; 3]
+    };
     let mut base = Filter::new(arch).default_action(Action::Allow);
     for r in rules {
         base.push(r);
@@ -112,6 +168,7 @@ pub(crate) fn build(
         base,
         notifies,
         user,
+        handoff,
     })
 }
 

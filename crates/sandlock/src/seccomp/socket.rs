@@ -23,8 +23,10 @@ const SOCK_RAW: u64 = 3;
 /// The type bits of `socket`'s type argument (`SOCK_TYPE_MASK`); the
 /// others are `SOCK_NONBLOCK` / `SOCK_CLOEXEC`.
 const SOCK_TYPE_MASK: u64 = 0xf;
+const IPPROTO_ICMP: u64 = 1;
 const IPPROTO_TCP: u64 = 6;
 const IPPROTO_UDP: u64 = 17;
+const IPPROTO_ICMPV6: u64 = 58;
 
 /// What the policy's network rules allow, as far as sockets go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +37,8 @@ pub(crate) enum NetMode {
     /// enforces: only plain TCP sockets (UDP, SCTP, MPTCP and ICMP sockets
     /// would escape the port rules).
     TcpPorts,
-    /// Host rules (`net_allow_hosts`), checked by the supervisor.
+    /// Host rules (`net_allow_hosts`), checked by the supervisor: TCP,
+    /// UDP (unless `no_udp`) and ICMP ping sockets.
     Hosts,
 }
 
@@ -116,6 +119,18 @@ pub(crate) fn tail(policy: &Policy) -> Vec<Rule> {
                         ));
                     }
                 }
+                // ICMP "ping" sockets: their destinations follow the host
+                // rules like UDP's (the kernel's `ping_group_range` still
+                // decides who may open one).
+                let icmp = if fam == AF_INET {
+                    IPPROTO_ICMP
+                } else {
+                    IPPROTO_ICMPV6
+                };
+                rules.push(sock(
+                    allow,
+                    &[family(fam), sock_type(SOCK_DGRAM), protocol(icmp)],
+                ));
             }
         }
         if mode != NetMode::Off && !policy.no_raw_sockets() {
@@ -132,8 +147,9 @@ pub(crate) fn tail(policy: &Policy) -> Vec<Rule> {
 /// The deny-list row of `socket`, for the documentation.
 pub const ENTRY_REFUSED: &str = "family other than `AF_UNIX`, `AF_NETLINK` (`NETLINK_ROUTE` only) \
 and, with a network rule, `AF_INET`/`AF_INET6`; with only TCP port rules, anything but plain TCP \
-(`SOCK_STREAM`, protocol 0 or `IPPROTO_TCP`); with host rules, `SOCK_DGRAM` under `no_udp`; \
-`SOCK_RAW` and `AF_PACKET` unless `no_raw_sockets = false` and a network rule is given";
+(`SOCK_STREAM`, protocol 0 or `IPPROTO_TCP`); with host rules, anything but TCP, UDP (not under \
+`no_udp`) and ICMP ping sockets (`SOCK_DGRAM` with `IPPROTO_ICMP` / `IPPROTO_ICMPV6`); `SOCK_RAW` and \
+`AF_PACKET` unless `no_raw_sockets = false` and a network rule is given";
 /// Why.
 pub const ENTRY_REASON: &str = "no network means no IP socket at all; raw, packet, vsock, \
 bluetooth, CAN, XDP... sockets reach past the host and port rules; UDP, SCTP, MPTCP and ICMP \

@@ -43,11 +43,17 @@ fn meaning(arch: Arch, policy: &Policy, supervised: bool, nr: u32, a: [u64; 6]) 
         "socket" => {
             let (fam, ty, proto) = (low(0), low(1) & 0xf, low(2));
             let net = policy.has_network_rules();
+            let hosts = !policy.net_allow_hosts().is_empty();
+            let icmp = if fam == 2 { 1 } else { 58 };
             let ok = match fam {
                 1 => true,
                 16 => proto == 0,
                 2 | 10 if net => {
-                    (ty == 1 && (proto == 0 || proto == 6)) || (ty == 3 && !policy.no_raw_sockets())
+                    (ty == 1 && (proto == 0 || proto == 6))
+                        || (ty == 3 && !policy.no_raw_sockets())
+                        || (hosts
+                            && ty == 2
+                            && (proto == icmp || (!policy.no_udp() && (proto == 0 || proto == 17))))
                 }
                 17 => net && !policy.no_raw_sockets(),
                 _ => false,
@@ -72,6 +78,21 @@ fn meaning(arch: Arch, policy: &Policy, supervised: bool, nr: u32, a: [u64; 6]) 
             2 => decide,
             _ => Action::Allow,
         },
+        // Network (docs/security.md, "Network"): every connect, sendmsg and
+        // sendmmsg, and sendto with an address, go to the supervisor;
+        // routing options are refused once IP sockets exist.
+        "connect" | "sendmsg" | "sendmmsg" if supervised => Action::UserNotif,
+        "sendto" if supervised && a[4] != 0 => Action::UserNotif,
+        "setsockopt" if policy.has_network_rules() && low(1) == 1 && low(2) == 60 => {
+            Action::Errno(Errno::new(92).unwrap())
+        }
+        "setsockopt"
+            if policy.has_network_rules()
+                && ((low(1) == 0 && low(2) == 4)
+                    || (low(1) == 41 && [5, 6, 9, 57].contains(&low(2)))) =>
+        {
+            EPERM
+        }
         "memfd_create" if supervised => Action::UserNotif,
         "memfd_create" if low(1) & 0x8 == 0 => EPERM,
         _ => Action::Allow,
@@ -81,7 +102,8 @@ fn meaning(arch: Arch, policy: &Policy, supervised: bool, nr: u32, a: [u64; 6]) 
 /// Argument patterns: zero, high bits alone, and each interesting value
 /// with and without garbage in the upper half.
 fn patterns() -> Vec<[u64; 6]> {
-    let values: [u64; 20] = [
+    let values: [u64; 21] = [
+        60,
         0,
         1,
         2,
@@ -123,6 +145,21 @@ fn patterns() -> Vec<[u64; 6]> {
             out.push([16, 3, v | hi, 0, 0, 0]);
         }
     }
+    // setsockopt's (level, optname) pairs the network rules name.
+    for (level, name) in [
+        (0, 4),
+        (41, 5),
+        (41, 6),
+        (41, 9),
+        (41, 57),
+        (1, 60),
+        (0, 5),
+        (1, 4),
+    ] {
+        for hi in [0u64, 0xdead_beef_0000_0000] {
+            out.push([3, level | hi, name | hi, 0, 0, 0]);
+        }
+    }
     for _ in 0..40 {
         let mut a = [0u64; 6];
         for x in &mut a {
@@ -153,6 +190,10 @@ fn check(policy: &Policy, supervised: bool) {
         "memfd_create",
         "clone3",
         "mount",
+        "connect",
+        "sendto",
+        "sendmsg",
+        "setsockopt",
     ];
     for nr in 0..=sandlock_bpf::arch::MAX_SYSCALL_NR {
         let pats = match arch.syscall_name(nr) {
@@ -199,6 +240,49 @@ fn tcp_port_rules_allow_plain_tcp_only() {
         .build()
         .unwrap();
     check(&p, true);
+}
+
+#[test]
+fn host_rules_allow_tcp_udp_and_ping_sockets() {
+    let p = Policy::builder()
+        .net_allow_host("127.0.0.1")
+        .build()
+        .unwrap();
+    check(&p, true);
+    let p = Policy::builder()
+        .net_allow_host("10.0.0.0/8")
+        .net_connect(443)
+        .no_udp(true)
+        .build()
+        .unwrap();
+    check(&p, true);
+}
+
+/// The listener's hand-over passes with its key, and only with it.
+#[test]
+fn only_the_keyed_sendmsg_passes_unexamined() {
+    let arch = Arch::native().unwrap();
+    let policy = Policy::default();
+    let features = crate::supervise::features(&policy).unwrap();
+    let p = build(&policy, &features, true).unwrap();
+    let nr = arch.syscall_nr("sendmsg").unwrap();
+    let run = |a: [u64; 6]| {
+        interp::run(p.base.insns(), &SeccompData::new(arch, nr, a))
+            .unwrap()
+            .action()
+            .unwrap()
+    };
+    let k = p.handoff;
+    assert_eq!(run([5, 0, 0, k[0], k[1], k[2]]), Action::Allow);
+    for wrong in [[k[0], k[1], !k[2]], [k[0] ^ 1, k[1], k[2]], [0, 0, 0]] {
+        assert_eq!(
+            run([5, 0, 0, wrong[0], wrong[1], wrong[2]]),
+            Action::UserNotif
+        );
+    }
+    // Each sandbox draws its own key.
+    let q = build(&policy, &features, true).unwrap();
+    assert_ne!(p.handoff, q.handoff);
 }
 
 #[test]

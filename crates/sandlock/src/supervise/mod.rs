@@ -24,6 +24,7 @@ pub(crate) mod confined;
 mod events;
 mod fs;
 mod memfd;
+pub mod net;
 mod procctl;
 pub(crate) mod procstat;
 pub(crate) mod tasks;
@@ -97,6 +98,7 @@ pub(crate) const FEATURES: &[Constructor] = &[
     fs::feature,
     events::feature,
     view::feature,
+    net::feature,
 ];
 
 /// The features `policy` needs, in [`FEATURES`] order.
@@ -136,6 +138,10 @@ pub(crate) const DOCS: &[Doc] = &[
     fs::DOC_REFUSED,
     fs::DOC_UNSUPPORTED,
     events::DOC,
+    net::DOCS[0],
+    net::DOCS[1],
+    net::DOCS[2],
+    net::DOCS[3],
 ];
 
 /// Called on the thread tracing task `pid`, stopped at its
@@ -165,6 +171,11 @@ pub struct Shared {
     /// The sandbox's Landlock ruleset, for [`confined::Worker`]s (`None`
     /// unless a feature [`confines`](Feature::confines), or without Landlock).
     pub(crate) ruleset: Option<Arc<OwnedFd>>,
+    /// The sandbox's private temporary directory (granted writable besides
+    /// the policy's paths), if it has one.
+    pub(crate) private_tmp: Option<std::path::PathBuf>,
+    /// The policy's host names and the addresses they had at start.
+    pub(crate) hosts: Arc<net::HostTable>,
 }
 
 impl Shared {
@@ -199,6 +210,10 @@ pub(crate) struct Pending {
     pub(crate) limits: Option<Arc<crate::limits::Runtime>>,
     /// The sandbox's Landlock ruleset, for confined workers.
     pub(crate) ruleset: Option<Arc<OwnedFd>>,
+    /// See [`Shared::private_tmp`].
+    pub(crate) private_tmp: Option<std::path::PathBuf>,
+    /// See [`Shared::hosts`].
+    pub(crate) hosts: Arc<net::HostTable>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -209,12 +224,28 @@ impl std::fmt::Debug for Pending {
     }
 }
 
+/// The live policy of a sandbox: host names are those resolved when the
+/// sandbox was made (`hosts`), never looked up again.
+pub(crate) fn live_policy(
+    policy: &Policy,
+    hosts: &Arc<net::HostTable>,
+) -> Result<LivePolicy, Error> {
+    let hosts = hosts.clone();
+    LivePolicy::with_resolver(policy, move |name| {
+        hosts
+            .lookup(name)
+            .map(<[_]>::to_vec)
+            .ok_or("not resolved when the sandbox was made")
+    })
+    .map_err(|e| Error::Supervisor(e.to_string()))
+}
+
 /// Starts the supervisor's threads.
 pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
     let e = |e: BuildError| Error::Supervisor(e.to_string());
     let live = match &p.limits {
         Some(rt) => rt.live.clone(),
-        None => LivePolicy::new(&p.policy).map_err(|e| Error::Supervisor(e.to_string()))?,
+        None => live_policy(&p.policy, &p.hosts)?,
     };
     let second = p
         .listener
@@ -232,6 +263,8 @@ pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
             Listener::from_fd(second).map_err(|e| Error::Supervisor(e.to_string()))?,
         ),
         ruleset: p.ruleset,
+        private_tmp: p.private_tmp,
+        hosts: p.hosts,
     });
     let mut sup =
         Supervisor::builder(p.listener).fallback(Response::Errno(sandlock_bpf::Errno::ENOSYS));

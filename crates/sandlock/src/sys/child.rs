@@ -239,7 +239,7 @@ pub(crate) fn set_rlimit(resource: u32, soft: u64, hard: u64) -> Result<(), Errn
 }
 
 /// Sends `tag` with descriptor `fd` attached (`SCM_RIGHTS`) on `sock`.
-pub(crate) fn send_fd(sock: RawFd, tag: &[u8], fd: RawFd) -> Result<(), Errno> {
+pub(crate) fn send_fd(sock: RawFd, tag: &[u8], fd: RawFd, key: [u64; 3]) -> Result<(), Errno> {
     // Room for one cmsghdr carrying one int, 8-byte aligned.
     #[repr(C, align(8))]
     struct Control([u8; 24]);
@@ -268,7 +268,17 @@ pub(crate) fn send_fd(sock: RawFd, tag: &[u8], fd: RawFd) -> Result<(), Errno> {
         (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
         loop {
-            let r = libc::syscall(libc::SYS_sendmsg, sock, &msg as *const libc::msghdr, 0);
+            // The three unused argument registers carry the key that lets
+            // this one sendmsg through the filter (`seccomp::handoff_rule`).
+            let r = libc::syscall(
+                libc::SYS_sendmsg,
+                sock,
+                &msg as *const libc::msghdr,
+                0,
+                key[0],
+                key[1],
+                key[2],
+            );
             if r < 0 && errno() == Errno::INTR {
                 continue;
             }

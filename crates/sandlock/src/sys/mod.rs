@@ -10,6 +10,8 @@
 //!   kernel features, terminal and signal settings).
 //! - [`behalf`]: calls the supervisor makes for the sandbox (confining one
 //!   of its threads, tracing an `execve`, writing a task's memory).
+//! - [`net`]: socket calls the supervisor makes on a task's behalf with raw
+//!   address bytes.
 //!
 //! The rest of the crate is `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
@@ -17,6 +19,7 @@
 pub(crate) mod behalf;
 pub(crate) mod child;
 pub(crate) mod host;
+pub(crate) mod net;
 pub(crate) mod ns;
 pub(crate) mod trace;
 

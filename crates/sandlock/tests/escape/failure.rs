@@ -13,7 +13,9 @@ use crate::harness::{Attack, Mode, Outcome, Res, Scratch, User, bins};
 use crate::observe::LoopbackPair;
 use crate::programs::callback_runner;
 
-escape_tests!("needs --net-allow-host (issue 7); the process half (nothing left after SIGKILL to sandlock) runs in tests/resources.rs":
+// The network half passes (no connection while sandlock is gone); the
+// setsid() daemon outliving sandlock needs the sandbox's PID namespace.
+escape_tests!("needs a PID namespace so that a setsid() daemon dies with sandlock (issue 6)":
     sandlock_killed_mid_run,
 );
 

@@ -27,7 +27,7 @@ escape_tests!(run:
     syscall_numbers_past_the_table,
 );
 
-escape_tests!("needs sandlock run (issue 5) with --net-allow-host (issue 7)":
+escape_tests!(run:
     i386_socketcall_connect,
     i386_direct_connect,
 );

@@ -37,7 +37,7 @@ escape_tests!(run:
     priv_clock_adjtime,
 );
 
-escape_tests!("needs sandlock run (issue 5) with --net-allow-host (issue 7)":
+escape_tests!(run:
     io_uring_connect,
 );
 

@@ -11,7 +11,7 @@ use crate::checks::{Bare, sysctl, verdict};
 use crate::harness::{Attack, Mode, Outcome, Scratch, nonce};
 use crate::observe::{IcmpWatch, LoopbackPair, TcpCounter, UnixCounter, UnixName};
 
-escape_tests!("needs sandlock run (issue 5) with --net-allow-host and --net-connect (issue 7)":
+escape_tests!(run:
     ipv4_mapped_ipv6,
     zero_address_v4,
     zero_address_v6,

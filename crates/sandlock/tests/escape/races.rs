@@ -13,7 +13,7 @@ use crate::harness::{Attack, Mode, Scratch};
 use crate::observe::LoopbackPair;
 use crate::programs::callback_runner;
 
-escape_tests!("needs sandlock run (issue 5) with --net-allow-host (issue 7)":
+escape_tests!(run:
     race_connect,
     race_sendto,
     race_sendmsg,
