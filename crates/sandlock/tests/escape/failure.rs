@@ -13,13 +13,8 @@ use crate::harness::{Attack, Mode, Outcome, Res, Scratch, User, bins};
 use crate::observe::LoopbackPair;
 use crate::programs::callback_runner;
 
-// The network half passes (no connection while sandlock is gone); the
-// setsid() daemon outliving sandlock needs the sandbox's PID namespace.
-escape_tests!("needs a PID namespace so that a setsid() daemon dies with sandlock (issue 6)":
-    sandlock_killed_mid_run,
-);
-
 escape_tests!(run:
+    sandlock_killed_mid_run,
     missing_path_never_runs,
     landlock_off_strict_never_runs,
     landlock_off_best_effort_still_filters,
