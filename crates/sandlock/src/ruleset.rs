@@ -21,7 +21,7 @@ use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
     Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
 };
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
 use sandlock_policy::Policy;
 
@@ -173,20 +173,12 @@ impl Landlock {
             path: path.to_owned(),
             errno,
         };
-        // A directory (most grants) in one call; a file on ENOTDIR.
-        let (fd, is_dir) = match rustix::fs::open(
-            path,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => (fd, true),
-            Err(Errno::NOTDIR) => (
-                rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(bad_path)?,
-                false,
-            ),
-            Err(e) => return Err(bad_path(e)),
-        };
+        // One path walk; the type from the descriptor.
+        let fd = rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .map_err(bad_path)?;
+        let is_dir = rustix::fs::fstat(&fd)
+            .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+            .map_err(bad_path)?;
         let mut access = match grant {
             Grant::Read => AccessFs::from_read(abi),
             Grant::Write => AccessFs::from_all(abi) & !(AccessFs::MakeChar | AccessFs::MakeBlock),
@@ -194,20 +186,18 @@ impl Landlock {
         if !is_dir {
             access &= AccessFs::from_file(abi);
         }
-        let kept = fd
-            .try_clone()
-            .map_err(Error::io(format!("{field} {path}")))?;
-        self.paths.push((kept, path.to_owned(), access));
         let created = self.take()?;
         self.created = Some(
             created
-                .add_rule(PathBeneath::new(fd, access))
+                .add_rule(PathBeneath::new(fd.as_fd(), access))
                 .map_err(|e| Error::Invalid {
                     field,
                     value: path.to_owned(),
                     why: e.to_string(),
                 })?,
         );
+        // The descriptor itself is kept (for `fresh_fd`): no duplicate.
+        self.paths.push((fd, path.to_owned(), access));
         Ok(())
     }
 
