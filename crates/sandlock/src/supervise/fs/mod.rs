@@ -31,6 +31,7 @@ mod exec;
 mod nspid;
 mod open;
 mod path;
+mod percpu;
 mod resolve;
 
 use std::os::fd::AsFd;
@@ -200,8 +201,11 @@ impl Feature for Fs {
             denied: Denied::new(shared.clone()),
             confined: if self.scope.files {
                 Some(
-                    Worker::confined("sandlock-fs", shared.ruleset.clone())
-                        .map_err(|e| start(e.to_string()))?,
+                    percpu::PerCpu::start(
+                        shared.ruleset.clone(),
+                        super::single_cpu(&shared.policy),
+                    )
+                    .map_err(|e| start(e.to_string()))?,
                 )
             } else {
                 None
@@ -217,9 +221,6 @@ impl Feature for Fs {
             own_tgid: rustix::process::getpid().as_raw_nonzero().get(),
             hold_files: self.scope.hold_files,
         });
-        if let (Some(w), Some(cpu)) = (&core.confined, super::single_cpu(&shared.policy)) {
-            w.pin(cpu);
-        }
         if self.scope.files {
             for name in OPENS {
                 let c = core.clone();
@@ -251,7 +252,7 @@ pub(crate) struct FsCore {
     pub(crate) shared: Arc<Shared>,
     pub(crate) root: Arc<RootDir>,
     pub(crate) denied: Denied,
-    confined: Option<Worker>,
+    confined: Option<percpu::PerCpu>,
     helper: Worker,
     /// The tracer of execs (present whenever exec is intercepted).
     tracer: Option<Worker>,
@@ -265,10 +266,11 @@ pub(crate) struct FsCore {
 }
 
 impl FsCore {
-    /// The confined worker (present whenever path calls are intercepted).
+    /// The confined worker of the calling thread's CPU (present whenever
+    /// path calls are intercepted).
     pub(crate) fn confined(&self) -> &Worker {
         match &self.confined {
-            Some(w) => w,
+            Some(w) => w.here(),
             // register() creates it with the path calls' handlers.
             None => &self.helper,
         }
