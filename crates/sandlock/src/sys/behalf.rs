@@ -29,35 +29,8 @@ pub(crate) fn restrict_thread(ruleset: Option<BorrowedFd<'_>>) -> Result<(), Err
     Ok(())
 }
 
-/// `PTRACE_O_TRACEEXEC`: stop at a successful `execve`.
-pub(crate) const PTRACE_O_TRACEEXEC: u64 = 0x10;
-/// `PTRACE_O_TRACESYSGOOD`: syscall stops report `SIGTRAP | 0x80`.
-pub(crate) const PTRACE_O_TRACESYSGOOD: u64 = 0x1;
-/// `PTRACE_O_EXITKILL`: kill the tracee if the tracer exits.
-pub(crate) const PTRACE_O_EXITKILL: u64 = 0x10_0000;
 /// `PTRACE_EVENT_EXEC`, in bits 16.. of a wait status.
 pub(crate) const PTRACE_EVENT_EXEC: i32 = 4;
-
-fn ptrace(req: libc::c_uint, tid: i32, data: u64) -> Result<(), Errno> {
-    // SAFETY: PTRACE_SEIZE / INTERRUPT / DETACH take integer arguments only
-    // (the address is unused and 0).
-    check(unsafe { libc::ptrace(req, tid, 0usize, data as usize) }).map(drop)
-}
-
-/// `PTRACE_SEIZE` task `tid` with `options` (the task keeps running).
-pub(crate) fn ptrace_seize(tid: i32, options: u64) -> Result<(), Errno> {
-    ptrace(libc::PTRACE_SEIZE, tid, options)
-}
-
-/// `PTRACE_INTERRUPT`: stop the tracee at its next return to user space.
-pub(crate) fn ptrace_interrupt(tid: i32) -> Result<(), Errno> {
-    ptrace(libc::PTRACE_INTERRUPT, tid, 0)
-}
-
-/// `PTRACE_DETACH` a stopped tracee, delivering signal `sig` (0: none).
-pub(crate) fn ptrace_detach(tid: i32, sig: i32) -> Result<(), Errno> {
-    ptrace(libc::PTRACE_DETACH, tid, sig as u64)
-}
 
 /// What [`wait_tracee`] saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,12 +85,6 @@ pub(crate) fn wait_tracee(own_child: i32) -> Result<TraceStop, Errno> {
             TraceStop::Gone { pid }
         });
     }
-}
-
-/// `tgkill(tgid, tid, SIGKILL)`.
-pub(crate) fn kill_task(tgid: i32, tid: i32) -> Result<(), Errno> {
-    // SAFETY: plain syscall with integer arguments.
-    check(unsafe { libc::syscall(libc::SYS_tgkill, tgid, tid, libc::SIGKILL) }).map(drop)
 }
 
 /// Writes `buf` at `addr` in task `pid`'s memory (`process_vm_writev`).

@@ -1,5 +1,5 @@
-//! `ptrace` and `wait4` for the supervisor's tracer thread (see
-//! `supervise/view/tracer.rs`), and `tgkill`.
+//! `ptrace` and `wait4` for the supervisor's tracer threads (see
+//! `supervise/view/tracer.rs` and `supervise/fs/exec.rs`), and `tgkill`.
 //!
 //! The tracer attaches to one sandboxed task at a time, for a few
 //! microseconds: at an `execve` (to fix up the new image before it runs)
@@ -14,6 +14,8 @@ use super::check;
 pub(crate) const O_TRACESYSGOOD: u32 = 0x1;
 /// `PTRACE_O_TRACEEXEC`: a stop after a successful `execve`.
 pub(crate) const O_TRACEEXEC: u32 = 0x10;
+/// `PTRACE_O_EXITKILL`: the tracee is killed if the tracer exits.
+pub(crate) const O_EXITKILL: u32 = 0x10_0000;
 
 /// `PTRACE_EVENT_EXEC`.
 pub(crate) const EVENT_EXEC: u32 = 4;

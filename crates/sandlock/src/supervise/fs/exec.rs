@@ -41,10 +41,8 @@ use sandlock_policy::{SyscallCategory, SyscallEvent, Verdict};
 use super::deny::Ident;
 use super::resolve::{Found, Proc, Resolver, Task};
 use super::{FsCore, handle, task_of};
-use crate::sys::behalf::{
-    self, PTRACE_EVENT_EXEC, PTRACE_O_EXITKILL, PTRACE_O_TRACEEXEC, PTRACE_O_TRACESYSGOOD,
-    TraceStop,
-};
+use crate::sys::behalf::{self, PTRACE_EVENT_EXEC, TraceStop};
+use crate::sys::trace;
 
 const AT_EMPTY_PATH: u64 = 0x1000;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
@@ -182,8 +180,8 @@ fn trace_exec(core: &Arc<FsCore>, task: Task, judged: &Judged, mut event: Syscal
     let tid = task.tid as i32;
     // TRACESYSGOOD: an exec-stop hook of another feature (the view's) may
     // step the new image through a syscall and tell its stops apart.
-    let options = PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD;
-    if behalf::ptrace_seize(tid, options).is_err() {
+    let options = trace::O_TRACEEXEC | trace::O_EXITKILL | trace::O_TRACESYSGOOD;
+    if trace::seize(tid, options).is_err() {
         event.denied = true;
         core.shared.audit(&event, Verdict::Deny);
         let _ = listener.respond(task.id, Response::Errno(sandlock_bpf::Errno::EPERM));
@@ -192,12 +190,12 @@ fn trace_exec(core: &Arc<FsCore>, task: Task, judged: &Judged, mut event: Syscal
     // CONTINUE after a decision on memory is safe here only because the
     // exec is verified at PTRACE_EVENT_EXEC, before the new image runs.
     if listener.respond(task.id, Response::Continue).is_err() {
-        let _ = behalf::ptrace_interrupt(tid);
+        let _ = trace::interrupt(tid);
         let _ = settle(core, None);
         return;
     }
     // A failed execve returns to the old program: stop it there too.
-    let _ = behalf::ptrace_interrupt(tid);
+    let _ = trace::interrupt(tid);
     let _ = settle(core, Some((judged, &mut event)));
 }
 
@@ -220,7 +218,7 @@ fn settle(
                     {
                         ev.denied = true;
                         core.shared.audit(ev, Verdict::Deny);
-                        let _ = behalf::kill_task(pid, pid);
+                        let _ = trace::tgkill(pid, pid, libc::SIGKILL);
                         continue;
                     }
                     if let Some(hook) = core.shared.exec_stop.get()
@@ -228,7 +226,7 @@ fn settle(
                     {
                         return Ok(());
                     }
-                    let _ = behalf::ptrace_detach(pid, 0);
+                    let _ = trace::detach(pid, 0);
                     return Ok(());
                 }
                 // The interrupt (the exec failed and returned), or a signal
@@ -239,7 +237,7 @@ fn settle(
                 } else {
                     0
                 };
-                let _ = behalf::ptrace_detach(pid, deliver);
+                let _ = trace::detach(pid, deliver);
                 return Ok(());
             }
         }
