@@ -134,12 +134,11 @@ pub(crate) fn handles_files(policy: &Policy) -> bool {
 /// The feature: on with a deny rule, or a callback asking for file or
 /// process events.
 pub(crate) fn feature(policy: &Policy) -> Result<Option<Box<dyn Feature>>, Error> {
-    let deny = !policy.fs_denied().is_empty();
     let cb = policy.policy_fn().is_some();
     let wants = |c| cb && policy.policy_events().contains(c);
     let scope = Scope {
-        files: deny || wants(SyscallCategory::File),
-        exec: deny || wants(SyscallCategory::Process),
+        files: handles_files(policy),
+        exec: traces_exec(policy),
         hold_files: wants(SyscallCategory::File),
         hold_exec: wants(SyscallCategory::Process),
     };
