@@ -401,7 +401,7 @@ impl FsCore {
         };
         let (pid, own) = (*pid, self.own_tgid);
         let is_task = self.on_helper(move |shared| match resolve::tgid_of(pid) {
-            Ok(t) if t == own || shared.tasks.is_init(t) => Some(false),
+            Ok(t) if t == own => Some(false),
             Ok(_) => Some(shared.tasks.contains_host(pid).unwrap_or(false)),
             Err(_) => None,
         })?;
