@@ -189,8 +189,13 @@ mod tests {
         let mut got: Vec<i32> = (0..2).map(|_| rx.recv().unwrap()).collect();
         got.sort();
         assert_eq!(got, [0, 1]);
-        // Idle threads take the next jobs: no third thread.
-        std::thread::sleep(Duration::from_millis(50));
+        // Idle threads take the next jobs: no third thread. (Wait until
+        // both are back to idle: a fixed sleep is not enough on a loaded
+        // machine.)
+        let since = std::time::Instant::now();
+        while pool.inner.lock().idle < 2 && since.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         for _ in 0..10 {
             let tx = tx.clone();
             pool.submit(Box::new(move || tx.send(9).unwrap()));
