@@ -192,11 +192,15 @@ mod tests {
         // Idle threads take the next jobs: no third thread. (Wait until
         // both are back to idle: a fixed sleep is not enough on a loaded
         // machine.)
-        let since = std::time::Instant::now();
-        while pool.inner.lock().idle < 2 && since.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let idle = |n: usize| {
+            let since = std::time::Instant::now();
+            while pool.inner.lock().idle < n && since.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        idle(2);
         for _ in 0..10 {
+            idle(1);
             let tx = tx.clone();
             pool.submit(Box::new(move || tx.send(9).unwrap()));
             assert_eq!(rx.recv().unwrap(), 9);
