@@ -9,8 +9,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -25,18 +24,7 @@ fn view() -> PathBuf {
     static V: OnceLock<PathBuf> = OnceLock::new();
     V.get_or_init(|| {
         let out = bins().dir().join("view");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/progs/view.c");
-        let r = Command::new("gcc")
-            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .output()
-            .expect("gcc");
-        assert!(
-            r.status.success(),
-            "gcc: {}",
-            String::from_utf8_lossy(&r.stderr)
-        );
+        common::gcc("tests/progs/view.c", &out, &["-pthread"]);
         out
     })
     .clone()

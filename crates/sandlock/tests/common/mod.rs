@@ -34,6 +34,27 @@ impl Bins {
     }
 }
 
+/// Compiles `src` (relative to the crate) into `out` with `gcc -O2 -Wall
+/// -Wextra -Werror` and `flags`; a failure is the test's, with gcc's
+/// message.
+pub fn gcc(src: &str, out: &Path, flags: &[&str]) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(src);
+    let r = Command::new("gcc")
+        .args(["-O2", "-Wall", "-Wextra", "-Werror"])
+        .args(flags)
+        .arg("-o")
+        .arg(out)
+        .arg(&src)
+        .output()
+        .expect("gcc (the tests need gcc and a static glibc)");
+    assert!(
+        r.status.success(),
+        "gcc {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
+
 /// The binaries, built once per test process.
 pub fn bins() -> &'static Bins {
     static B: OnceLock<Bins> = OnceLock::new();
@@ -42,18 +63,7 @@ pub fn bins() -> &'static Bins {
         let dir = std::env::temp_dir().join(format!("sandlock-it-bins-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/progs/probe.c");
-        let out = Command::new("gcc")
-            .args(["-O2", "-static", "-Wall", "-Wextra", "-Werror", "-o"])
-            .arg(dir.join("probe"))
-            .arg(&src)
-            .output()
-            .expect("gcc (the tests need gcc and a static glibc)");
-        assert!(
-            out.status.success(),
-            "gcc: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        gcc("tests/progs/probe.c", &dir.join("probe"), &["-static"]);
         fs::copy(env!("CARGO_BIN_EXE_sandlock"), dir.join("sandlock")).unwrap();
         for f in ["probe", "sandlock"] {
             fs::set_permissions(dir.join(f), fs::Permissions::from_mode(0o755)).unwrap();

@@ -5,7 +5,6 @@
 use std::net::{TcpListener, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
@@ -25,20 +24,7 @@ pub fn netprobe() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
         let out = bins().dir().join("netprobe");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/progs/netprobe.c");
-        let r = Command::new("gcc")
-            .args([
-                "-O2", "-static", "-pthread", "-Wall", "-Wextra", "-Werror", "-o",
-            ])
-            .arg(&out)
-            .arg(&src)
-            .output()
-            .expect("gcc (the tests need gcc and a static glibc)");
-        assert!(
-            r.status.success(),
-            "gcc: {}",
-            String::from_utf8_lossy(&r.stderr)
-        );
+        crate::common::gcc("tests/progs/netprobe.c", &out, &["-static", "-pthread"]);
         out
     })
     .clone()
