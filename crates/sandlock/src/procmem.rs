@@ -7,6 +7,15 @@
 //! **before** checking that the notification it acts on is still pending
 //! (`NOTIF_ID_VALID`): the descriptor then names the notifying task's
 //! memory even if the pid is reused afterwards.
+//!
+//! A non-dumpable image (the private `/proc`, `supervise/view/tracer.rs`)
+//! of a sandbox in a user namespace has its `/proc/PID/mem` owned by the
+//! initial namespace's root, which an unprivileged sandlock cannot open,
+//! although `ptrace` access to the task is still its own (it owns the
+//! namespace). Such a task's memory is reached with `process_vm_readv` /
+//! `process_vm_writev` instead, by task id: the id could only name another
+//! task if the task died and the kernel's cyclic pid allocator wrapped
+//! around between the caller's `NOTIF_ID_VALID` and the call.
 
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
@@ -19,29 +28,40 @@ pub(crate) const AT_RANDOM: u64 = 25;
 /// `AT_SYSINFO_EHDR`: address of the vDSO.
 pub(crate) const AT_SYSINFO_EHDR: u64 = 33;
 
-/// `/proc/PID/mem` of one task, open for reading and writing.
+/// One task's memory.
 #[derive(Debug)]
-pub(crate) struct Mem {
-    fd: OwnedFd,
+pub(crate) enum Mem {
+    /// `/proc/PID/mem`, open for reading and writing.
+    File(OwnedFd),
+    /// Task `pid`, reached by `process_vm_*` (its `/proc/PID/mem` is
+    /// closed to us: see the module's documentation).
+    Task(u32),
 }
 
 impl Mem {
     /// Opens task `pid`'s memory.
     pub(crate) fn open(pid: u32) -> Result<Mem, Errno> {
-        let fd = rustix::fs::open(
+        match rustix::fs::open(
             format!("/proc/{pid}/mem"),
             OFlags::RDWR | OFlags::CLOEXEC,
             Mode::empty(),
-        )?;
-        Ok(Mem { fd })
+        ) {
+            Ok(fd) => Ok(Mem::File(fd)),
+            Err(Errno::ACCESS) => Ok(Mem::Task(pid)),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reads exactly `buf.len()` bytes at `addr` (`EFAULT` when short).
     pub(crate) fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let fd = match self {
+            Mem::File(fd) => fd,
+            Mem::Task(pid) => return crate::sys::behalf::read_memory(*pid, addr, buf),
+        };
         let mut done = 0;
         while done < buf.len() {
             let at = addr.checked_add(done as u64).ok_or(Errno::FAULT)?;
-            match rustix::io::pread(&self.fd, &mut buf[done..], at) {
+            match rustix::io::pread(fd, &mut buf[done..], at) {
                 Ok(0) => return Err(Errno::FAULT),
                 Ok(n) => done += n,
                 Err(Errno::INTR) => {}
@@ -54,10 +74,14 @@ impl Mem {
 
     /// Writes all of `bytes` at `addr` (`EFAULT` when short).
     pub(crate) fn write_all(&self, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+        let fd = match self {
+            Mem::File(fd) => fd,
+            Mem::Task(pid) => return crate::sys::behalf::write_memory(*pid, addr, bytes),
+        };
         let mut done = 0;
         while done < bytes.len() {
             let at = addr.checked_add(done as u64).ok_or(Errno::FAULT)?;
-            match rustix::io::pwrite(&self.fd, &bytes[done..], at) {
+            match rustix::io::pwrite(fd, &bytes[done..], at) {
                 Ok(0) => return Err(Errno::FAULT),
                 Ok(n) => done += n,
                 Err(Errno::INTR) => {}

@@ -111,6 +111,31 @@ pub(crate) fn write_memory(pid: u32, addr: u64, buf: &[u8]) -> Result<(), Errno>
     }
 }
 
+/// Reads `buf.len()` bytes at `addr` in task `pid`'s memory
+/// (`process_vm_readv`). A short read is an error (`EFAULT`).
+pub(crate) fn read_memory(pid: u32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast::<libc::c_void>(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as usize as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` describes `buf`, which the kernel writes within its
+    // length; the remote range is in the other process and checked by the
+    // kernel.
+    let n = check(unsafe { libc::process_vm_readv(pid as i32, &local, 1, &remote, 1, 0) } as _)?;
+    if n as usize == buf.len() {
+        Ok(())
+    } else {
+        Err(Errno::FAULT)
+    }
+}
+
 /// `truncate(path, len)`.
 pub(crate) fn truncate(path: &CStr, len: i64) -> Result<(), Errno> {
     // SAFETY: `path` is a valid C string.
