@@ -87,16 +87,18 @@ pub(crate) fn start(seed: u64) -> Result<Seeded, Error> {
     let weak = Arc::downgrade(&alive);
     std::thread::Builder::new()
         .name("sandlock-random".into())
-        .spawn(move || feed(feeds, weak, dir))
+        .spawn(move || feed(feeds, weak))
         .map_err(Error::io("starting the random-device writer"))?;
+    // The directory goes with the run, at once: the writer keeps the
+    // FIFOs open, and the sandbox has them bound.
     Ok(Seeded {
         binds,
-        alive: Box::new(alive),
+        alive: Box::new((alive, dir)),
     })
 }
 
-/// Keeps every FIFO full until `alive` is gone; then removes `dir`.
-fn feed(mut feeds: Vec<Feed>, alive: Weak<()>, dir: TempDir) {
+/// Keeps every FIFO full until `alive` is gone.
+fn feed(mut feeds: Vec<Feed>, alive: Weak<()>) {
     const CHUNK: usize = 16 * 1024;
     let tick = Timespec {
         tv_sec: 0,
@@ -134,5 +136,4 @@ fn feed(mut feeds: Vec<Feed>, alive: Weak<()>, dir: TempDir) {
         }
     }
     drop(feeds);
-    drop(dir);
 }
