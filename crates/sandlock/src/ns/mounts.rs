@@ -3,10 +3,15 @@
 //! Features fill it before the fork; [`MountPlan::prepare`] writes the
 //! generated files and turns every operation into C strings and flags for
 //! the child. A memfd cannot be bind-mounted (it lives on an internal mount
-//! the kernel refuses as a bind source), so generated content is written to
-//! a file in a fresh `0700` directory of the caller's temporary directory,
-//! bound read-only over its target by the child, and removed once the
-//! child has run (the mount keeps the file alive, out of every path).
+//! the kernel refuses as a bind source), nor can a file without a name.
+//! So the child mounts a tmpfs on a fresh `0700` directory of the caller's
+//! temporary directory (in its own namespace: nothing outside ever sees
+//! that tmpfs), writes each generated file there, binds it read-only over
+//! its target, and detaches the tmpfs: the files are then reachable only
+//! through their read-only mounts, and no other process could change them
+//! between their writing and their mount. sandlock also writes a named
+//! copy of each into that directory, bound instead where a tmpfs cannot be
+//! mounted, and removed once the child has run.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -70,6 +75,12 @@ pub(crate) struct MountPlan {
 pub(crate) struct ChildMount {
     /// `mount`'s source (`None`: a remount or propagation change).
     pub(crate) source: Option<CString>,
+    /// Generated content and a directory: the child writes the bytes to a
+    /// file without a name there (`O_TMPFILE`) and binds that, so that
+    /// nothing else can reach or change the file between its creation and
+    /// the mount. `source`, a named copy, is bound instead where the file
+    /// system has no `O_TMPFILE`.
+    pub(crate) content: Option<(CString, Vec<u8>)>,
     /// `mount`'s target.
     pub(crate) target: CString,
     /// `mount`'s file-system type.
@@ -145,6 +156,7 @@ impl MountPlan {
         let lit = |s: &str| CString::new(s).map_err(|_| Error::os("mount plan")(Errno::INVAL));
         out.push(ChildMount {
             source: None,
+            content: None,
             target: lit("/")?,
             fstype: None,
             flags: MS_REC | MS_PRIVATE,
@@ -156,6 +168,7 @@ impl MountPlan {
                 Op::Proc => {
                     out.push(ChildMount {
                         source: Some(lit("proc")?),
+                        content: None,
                         target: lit("/proc")?,
                         fstype: Some(lit("proc")?),
                         flags: MS_NOSUID | MS_NODEV | MS_NOEXEC,
@@ -163,6 +176,7 @@ impl MountPlan {
                     what.push("a fresh /proc".to_owned());
                 }
                 Op::Bind { source, target } => {
+                    let mut content = None;
                     let src = match source {
                         Source::Path(p) => p.clone(),
                         Source::Content(bytes) => {
@@ -175,6 +189,7 @@ impl MountPlan {
                                 "generated file for {}",
                                 target.display()
                             )))?;
+                            content = Some((c("generated file directory", dir)?, bytes.clone()));
                             p
                         }
                     };
@@ -185,6 +200,7 @@ impl MountPlan {
                     })?;
                     out.push(ChildMount {
                         source: Some(c("bind mount source", &src)?),
+                        content,
                         target: c("bind mount target", target)?,
                         fstype: None,
                         flags: MS_BIND,
@@ -194,6 +210,7 @@ impl MountPlan {
                     // mount inherited from a more privileged namespace.
                     out.push(ChildMount {
                         source: None,
+                        content: None,
                         target: c("bind mount target", target)?,
                         fstype: None,
                         flags: MS_BIND | MS_REMOUNT | MS_RDONLY | locked,
@@ -265,6 +282,9 @@ mod tests {
         let src = ops[2].source.as_ref().unwrap().to_str().unwrap().to_owned();
         assert!(src.starts_with(dir.path().to_str().unwrap()));
         assert_eq!(std::fs::read(&src).unwrap(), b"box\n");
+        let (cdir, bytes) = ops[2].content.as_ref().unwrap();
+        assert_eq!(cdir.to_str().unwrap(), dir.path().to_str().unwrap());
+        assert_eq!(bytes, b"box\n");
         let path = dir.path().to_path_buf();
         drop(dir);
         assert!(!path.exists());

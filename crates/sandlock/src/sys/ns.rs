@@ -61,6 +61,47 @@ pub(crate) fn mount(
     .map(drop)
 }
 
+/// Creates the file `path` (which must not exist, `0444`) holding `bytes`.
+pub(crate) fn create_with(path: &CStr, bytes: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o444,
+        )
+    })? as RawFd;
+    let mut done = 0;
+    let mut result = Ok(());
+    while done < bytes.len() {
+        let rest = &bytes[done..];
+        // SAFETY: `rest` is valid for its length and only read.
+        let ret = unsafe { libc::syscall(libc::SYS_write, fd, rest.as_ptr(), rest.len()) };
+        match check(ret) {
+            Ok(0) => {
+                result = Err(Errno::IO);
+                break;
+            }
+            Ok(n) => done += n as usize,
+            Err(Errno::INTR) => {}
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    super::child::close(fd);
+    result
+}
+
+/// `umount2(target, MNT_DETACH)`.
+pub(crate) fn umount_detach(target: &CStr) -> Result<(), Errno> {
+    // SAFETY: `target` is NUL-terminated and outlives the call.
+    check(unsafe { libc::syscall(libc::SYS_umount2, target.as_ptr(), libc::MNT_DETACH) }).map(drop)
+}
+
 /// `sethostname(name)`.
 pub(crate) fn sethostname(name: &[u8]) -> Result<(), Errno> {
     // SAFETY: `name` is valid for its length and only read.
