@@ -98,6 +98,19 @@ fn set(env: &mut Vec<(OsString, OsString)>, key: OsString, value: OsString) {
     }
 }
 
+/// Puts `lib` first in `LD_PRELOAD` (before what the policy's `env` set,
+/// which is kept).
+pub(crate) fn preload(env: &mut Vec<(OsString, OsString)>, lib: &Path) {
+    let mut value = lib.as_os_str().to_owned();
+    if let Some((_, given)) = env.iter().find(|(k, _)| k == "LD_PRELOAD")
+        && !given.is_empty()
+    {
+        value.push(":");
+        value.push(given);
+    }
+    set(env, "LD_PRELOAD".into(), value);
+}
+
 /// The value of `PATH` in `env`, or [`DEFAULT_PATH`].
 pub(crate) fn path_of(env: &[(OsString, OsString)]) -> OsString {
     env.iter()
@@ -140,6 +153,17 @@ mod tests {
             .collect();
         assert_eq!(names, ["HOME", "KEYBOARD", "GITHUB_TOKEN"]);
         assert_eq!(env[2].1, "given");
+    }
+
+    #[test]
+    fn the_seed_library_goes_first_in_ld_preload() {
+        let lib = Path::new("/tmp/sandlock-0/libsandlock-seed-1.so");
+        let mut env = vec![("A".into(), "1".into())];
+        preload(&mut env, lib);
+        assert_eq!(env[1], ("LD_PRELOAD".into(), lib.as_os_str().to_owned()));
+        let mut env = vec![("LD_PRELOAD".into(), "/x.so".into())];
+        preload(&mut env, lib);
+        assert_eq!(env[0].1, "/tmp/sandlock-0/libsandlock-seed-1.so:/x.so");
     }
 
     #[test]

@@ -36,3 +36,10 @@ pub fn memfd_noexec_seal() -> bool {
 pub fn seccomp_flags_known(flags: u32) -> Result<bool, Errno> {
     sys::host::seccomp_filter_flags_known(flags)
 }
+
+/// Whether this build carries the seed library, which answers a
+/// dynamically linked program's `getrandom()` inside the process under
+/// `random_seed` (x86-64; see `docs/determinism.md`).
+pub fn seed_library() -> bool {
+    crate::seedlib::available()
+}

@@ -108,6 +108,7 @@ pub mod profile;
 mod ruleset;
 mod sandbox;
 pub mod seccomp;
+mod seedlib;
 mod spawn;
 mod supervise;
 mod sys;

@@ -201,6 +201,14 @@ impl Landlock {
         Ok(())
     }
 
+    /// Whether a path rule is on one of `dirs` (device and inode numbers),
+    /// so that it grants what lies beneath.
+    pub(crate) fn grants_beneath(&self, dirs: &[(u64, u64)]) -> bool {
+        self.paths.iter().any(|(fd, _, _)| {
+            rustix::fs::fstat(fd).is_ok_and(|st| dirs.contains(&(st.st_dev, st.st_ino)))
+        })
+    }
+
     /// A descriptor of the ruleset for one child (a duplicate: rules added
     /// later do not reach a child already started).
     pub(crate) fn fd(&self) -> Result<OwnedFd, Error> {

@@ -110,6 +110,8 @@ pub struct Sandbox {
     hosts: Arc<HostTable>,
     /// Whether stale private directories were swept already.
     swept: std::sync::atomic::AtomicBool,
+    /// The seed library preloaded into the command (`random_seed`).
+    preload: Option<crate::seedlib::Preload>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -186,9 +188,31 @@ impl Sandbox {
             features.push(f);
         }
         let programs = seccomp::build(&policy, &features, true)?;
-        let landlock = match kernel::landlock_abi() {
+        let mut landlock = match kernel::landlock_abi() {
             Some(abi) => Some(Landlock::build(&policy, abi)?),
             None => None,
+        };
+        // Under a seed, libc's getrandom() is answered in the process by
+        // the preloaded seed library, bound in the mount namespace (not
+        // inside a chroot: its mount point is outside).
+        let preload = if policy.random_seed().is_some()
+            && policy.chroot().is_none()
+            && Protection::SeededDevices.available()
+        {
+            crate::seedlib::Preload::create()?
+        } else {
+            None
+        };
+        // Not for a sandbox that can reach the mount point's directory
+        // (see `seedlib`): the system call serves it.
+        let preload = match (preload, &mut landlock) {
+            (Some(lib), Some(ll)) if ll.grants_beneath(&lib.holders()) => None,
+            (Some(lib), Some(ll)) => {
+                let path = lib.path().to_string_lossy().into_owned();
+                ll.add_path(&path, Grant::Read, "random_seed library")?;
+                Some(lib)
+            }
+            (lib, _) => lib,
         };
         let clean_env = policy.clean_env();
         let sandbox = Sandbox {
@@ -206,6 +230,7 @@ impl Sandbox {
             hosts,
             swept: std::sync::atomic::AtomicBool::new(false),
             mech,
+            preload,
         };
         if clean_env {
             sandbox.with_private_tmp()
@@ -358,7 +383,10 @@ impl Sandbox {
         let policy = &self.policy;
         let first = argv.first().ok_or(Error::NoCommand)?.as_ref();
         let tmp = self.tmp.as_ref().map(TempDir::path);
-        let envv = env::build(policy, std::env::vars_os(), tmp);
+        let mut envv = env::build(policy, std::env::vars_os(), tmp);
+        if let Some(lib) = &self.preload {
+            env::preload(&mut envv, lib.path());
+        }
         let workdir = policy.workdir().map(|w| w.as_path().to_path_buf());
         if let Some(w) = &workdir {
             check_dir(w)?;
@@ -381,6 +409,9 @@ impl Sandbox {
         let mut plan = self.plan(workdir.as_deref())?;
         for f in self.features.iter() {
             f.prepare(&mut plan)?;
+        }
+        if let Some(lib) = &self.preload {
+            lib.mount(&mut plan.ns.mounts);
         }
         // A feature that answers the command's own execve needs the
         // supervisor running before it: started at once, not lazily.

@@ -65,7 +65,7 @@ impl TempDir {
 /// (`/tmp` when `TMPDIR` is unset), created `0700`. If that name exists but
 /// is not a directory of this user that nobody else may enter (someone
 /// else created it first), `$TMPDIR` itself.
-fn user_dir() -> std::path::PathBuf {
+pub(crate) fn user_dir() -> std::path::PathBuf {
     let base = std::env::temp_dir();
     let me = rustix::process::geteuid();
     let dir = base.join(format!("sandlock-{}", me.as_raw()));

@@ -213,6 +213,72 @@ fn random_seed_gives_the_same_bytes_every_run() {
 }
 
 #[test]
+fn random_seed_answers_getrandom_in_the_process() {
+    let v = view();
+    let v = v.to_str().unwrap();
+    let bytes = |o: &Out| ["parent", "child", "parent-after"].map(|k| field(o, k));
+    for uid in users() {
+        let go = |seed: &str, flags: &[&str]| {
+            let mut f = vec!["--random-seed", seed];
+            f.extend_from_slice(flags);
+            let out = run(uid, &f, &[v, "seedlib"]);
+            assert_eq!(out.code, Some(0), "uid {uid}: {out:?}");
+            out
+        };
+        let a = go("42", &[]);
+        let from = field(&a, "getrandom-from");
+        assert!(from.ends_with("/libsandlock-seed.so"), "uid {uid}: {a:?}");
+        assert_eq!(bytes(&a), bytes(&go("42", &[])), "uid {uid}");
+        assert_ne!(bytes(&a)[0], bytes(&go("7", &[]))[0], "uid {uid}");
+        // A forked child draws bytes of its own.
+        let [parent, child, after] = bytes(&a);
+        assert_ne!(parent[..32], child, "uid {uid}: {a:?}");
+        assert_ne!(child, after, "uid {uid}: {a:?}");
+        // The library cannot be changed from inside.
+        for (what, done) in [("write", "opened"), ("replace", "done"), ("unlink", "done")] {
+            assert_ne!(field(&a, what), done, "uid {uid}: {a:?}");
+        }
+        // Nor through a named copy: no mount source is left on disk.
+        let dir = std::path::Path::new(&from).parent().unwrap().to_owned();
+        assert!(!dir.exists(), "uid {uid}: {} is left", dir.display());
+        // A sandbox granted the directory of the library's mount point
+        // gets no library (another process of the user could swap what
+        // that path names): the system call, still seeded.
+        let b = go("42", &["-r", "/"]);
+        assert!(
+            !field(&b, "getrandom-from").contains("sandlock-seed"),
+            "uid {uid}: {b:?}"
+        );
+        assert_eq!(bytes(&b), bytes(&go("42", &["-r", "/"])), "uid {uid}");
+    }
+}
+
+#[test]
+fn answers_reach_the_non_dumpable_images_of_a_private_proc() {
+    // With a private /proc each image is made non-dumpable; the
+    // supervisor must still write its answers (the seeded bytes, the
+    // shifted clock) into the task, also without root.
+    let v = view();
+    let v = v.to_str().unwrap();
+    for uid in users() {
+        let flags = ["--random-seed", "42", "--time-start", START];
+        let plain = run(uid, &flags, &[v, "getrandom"]);
+        assert_eq!(plain.code, Some(0), "uid {uid}: {plain:?}");
+        let mut private = vec!["-r", "/proc"];
+        private.extend(flags);
+        let out = run(uid, &private, &[v, "getrandom"]);
+        assert_eq!(out.code, Some(0), "uid {uid}: {out:?}");
+        assert_eq!(out.stdout, plain.stdout, "uid {uid}");
+        let out = run(uid, &private, &[v, "clock"]);
+        assert_eq!(out.code, Some(0), "uid {uid}: {out:?}");
+        assert!(
+            (Y2000..Y2000 + 120).contains(&secs(&out, "syscall")),
+            "uid {uid}: {out:?}"
+        );
+    }
+}
+
+#[test]
 fn random_seed_hides_the_vdso_getrandom_and_time_start_keeps_the_vdso_clock() {
     let v = view();
     let out = run(

@@ -98,6 +98,12 @@ pub(crate) fn check() -> i32 {
         ),
     };
     outln!("{:<44} {pidns}", "PID namespace for sandboxes");
+    let seeded = if kernel::seed_library() {
+        "in the process (seed library), system calls by the supervisor"
+    } else {
+        "by the supervisor (no seed library in this build)"
+    };
+    outln!("{:<44} {seeded}", "--random-seed getrandom() answered");
     let m = sandlock::Mechanisms::detect();
     outln!("{:<44} {}", "-P / max_processes held by", m.processes);
     outln!("{:<44} {}", "-m / max_memory held by", m.memory);

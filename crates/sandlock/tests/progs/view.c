@@ -9,10 +9,14 @@
  *   stack              the address of a stack variable
  *   getrandom          16 bytes of the getrandom syscall, hex
  *   vdso-getrandom     whether the vDSO exports getrandom
+ *   seedlib            who defines getrandom(); bytes of getrandom() and
+ *                      getentropy() in this process and in a forked child;
+ *                      whether LD_PRELOAD's file can be written or replaced
  *   sibling SLEEP      /proc/PID/{environ,mem,maps,fd/0} of a child SLEEP
  *   host PID           reaching process PID by /proc, kill, pidfd_open
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -173,6 +178,55 @@ static int m_getrandom(void)
 	return 0;
 }
 
+static void hex(const char *key, const unsigned char *b, size_t n)
+{
+	printf("%s ", key);
+	for (size_t i = 0; i < n; i++)
+		printf("%02x", b[i]);
+	printf("\n");
+}
+
+static int m_seedlib(void)
+{
+	Dl_info info;
+	void *sym = dlsym(RTLD_DEFAULT, "getrandom");
+	printf("getrandom-from %s\n", sym && dladdr(sym, &info) ? info.dli_fname : "none");
+	unsigned char b[48];
+	if (getrandom(b, sizeof b, 0) != sizeof b || getentropy(b + 16, 16) != 0)
+		return 1;
+	hex("parent", b, sizeof b);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (getrandom(b, 16, 0) != 16)
+			_exit(1);
+		hex("child", b, 16);
+		fflush(stdout);
+		_exit(0);
+	}
+	int st;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+		return 1;
+	if (getrandom(b, 16, 0) != 16)
+		return 1;
+	hex("parent-after", b, 16);
+	const char *lib = getenv("LD_PRELOAD");
+	if (lib) {
+		int fd = open(lib, O_WRONLY | O_CLOEXEC);
+		printf("write %s\n", fd >= 0 ? "opened" : strerror(errno));
+		char other[4096];
+		snprintf(other, sizeof other, "%s/other.so", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+		int o = open(other, O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+		if (o >= 0)
+			close(o);
+		int r = rename(other, lib);
+		printf("replace %s\n", r == 0 ? "done" : strerror(errno));
+		r = unlink(lib);
+		printf("unlink %s\n", r == 0 ? "done" : strerror(errno));
+	}
+	return 0;
+}
+
 /* Whether the vDSO's symbol table defines `name`. */
 static int vdso_has(const char *name)
 {
@@ -246,6 +300,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(m, "getrandom"))
 		return m_getrandom();
+	if (!strcmp(m, "seedlib"))
+		return m_seedlib();
 	if (!strcmp(m, "vdso-getrandom")) {
 		printf("getrandom %s\n", vdso_has("__vdso_getrandom") ? "present" : "hidden");
 		printf("clock_gettime %s\n", vdso_has("__vdso_clock_gettime") ? "present" : "hidden");
