@@ -184,11 +184,19 @@ fn expand(dir: &Path, secrets: &[&str], out: &mut Vec<String>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
-    let mut entries: Vec<_> = rd.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Ok(ft) = e.file_type() else { continue };
+    // Names taken once (a sort by `file_name()` would allocate at every
+    // comparison).
+    let mut entries: Vec<(String, std::fs::FileType)> = rd
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                e.file_type().ok()?,
+            ))
+        })
+        .collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (name, ft) in entries {
         if ft.is_symlink() {
             continue;
         }

@@ -10,27 +10,30 @@
 //!   it raw; without root the kernel refuses anyway).
 //! - A path that cannot be opened is an error naming it: never skipped.
 //!
-//! The ruleset is built with the `landlock` crate; its descriptor is taken
-//! out so that the child can call `landlock_restrict_self` as a raw,
-//! async-signal-safe syscall.
+//! The ruleset is created with the `landlock` crate (which knows the
+//! rights of each ABI); its rules are added with raw `landlock_add_rule`
+//! calls on its descriptor: the crate checks each path descriptor's type
+//! again, and a default policy has about 150 paths (`/etc` entry by entry
+//! as root). Paths of one directory are opened relative to it.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
-    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, Ruleset, RulesetAttr,
+    Scope,
 };
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
 use sandlock_policy::Policy;
 
 use crate::error::Error;
+use crate::sys::ns::{landlock_add_path, landlock_add_port};
 
 /// A created ruleset, ready for `landlock_restrict_self` in a child.
 #[derive(Debug)]
 pub(crate) struct Landlock {
-    created: Option<RulesetCreated>,
+    ruleset: OwnedFd,
     abi: i32,
     /// What the ruleset holds, to create another one like it
     /// ([`fresh_fd`](Self::fresh_fd)): scopes, paths (an `O_PATH`
@@ -57,6 +60,10 @@ fn ll_error(abi: i32) -> impl Fn(landlock::RulesetError) -> Error {
     }
 }
 
+/// The last directory opened while adding paths, to open the next path of
+/// the same directory relative to it.
+type LastDir = Option<(String, OwnedFd)>;
+
 impl Landlock {
     /// Builds the ruleset of `policy` for Landlock ABI `abi`.
     pub(crate) fn build(policy: &Policy, abi: i32) -> Result<Landlock, Error> {
@@ -70,18 +77,18 @@ impl Landlock {
             }
         }
         let mut this = Landlock {
-            created: None,
+            ruleset: empty(abi, scopes)?,
             abi,
             scopes,
             paths: Vec::new(),
             ports: Vec::new(),
         };
-        this.created = Some(this.empty()?);
+        let mut last: LastDir = None;
         for (path, (grant, field)) in merged_paths(policy) {
-            this.add_path(&path, grant, field)?;
+            this.add(&path, grant, field, &mut last)?;
         }
+        drop(last);
         if abi >= 4 {
-            let mut created = this.take()?;
             let ports = policy
                 .net_bind()
                 .iter()
@@ -93,53 +100,39 @@ impl Landlock {
                         .map(|p| (p.get(), AccessNet::ConnectTcp)),
                 );
             for (port, access) in ports {
-                created = created
-                    .add_rule(NetPort::new(port, access))
-                    .map_err(ll_error(abi))?;
+                landlock_add_port(
+                    this.ruleset.as_raw_fd(),
+                    BitFlags::from(access).bits(),
+                    port,
+                )
+                .map_err(|e| Error::Invalid {
+                    field: "net_port",
+                    value: port.to_string(),
+                    why: crate::error::errno_text(e),
+                })?;
                 this.ports.push((port, access));
             }
-            this.created = Some(created);
         }
         Ok(this)
-    }
-
-    /// A new ruleset with this one's handled rights and scopes, no rule.
-    fn empty(&self) -> Result<RulesetCreated, Error> {
-        let ll = ll_error(self.abi);
-        let mut ruleset = Ruleset::default()
-            .set_compatibility(CompatLevel::HardRequirement)
-            .handle_access(AccessFs::from_all(ABI::from(self.abi)))
-            .map_err(&ll)?;
-        if self.abi >= 4 {
-            ruleset = ruleset
-                .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
-                .map_err(&ll)?;
-        }
-        if !self.scopes.is_empty() {
-            ruleset = ruleset.scope(self.scopes).map_err(&ll)?;
-        }
-        ruleset.create().map_err(&ll)
     }
 
     /// A descriptor of a new ruleset holding the same rules, for one child
     /// that adds rules of its own (the namespace layer's grants on new
     /// mounts) without reaching other children.
     pub(crate) fn fresh_fd(&self) -> Result<OwnedFd, Error> {
-        let ll = ll_error(self.abi);
-        let mut created = self.empty()?;
-        for (fd, _, access) in &self.paths {
-            created = created
-                .add_rule(PathBeneath::new(fd.as_fd(), *access))
-                .map_err(&ll)?;
+        let fd = empty(self.abi, self.scopes)?;
+        let failed = |e| Error::Os {
+            what: "landlock_add_rule",
+            errno: e,
+        };
+        for (path, _, access) in &self.paths {
+            landlock_add_path(fd.as_raw_fd(), access.bits(), path.as_raw_fd()).map_err(failed)?;
         }
         for &(port, access) in &self.ports {
-            created = created.add_rule(NetPort::new(port, access)).map_err(&ll)?;
+            landlock_add_port(fd.as_raw_fd(), BitFlags::from(access).bits(), port)
+                .map_err(failed)?;
         }
-        let fd: Option<OwnedFd> = created.into();
-        fd.ok_or(Error::Os {
-            what: "landlock_create_ruleset",
-            errno: Errno::NOSYS,
-        })
+        Ok(fd)
     }
 
     /// Every path of the ruleset with its access bits.
@@ -153,13 +146,6 @@ impl Landlock {
             .collect()
     }
 
-    fn take(&mut self) -> Result<RulesetCreated, Error> {
-        self.created.take().ok_or(Error::Os {
-            what: "landlock ruleset",
-            errno: Errno::BADF,
-        })
-    }
-
     /// Grants `grant` on `path` (given for policy field `field`).
     pub(crate) fn add_path(
         &mut self,
@@ -167,15 +153,25 @@ impl Landlock {
         grant: Grant,
         field: &'static str,
     ) -> Result<(), Error> {
+        self.add(path, grant, field, &mut None)
+    }
+
+    /// [`add_path`](Self::add_path), opening `path` relative to `last`
+    /// when it is in that directory (and keeping its directory there).
+    fn add(
+        &mut self,
+        path: &str,
+        grant: Grant,
+        field: &'static str,
+        last: &mut LastDir,
+    ) -> Result<(), Error> {
         let abi = ABI::from(self.abi);
         let bad_path = |errno| Error::Path {
             field,
             path: path.to_owned(),
             errno,
         };
-        // One path walk; the type from the descriptor.
-        let fd = rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-            .map_err(bad_path)?;
+        let fd = open_path(path, last).map_err(bad_path)?;
         let is_dir = rustix::fs::fstat(&fd)
             .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
             .map_err(bad_path)?;
@@ -186,16 +182,13 @@ impl Landlock {
         if !is_dir {
             access &= AccessFs::from_file(abi);
         }
-        let created = self.take()?;
-        self.created = Some(
-            created
-                .add_rule(PathBeneath::new(fd.as_fd(), access))
-                .map_err(|e| Error::Invalid {
-                    field,
-                    value: path.to_owned(),
-                    why: e.to_string(),
-                })?,
-        );
+        landlock_add_path(self.ruleset.as_raw_fd(), access.bits(), fd.as_raw_fd()).map_err(
+            |e| Error::Invalid {
+                field,
+                value: path.to_owned(),
+                why: crate::error::errno_text(e),
+            },
+        )?;
         // The descriptor itself is kept (for `fresh_fd`): no duplicate.
         self.paths.push((fd, path.to_owned(), access));
         Ok(())
@@ -212,16 +205,53 @@ impl Landlock {
     /// A descriptor of the ruleset for one child (a duplicate: rules added
     /// later do not reach a child already started).
     pub(crate) fn fd(&self) -> Result<OwnedFd, Error> {
-        let created = self.created.as_ref().ok_or(Error::Os {
-            what: "landlock ruleset",
-            errno: Errno::BADF,
-        })?;
-        let copy = created.try_clone().map_err(Error::io("landlock ruleset"))?;
-        let fd: Option<OwnedFd> = copy.into();
-        fd.ok_or(Error::Os {
-            what: "landlock_create_ruleset",
-            errno: Errno::NOSYS,
-        })
+        rustix::io::fcntl_dupfd_cloexec(self.ruleset.as_fd(), 0)
+            .map_err(Error::os("landlock ruleset"))
+    }
+}
+
+/// A new ruleset handling every right of `abi` (and its TCP rights from
+/// ABI 4), with `scopes`, and no rule.
+fn empty(abi: i32, scopes: BitFlags<Scope>) -> Result<OwnedFd, Error> {
+    let ll = ll_error(abi);
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(ABI::from(abi)))
+        .map_err(&ll)?;
+    if abi >= 4 {
+        ruleset = ruleset
+            .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
+            .map_err(&ll)?;
+    }
+    if !scopes.is_empty() {
+        ruleset = ruleset.scope(scopes).map_err(&ll)?;
+    }
+    let fd: Option<OwnedFd> = ruleset.create().map_err(&ll)?.into();
+    fd.ok_or(Error::Os {
+        what: "landlock_create_ruleset",
+        errno: Errno::NOSYS,
+    })
+}
+
+/// `open(path, O_PATH)`, relative to `last` when `path` is in that
+/// directory; otherwise `last` becomes `path`'s directory, when it opens.
+fn open_path(path: &str, last: &mut LastDir) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    let Some((dir, name)) = path.rsplit_once('/') else {
+        return rustix::fs::open(path, flags, Mode::empty());
+    };
+    let dir = if dir.is_empty() { "/" } else { dir };
+    if name.is_empty() || name == "." || name == ".." {
+        return rustix::fs::open(path, flags, Mode::empty());
+    }
+    if last.as_ref().is_none_or(|(d, _)| d != dir) {
+        *last = rustix::fs::open(dir, flags | OFlags::DIRECTORY, Mode::empty())
+            .ok()
+            .map(|fd| (dir.to_owned(), fd));
+    }
+    match last {
+        Some((_, dirfd)) => rustix::fs::openat(dirfd.as_fd(), name, flags, Mode::empty()),
+        None => rustix::fs::open(path, flags, Mode::empty()),
     }
 }
 

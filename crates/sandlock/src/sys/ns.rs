@@ -13,6 +13,8 @@ use super::{check, errno};
 const LANDLOCK_ADD_RULE: libc::c_long = 445;
 /// `LANDLOCK_RULE_PATH_BENEATH`.
 const LANDLOCK_RULE_PATH_BENEATH: u32 = 1;
+/// `LANDLOCK_RULE_NET_PORT`.
+const LANDLOCK_RULE_NET_PORT: u32 = 2;
 
 /// Writes all of `bytes` to the file at `path` (opened write-only), as
 /// `/proc/self/uid_map` and friends want: one `write` call.
@@ -142,6 +144,30 @@ pub(crate) fn landlock_add_path(ruleset: RawFd, access: u64, fd: RawFd) -> Resul
             ruleset,
             LANDLOCK_RULE_PATH_BENEATH,
             &attr as *const PathBeneath,
+            0u32,
+        )
+    })
+    .map(drop)
+}
+
+/// `landlock_add_rule(ruleset, NET_PORT, {access, port}, 0)`.
+pub(crate) fn landlock_add_port(ruleset: RawFd, access: u64, port: u16) -> Result<(), Errno> {
+    #[repr(C)]
+    struct NetPort {
+        allowed_access: u64,
+        port: u64,
+    }
+    let attr = NetPort {
+        allowed_access: access,
+        port: u64::from(port),
+    };
+    // SAFETY: `attr` is a valid attribute on our stack, only read.
+    check(unsafe {
+        libc::syscall(
+            LANDLOCK_ADD_RULE,
+            ruleset,
+            LANDLOCK_RULE_NET_PORT,
+            &attr as *const NetPort,
             0u32,
         )
     })
