@@ -37,6 +37,14 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "getrandom loop: 32 bytes per call, --random-seed",
     ),
     (
+        "getrandom-syscall",
+        "getrandom loop: the getrandom system call itself, --random-seed",
+    ),
+    (
+        "getrandom-unseeded",
+        "getrandom loop: 32 bytes per call, no seed (nothing intercepted)",
+    ),
+    (
         "notify",
         "notified syscall round trip (criterion bench `notify` of sandlock-benches)",
     ),
@@ -306,6 +314,39 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
                 random_seed: Some(42),
                 ..read_bin.clone()
             },
+            workload: Workload::Process {
+                argv: vec![bin("randloop"), count(randoms)],
+                metric: Metric::Loop,
+                iterations: Some(randoms),
+                probe: None,
+            },
+            warmup: 1,
+            rounds: loop_rounds,
+            timeout: long,
+        },
+        Scenario {
+            name: "getrandom-syscall",
+            title: format!(
+                "getrandom loop: {randoms} getrandom system calls of 32 bytes, --random-seed 42"
+            ),
+            rules: Rules {
+                random_seed: Some(42),
+                ..read_bin.clone()
+            },
+            workload: Workload::Process {
+                argv: vec![bin("randloop"), count(randoms), os("syscall")],
+                metric: Metric::Loop,
+                iterations: Some(randoms),
+                probe: None,
+            },
+            warmup: 1,
+            rounds: loop_rounds,
+            timeout: long,
+        },
+        Scenario {
+            name: "getrandom-unseeded",
+            title: format!("getrandom loop: {randoms} calls of 32 bytes, no seed"),
+            rules: read_bin.clone(),
             workload: Workload::Process {
                 argv: vec![bin("randloop"), count(randoms)],
                 metric: Metric::Loop,
