@@ -160,6 +160,30 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
     let start = "2000-06-15T00:00:00".to_owned();
     let requests = q(100_000, 10_000);
 
+    // The getrandom loops: `randloop N [MODE]`, with or without a seed.
+    let random_loop = |name: &'static str, what: &str, seed: Option<u64>, mode: &[&str]| {
+        let mut argv = vec![bin("randloop"), count(randoms)];
+        argv.extend(mode.iter().map(|m| os(m)));
+        let flag = seed.map_or("no seed".to_owned(), |s| format!("--random-seed {s}"));
+        Scenario {
+            name,
+            title: format!("getrandom loop: {randoms} {what} of 32 bytes, {flag}"),
+            rules: Rules {
+                random_seed: seed,
+                ..read_bin.clone()
+            },
+            workload: Workload::Process {
+                argv,
+                metric: Metric::Loop,
+                iterations: Some(randoms),
+                probe: None,
+            },
+            warmup: 1,
+            rounds: loop_rounds,
+            timeout: long,
+        }
+    };
+
     let mut v = vec![
         Scenario {
             name: "startup",
@@ -307,56 +331,14 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
             rounds: loop_rounds,
             timeout: long,
         },
-        Scenario {
-            name: "getrandom",
-            title: format!("getrandom loop: {randoms} calls of 32 bytes, --random-seed 42"),
-            rules: Rules {
-                random_seed: Some(42),
-                ..read_bin.clone()
-            },
-            workload: Workload::Process {
-                argv: vec![bin("randloop"), count(randoms)],
-                metric: Metric::Loop,
-                iterations: Some(randoms),
-                probe: None,
-            },
-            warmup: 1,
-            rounds: loop_rounds,
-            timeout: long,
-        },
-        Scenario {
-            name: "getrandom-syscall",
-            title: format!(
-                "getrandom loop: {randoms} getrandom system calls of 32 bytes, --random-seed 42"
-            ),
-            rules: Rules {
-                random_seed: Some(42),
-                ..read_bin.clone()
-            },
-            workload: Workload::Process {
-                argv: vec![bin("randloop"), count(randoms), os("syscall")],
-                metric: Metric::Loop,
-                iterations: Some(randoms),
-                probe: None,
-            },
-            warmup: 1,
-            rounds: loop_rounds,
-            timeout: long,
-        },
-        Scenario {
-            name: "getrandom-unseeded",
-            title: format!("getrandom loop: {randoms} calls of 32 bytes, no seed"),
-            rules: read_bin.clone(),
-            workload: Workload::Process {
-                argv: vec![bin("randloop"), count(randoms)],
-                metric: Metric::Loop,
-                iterations: Some(randoms),
-                probe: None,
-            },
-            warmup: 1,
-            rounds: loop_rounds,
-            timeout: long,
-        },
+        random_loop("getrandom", "calls", Some(42), &[]),
+        random_loop(
+            "getrandom-syscall",
+            "getrandom system calls",
+            Some(42),
+            &["syscall"],
+        ),
+        random_loop("getrandom-unseeded", "calls", None, &[]),
         Scenario {
             name: "notify",
             title: "notified syscall round trip (criterion: sandlock-benches --bench notify)"

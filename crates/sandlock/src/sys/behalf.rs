@@ -90,46 +90,56 @@ pub(crate) fn wait_tracee(own_child: i32) -> Result<TraceStop, Errno> {
 /// Writes `buf` at `addr` in task `pid`'s memory (`process_vm_writev`).
 /// A short write is an error (`EFAULT`).
 pub(crate) fn write_memory(pid: u32, addr: u64, buf: &[u8]) -> Result<(), Errno> {
-    if buf.is_empty() {
-        return Ok(());
-    }
     let local = libc::iovec {
-        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_base: buf.as_ptr().cast_mut().cast::<libc::c_void>(),
         iov_len: buf.len(),
     };
-    let remote = libc::iovec {
-        iov_base: addr as usize as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: `local` describes `buf`, which the kernel only reads; the
-    // remote range is in the other process and checked by the kernel.
-    let n = check(unsafe { libc::process_vm_writev(pid as i32, &local, 1, &remote, 1, 0) } as _)?;
-    if n as usize == buf.len() {
-        Ok(())
-    } else {
-        Err(Errno::FAULT)
-    }
+    // SAFETY: `local` describes `buf`, which the kernel only reads.
+    unsafe { vm_transfer(pid, local, addr, libc::process_vm_writev) }
 }
 
 /// Reads `buf.len()` bytes at `addr` in task `pid`'s memory
 /// (`process_vm_readv`). A short read is an error (`EFAULT`).
 pub(crate) fn read_memory(pid: u32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
-    if buf.is_empty() {
-        return Ok(());
-    }
     let local = libc::iovec {
         iov_base: buf.as_mut_ptr().cast::<libc::c_void>(),
         iov_len: buf.len(),
     };
+    // SAFETY: `local` describes `buf`, which the kernel writes within its
+    // length and which nothing else uses during the call.
+    unsafe { vm_transfer(pid, local, addr, libc::process_vm_readv) }
+}
+
+/// The signature of `process_vm_readv` and `process_vm_writev`.
+type VmCall = unsafe extern "C" fn(
+    libc::pid_t,
+    *const libc::iovec,
+    libc::c_ulong,
+    *const libc::iovec,
+    libc::c_ulong,
+    libc::c_ulong,
+) -> libc::ssize_t;
+
+/// One `process_vm_*` call between `local` and `local.iov_len` bytes at
+/// `addr` in task `pid`; short is `EFAULT`.
+///
+/// # Safety
+///
+/// `local` must describe a live buffer of ours that `call` may read (a
+/// write) or write (a read) for the duration of the call.
+unsafe fn vm_transfer(pid: u32, local: libc::iovec, addr: u64, call: VmCall) -> Result<(), Errno> {
+    let len = local.iov_len;
+    if len == 0 {
+        return Ok(());
+    }
     let remote = libc::iovec {
         iov_base: addr as usize as *mut libc::c_void,
-        iov_len: buf.len(),
+        iov_len: len,
     };
-    // SAFETY: `local` describes `buf`, which the kernel writes within its
-    // length; the remote range is in the other process and checked by the
-    // kernel.
-    let n = check(unsafe { libc::process_vm_readv(pid as i32, &local, 1, &remote, 1, 0) } as _)?;
-    if n as usize == buf.len() {
+    // SAFETY: the caller vouches for `local`; the remote range is in the
+    // other process and checked by the kernel.
+    let n = check(unsafe { call(pid as libc::pid_t, &local, 1, &remote, 1, 0) } as _)?;
+    if n as usize == len {
         Ok(())
     } else {
         Err(Errno::FAULT)

@@ -65,20 +65,3 @@ pub(crate) fn sendmsg(
     let ret = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, flags) };
     check(ret as libc::c_long).map(|n| n as usize)
 }
-
-/// `process_vm_writev`: writes `buf` at `addr` in process `pid` (the
-/// `msg_len` fields of a `sendmmsg` performed on its behalf).
-pub(crate) fn write_memory(pid: u32, addr: u64, buf: &[u8]) -> Result<usize, Errno> {
-    let local = libc::iovec {
-        iov_base: buf.as_ptr().cast_mut().cast::<libc::c_void>(),
-        iov_len: buf.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: `local` describes our live buffer, only read; `remote` is an
-    // address in the other process, which the kernel checks (EFAULT).
-    let ret = unsafe { libc::process_vm_writev(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
-    check(ret as libc::c_long).map(|n| n as usize)
-}

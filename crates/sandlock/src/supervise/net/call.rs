@@ -230,8 +230,11 @@ impl Sends {
                         // The message was sent: a failure to report its
                         // length (the task unmapped the array) does not
                         // undo that.
-                        let _ =
-                            sys::net::write_memory(pid, at, &(self.partial as u32).to_ne_bytes());
+                        let _ = sys::behalf::write_memory(
+                            pid,
+                            at,
+                            &(self.partial as u32).to_ne_bytes(),
+                        );
                         self.done += 1;
                         self.partial = 0;
                     } else {
