@@ -376,6 +376,21 @@ fn hostname_is_what_uname_and_etc_hostname_say() {
     // The host's name is untouched.
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_ne!(host.trim(), "sandbox-42");
+    // The generated file is bound from the launch's own tmpfs, not from a
+    // file under the caller's temporary directory that another process of
+    // the user could change before the mount.
+    for uid in users() {
+        let out = run(
+            uid,
+            &["--hostname", "sandbox-42", "-r", "/proc"],
+            &["grep", " /etc/hostname ", "/proc/self/mountinfo"],
+        );
+        let line = out.stdout.trim();
+        assert!(
+            line.contains(" - tmpfs ") && line.contains(" ro,"),
+            "uid {uid}: {out:?}"
+        );
+    }
 }
 
 #[test]
