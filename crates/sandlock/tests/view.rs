@@ -254,6 +254,64 @@ fn random_seed_answers_getrandom_in_the_process() {
 }
 
 #[test]
+fn a_swapped_seed_library_is_never_loaded() {
+    // Another process of the user (here the test, as root: stronger)
+    // unlinks the library's mount point while a seeded sandbox runs, which
+    // detaches the sandbox's mount, and puts a library of its own there.
+    // The sandbox's later programs must not load it.
+    let v = view();
+    for uid in users() {
+        let scratch = Scratch::new(uid);
+        let evil_c = scratch.join("evil.c");
+        std::fs::write(
+            &evil_c,
+            "#include <stdio.h>\n__attribute__((constructor)) static void f(void) \
+             { fputs(\"PWNED\\n\", stderr); }\n",
+        )
+        .unwrap();
+        let evil = scratch.join("evil.so");
+        let built = std::process::Command::new("gcc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&evil)
+            .arg(&evil_c)
+            .status()
+            .unwrap();
+        assert!(built.success());
+        let tmp = scratch.path().to_str().unwrap().to_owned();
+        let script = format!("sleep 1; exec {} seedlib", v.to_str().unwrap());
+        let victim = std::thread::spawn(move || {
+            let args = ["run", "--random-seed", "1", "--", "sh", "-c", &script];
+            run_as(uid, &bins().sandlock(), &args, &[("TMPDIR", &tmp)])
+        });
+        let user_dir = scratch.join(&format!("sandlock-{uid}"));
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let target = loop {
+            let found = std::fs::read_dir(&user_dir).ok().and_then(|rd| {
+                rd.flatten()
+                    .map(|e| e.path().join("libsandlock-seed.so"))
+                    .find(|p| p.exists())
+            });
+            if let Some(p) = found {
+                break p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "uid {uid}: no mount point appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        std::fs::remove_file(&target).unwrap();
+        std::fs::copy(&evil, &target).unwrap();
+        let out = victim.join().unwrap();
+        assert_eq!(out.code, Some(0), "uid {uid}: {out:?}");
+        assert!(
+            !out.stdout.contains("PWNED") && !out.stderr.contains("PWNED"),
+            "uid {uid}: the swapped library was loaded: {out:?}"
+        );
+    }
+}
+
+#[test]
 fn answers_reach_the_non_dumpable_images_of_a_private_proc() {
     // With a private /proc each image is made non-dumpable; the
     // supervisor must still write its answers (the seeded bytes, the
