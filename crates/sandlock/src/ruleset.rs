@@ -85,7 +85,7 @@ impl Landlock {
         };
         let mut last: LastDir = None;
         for (path, (grant, field)) in merged_paths(policy) {
-            this.add(&path, grant, field, &mut last)?;
+            this.add(&path, grant, field, Some(&mut last))?;
         }
         drop(last);
         if abi >= 4 {
@@ -153,17 +153,18 @@ impl Landlock {
         grant: Grant,
         field: &'static str,
     ) -> Result<(), Error> {
-        self.add(path, grant, field, &mut None)
+        self.add(path, grant, field, None)
     }
 
-    /// [`add_path`](Self::add_path), opening `path` relative to `last`
-    /// when it is in that directory (and keeping its directory there).
+    /// [`add_path`](Self::add_path); with `last`, opening `path` relative
+    /// to it when it is in that directory (and keeping its directory there
+    /// for the next path).
     fn add(
         &mut self,
         path: &str,
         grant: Grant,
         field: &'static str,
-        last: &mut LastDir,
+        last: Option<&mut LastDir>,
     ) -> Result<(), Error> {
         let abi = ABI::from(self.abi);
         let bad_path = |errno| Error::Path {
@@ -233,11 +234,12 @@ fn empty(abi: i32, scopes: BitFlags<Scope>) -> Result<OwnedFd, Error> {
     })
 }
 
-/// `open(path, O_PATH)`, relative to `last` when `path` is in that
-/// directory; otherwise `last` becomes `path`'s directory, when it opens.
-fn open_path(path: &str, last: &mut LastDir) -> Result<OwnedFd, Errno> {
+/// `open(path, O_PATH)`; with `last`, relative to it when `path` is in
+/// that directory, otherwise `last` becomes `path`'s directory, when it
+/// opens.
+fn open_path(path: &str, last: Option<&mut LastDir>) -> Result<OwnedFd, Errno> {
     let flags = OFlags::PATH | OFlags::CLOEXEC;
-    let Some((dir, name)) = path.rsplit_once('/') else {
+    let (Some(last), Some((dir, name))) = (last, path.rsplit_once('/')) else {
         return rustix::fs::open(path, flags, Mode::empty());
     };
     let dir = if dir.is_empty() { "/" } else { dir };
@@ -277,4 +279,45 @@ fn merged_paths(policy: &Policy) -> BTreeMap<String, (Grant, &'static str)> {
             .or_insert((Grant::Write, "fs_writable"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ino(fd: &OwnedFd) -> u64 {
+        rustix::fs::fstat(fd).unwrap().st_ino
+    }
+
+    #[test]
+    fn paths_of_one_directory_are_opened_relative_to_it() {
+        let mut last: LastDir = None;
+        let a = open_path("/usr/bin", Some(&mut last)).unwrap();
+        assert_eq!(last.as_ref().map(|(d, _)| d.as_str()), Some("/usr"));
+        let kept = ino(&last.as_ref().unwrap().1);
+        let b = open_path("/usr/lib", Some(&mut last)).unwrap();
+        // The same directory descriptor served both.
+        assert_eq!(ino(&last.as_ref().unwrap().1), kept);
+        assert_eq!(ino(&a), rustix::fs::stat("/usr/bin").unwrap().st_ino);
+        assert_eq!(ino(&b), rustix::fs::stat("/usr/lib").unwrap().st_ino);
+        // Another directory replaces it; "/" and dot names open directly.
+        open_path("/etc/hostname", Some(&mut last)).unwrap();
+        assert_eq!(last.as_ref().map(|(d, _)| d.as_str()), Some("/etc"));
+        for p in ["/", "/usr/.", "/usr/.."] {
+            let fd = open_path(p, Some(&mut last)).unwrap();
+            assert_eq!(ino(&fd), rustix::fs::stat(p).unwrap().st_ino, "{p}");
+        }
+        // Without `last`, one open of the whole path; errors name nothing
+        // more than the kernel's.
+        assert!(open_path("/usr", None).is_ok());
+        assert_eq!(
+            open_path("/usr/no-such-entry", Some(&mut last)).unwrap_err(),
+            Errno::NOENT
+        );
+        assert_eq!(
+            open_path("/no-such-dir/x", Some(&mut last)).unwrap_err(),
+            Errno::NOENT
+        );
+    }
 }
