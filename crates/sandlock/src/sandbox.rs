@@ -194,26 +194,25 @@ impl Sandbox {
         };
         // Under a seed, libc's getrandom() is answered in the process by
         // the preloaded seed library, bound in the mount namespace (not
-        // inside a chroot: its mount point is outside).
+        // inside a chroot: its mount point is outside), whose mount point
+        // the sandbox must not reach otherwise (see `seedlib`).
         let preload = if policy.random_seed().is_some()
             && policy.chroot().is_none()
             && Protection::SeededDevices.available()
         {
-            crate::seedlib::Preload::create()?
+            let reachable = |lib: &crate::seedlib::Preload| {
+                landlock
+                    .as_ref()
+                    .is_some_and(|ll| ll.grants_beneath(&lib.holders()))
+            };
+            crate::seedlib::Preload::create(|lib| !reachable(lib))?
         } else {
             None
         };
-        // Not for a sandbox that can reach the mount point's directory
-        // (see `seedlib`): the system call serves it.
-        let preload = match (preload, &mut landlock) {
-            (Some(lib), Some(ll)) if ll.grants_beneath(&lib.holders()) => None,
-            (Some(lib), Some(ll)) => {
-                let path = lib.path().to_string_lossy().into_owned();
-                ll.add_path(&path, Grant::Read, "random_seed library")?;
-                Some(lib)
-            }
-            (lib, _) => lib,
-        };
+        if let (Some(lib), Some(ll)) = (&preload, &mut landlock) {
+            let path = lib.path().to_string_lossy().into_owned();
+            ll.add_path(&path, Grant::Read, "random_seed library")?;
+        }
         let clean_env = policy.clean_env();
         let sandbox = Sandbox {
             policy: Arc::new(policy),

@@ -12,16 +12,19 @@
 //! The sandbox must not be able to change the library, nor may any other
 //! process of the user (another sandbox granted `/tmp`, say) between the
 //! moment sandlock writes it and the moment the command loads it. So it is
-//! never a named file: in the launch's mount namespace (a seeded sandbox
-//! has one, for its random devices), the child writes it to a file
-//! without a name (`O_TMPFILE`) and binds that, read-only, over an empty
-//! file of a private directory, which is what `LD_PRELOAD` names and what
-//! Landlock grants. Another process of the user could still unlink that
-//! empty file from outside, which detaches the mount, and put a file of
-//! its own in its place; so a sandbox that may read or write the
-//! directory holding it (a policy granting `/tmp`, say) gets no library
-//! and makes the system call instead. Statically linked programs, and programs that drop
-//! `LD_PRELOAD` from the environment of what they run, make the system
+//! never a named file on disk: in the launch's mount namespace (a seeded
+//! sandbox has one, for its random devices), the child writes it on a
+//! tmpfs of that namespace alone and binds it, read-only, over an empty
+//! file of a private directory (`ns::mounts`), which is what `LD_PRELOAD`
+//! names and what Landlock grants.
+//!
+//! Another process of the user could still unlink that empty file from
+//! outside, which detaches the mount, and put a file of its own in its
+//! place. So the mount point goes where the sandbox cannot otherwise read
+//! or write: `$TMPDIR/sandlock-UID/`, else `/dev/shm/sandlock-UID/` (a
+//! policy granting `/tmp` is common); a sandbox that can reach both gets
+//! no library. Those, statically linked programs, and programs that drop
+//! `LD_PRELOAD` from the environment of what they run make the system
 //! call, which the supervisor answers as before.
 
 use std::os::unix::fs::OpenOptionsExt;
@@ -57,13 +60,42 @@ pub(crate) struct Preload {
     file: PathBuf,
 }
 
+/// Where mount points may go, besides `$TMPDIR/sandlock-UID`: a policy
+/// granting the temporary directory (`-w /tmp`) is common, one granting
+/// `/dev/shm` less so.
+const OTHER_BASES: [&str; 1] = ["/dev/shm"];
+
 impl Preload {
-    /// The mount point, or `None` when this build has no library.
-    pub(crate) fn create() -> Result<Option<Preload>, Error> {
+    /// A mount point that `acceptable` accepts (see `holders`): in this
+    /// user's private directory of `$TMPDIR`, else of [`OTHER_BASES`];
+    /// `None` when none is, or when this build has no library.
+    pub(crate) fn create(acceptable: impl Fn(&Preload) -> bool) -> Result<Option<Preload>, Error> {
         if LIBRARY.is_none() {
             return Ok(None);
         }
-        let dir = TempDir::create()?;
+        let first = Preload::create_in(&crate::tmpdir::user_dir())?;
+        if acceptable(&first) {
+            return Ok(Some(first));
+        }
+        drop(first);
+        for base in OTHER_BASES {
+            let Some(dir) = crate::tmpdir::private_dir_in(Path::new(base)) else {
+                continue;
+            };
+            // Those of sandlock processes killed before they could clean up.
+            crate::tmpdir::sweep_stale(&dir);
+            if let Ok(p) = Preload::create_in(&dir)
+                && acceptable(&p)
+            {
+                return Ok(Some(p));
+            }
+        }
+        Ok(None)
+    }
+
+    /// An empty file in a fresh private directory under `base`.
+    fn create_in(base: &Path) -> Result<Preload, Error> {
+        let dir = TempDir::create_in(base)?;
         let file = dir.path().join(NAME);
         std::fs::OpenOptions::new()
             .write(true)
@@ -72,7 +104,7 @@ impl Preload {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&file)
             .map_err(Error::io(format!("random_seed library {}", file.display())))?;
-        Ok(Some(Preload { _dir: dir, file }))
+        Ok(Preload { _dir: dir, file })
     }
 
     /// The directories that hold the mount point (its own and every
@@ -113,7 +145,7 @@ mod tests {
 
     #[test]
     fn the_mount_point_is_an_empty_read_only_file_removed_on_drop() {
-        let Some(p) = Preload::create().unwrap() else {
+        let Some(p) = Preload::create(|_| true).unwrap() else {
             return;
         };
         let meta = std::fs::metadata(p.path()).unwrap();

@@ -27,8 +27,12 @@ impl TempDir {
     /// Creates a fresh directory `sandlock-PID-N-NANOS` in this user's
     /// directory of private directories (see [`user_dir`]).
     pub(crate) fn create() -> Result<TempDir, Error> {
+        TempDir::create_in(&user_dir())
+    }
+
+    /// [`create`](Self::create) in directory `base`.
+    pub(crate) fn create_in(base: &Path) -> Result<TempDir, Error> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let base = user_dir();
         for _ in 0..16 {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let nanos = SystemTime::now()
@@ -67,10 +71,16 @@ impl TempDir {
 /// else created it first), `$TMPDIR` itself.
 pub(crate) fn user_dir() -> std::path::PathBuf {
     let base = std::env::temp_dir();
+    private_dir_in(&base).unwrap_or(base)
+}
+
+/// `base/sandlock-UID`, created `0700`, if it is a directory of this user
+/// that nobody else may enter.
+pub(crate) fn private_dir_in(base: &Path) -> Option<PathBuf> {
     let me = rustix::process::geteuid();
     let dir = base.join(format!("sandlock-{}", me.as_raw()));
     match rustix::fs::mkdir(&dir, Mode::RWXU) {
-        Ok(()) => dir,
+        Ok(()) => Some(dir),
         Err(Errno::EXIST) => match rustix::fs::lstat(&dir) {
             Ok(st)
                 if rustix::fs::FileType::from_raw_mode(st.st_mode)
@@ -78,11 +88,11 @@ pub(crate) fn user_dir() -> std::path::PathBuf {
                     && st.st_uid == me.as_raw()
                     && st.st_mode & 0o077 == 0 =>
             {
-                dir
+                Some(dir)
             }
-            _ => base,
+            _ => None,
         },
-        Err(_) => base,
+        Err(_) => None,
     }
 }
 

@@ -241,9 +241,18 @@ fn random_seed_answers_getrandom_in_the_process() {
         // Nor through a named copy: no mount source is left on disk.
         let dir = std::path::Path::new(&from).parent().unwrap().to_owned();
         assert!(!dir.exists(), "uid {uid}: {} is left", dir.display());
-        // A sandbox granted the directory of the library's mount point
-        // gets no library (another process of the user could swap what
-        // that path names): the system call, still seeded.
+        // A sandbox granted the temporary directory gets its mount point
+        // elsewhere (another process of the user could swap what a path
+        // there names)...
+        let tmp = std::env::temp_dir();
+        let c = go("42", &["-r", tmp.to_str().unwrap()]);
+        let from = field(&c, "getrandom-from");
+        assert!(
+            from.starts_with("/dev/shm/") && from.ends_with("/libsandlock-seed.so"),
+            "uid {uid}: {c:?}"
+        );
+        // ... and one granted everything, no library: the system call,
+        // still seeded.
         let b = go("42", &["-r", "/"]);
         assert!(
             !field(&b, "getrandom-from").contains("sandlock-seed"),
