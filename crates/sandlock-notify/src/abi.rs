@@ -1,7 +1,7 @@
 //! The seccomp user-notification ABI (`<linux/seccomp.h>`): structures,
 //! flags and ioctl opcodes, laid out exactly as the kernel expects them.
 //!
-//! Nothing here makes a system call; [`crate::sys`] does.
+//! Nothing here makes a system call; `crate::sys` does.
 
 use rustix::ioctl::{Opcode, opcode};
 

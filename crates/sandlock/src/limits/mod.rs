@@ -3,12 +3,12 @@
 //! machine ([`Mechanisms`]). `docs/resources.md` explains and defends the
 //! choices.
 //!
-//! - [`cgroup`]: per-sandbox cgroups (root, or a delegated cgroup);
-//! - [`memory`]: the supervisor's accounting of the calls that grow memory;
-//! - [`processes`]: the supervisor's count of tasks at each fork (the
+//! - `cgroup`: per-sandbox cgroups (root, or a delegated cgroup);
+//! - `memory`: the supervisor's accounting of the calls that grow memory;
+//! - `processes`: the supervisor's count of tasks at each fork (the
 //!   fallback where the kernel cannot hold `-P`);
-//! - [`cpu`]: throttling by stopping and continuing every task;
-//! - [`monitor`]: the thread that samples, throttles and ends the sandbox
+//! - `cpu`: throttling by stopping and continuing every task;
+//! - `monitor`: the thread that samples, throttles and ends the sandbox
 //!   when a limit only a kill can hold is passed.
 
 pub(crate) mod cgroup;

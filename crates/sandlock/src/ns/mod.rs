@@ -1,11 +1,11 @@
 //! The namespace layer: new user, PID, IPC, mount and UTS namespaces for
 //! the sandbox, entered by its first process between `clone` and `execve`.
 //!
-//! A launch carries an [`NsPlan`] in its [`SpawnPlan`](crate::spawn::SpawnPlan).
-//! Features fill it before the fork (`Feature::prepare`); [`NsPlan::prepare`]
-//! turns it into a [`ChildNs`]: clone flags, pre-formatted id maps, C
+//! A launch carries an `NsPlan` in its `SpawnPlan`.
+//! Features fill it before the fork (`Feature::prepare`); `NsPlan::prepare`
+//! turns it into a `ChildNs`: clone flags, pre-formatted id maps, C
 //! strings of every mount, so that the child only makes raw system calls
-//! ([`enter`] and [`reaper`]). See `docs/namespaces.md` for the API and
+//! (`enter` and `reaper`). See `docs/namespaces.md` for the API and
 //! what each namespace costs.
 //!
 //! - **User namespace**: only for a caller without `CAP_SYS_ADMIN` (and
@@ -15,12 +15,12 @@
 //!   first, as the kernel requires of an unprivileged writer). Files of
 //!   other users then show as the overflow uid (65534).
 //! - **PID namespace**: the sandbox's first process is its init
-//!   ([`reaper`]): it forks the command, reaps every orphan, and exits with
+//!   (`reaper`): it forks the command, reaps every orphan, and exits with
 //!   the command; the kernel then kills whatever is left. If sandlock is
 //!   killed, `PR_SET_PDEATHSIG` kills the init, and with it the namespace.
 //! - **IPC namespace**: SysV objects and POSIX message queues of the
 //!   sandbox are its own and vanish with it.
-//! - **Mount namespace**: only when the [`MountPlan`] is not empty. Its
+//! - **Mount namespace**: only when the `MountPlan` is not empty. Its
 //!   propagation is made private before anything is mounted, so nothing
 //!   reaches the caller's namespace.
 //! - **UTS namespace**: only with a host name.
