@@ -223,25 +223,35 @@ fn seize_checked(listener: &Listener, tid: i32, id: u64, options: u32) -> Result
     }
 }
 
+/// [`seize_checked`]; when it fails, warns once (`what`: what then goes
+/// unedited; nothing for a task that is gone), lets the call go on, and
+/// returns `false`.
+fn seize_or_continue(listener: &Listener, tid: i32, id: u64, options: u32, what: &str) -> bool {
+    match seize_checked(listener, tid, id, options) {
+        Ok(()) => true,
+        Err(e) => {
+            if e != Errno::SRCH {
+                warn_once(&format!("{what} ({})", crate::errno_text(e)));
+            }
+            answer(listener, id, Response::Continue);
+            false
+        }
+    }
+}
+
 /// Answers `id`, ignoring a notification that is gone (its task died).
 fn answer(listener: &Listener, id: u64, r: Response) {
     let _ = listener.respond(id, r);
 }
 
 fn exec_job(listener: &Listener, fixups: &dyn Fixups, tid: i32, id: u64) {
-    if let Err(e) = seize_checked(
+    if !seize_or_continue(
         listener,
         tid,
         id,
         trace::O_TRACEEXEC | trace::O_TRACESYSGOOD,
+        "cannot trace a sandboxed execve: its new image runs unedited",
     ) {
-        if e != Errno::SRCH {
-            warn_once(&format!(
-                "cannot trace a sandboxed execve ({}): its new image runs unedited",
-                crate::errno_text(e)
-            ));
-        }
-        answer(listener, id, Response::Continue);
         return;
     }
     // Interrupt first: if the execve fails, the task stops on its way out
@@ -418,14 +428,13 @@ fn edit_regs(_tid: i32, _edit: &Edit) -> bool {
 }
 
 fn restart_job(listener: &Listener, tid: i32, id: u64, edit: &Edit) {
-    if let Err(e) = seize_checked(listener, tid, id, 0) {
-        if e != Errno::SRCH {
-            warn_once(&format!(
-                "cannot trace a sandboxed task ({}): a deadline or time stamp stays unshifted",
-                crate::errno_text(e)
-            ));
-        }
-        answer(listener, id, Response::Continue);
+    if !seize_or_continue(
+        listener,
+        tid,
+        id,
+        0,
+        "cannot trace a sandboxed task: a deadline or time stamp stays unshifted",
+    ) {
         return;
     }
     let _ = trace::interrupt(tid);
