@@ -313,7 +313,7 @@ fn install_wake_handler_once(signal: i32) -> Result<(), Errno> {
 struct Waker {
     stop: Arc<AtomicBool>,
     /// The receive thread, while it has not been joined.
-    thread: Mutex<Option<libc::pthread_t>>,
+    thread: Mutex<Option<std::os::unix::thread::RawPthread>>,
     signal: i32,
     eventfd: Option<Arc<OwnedFd>>,
 }

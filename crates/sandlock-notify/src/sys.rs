@@ -320,10 +320,15 @@ pub(crate) fn unblock_signal(signal: i32) -> Result<(), Errno> {
 }
 
 /// Send `signal` to one thread of this process.
-pub(crate) fn signal_thread(thread: libc::pthread_t, signal: i32) -> Result<(), Errno> {
+pub(crate) fn signal_thread(
+    thread: std::os::unix::thread::RawPthread,
+    signal: i32,
+) -> Result<(), Errno> {
     // SAFETY: `thread` is the id of a thread we spawned and have not joined
     // yet (the caller holds its `JoinHandle`), so the id is still valid.
-    let ret = unsafe { libc::pthread_kill(thread, signal) };
+    // `RawPthread` is std's spelling of the C library's `pthread_t` (an
+    // integer on glibc, a pointer on musl).
+    let ret = unsafe { libc::pthread_kill(thread as libc::pthread_t, signal) };
     if ret != 0 {
         Err(Errno::from_raw_os_error(ret))
     } else {

@@ -110,6 +110,7 @@ mod sandbox;
 pub mod seccomp;
 mod seedlib;
 mod spawn;
+pub mod startup_arena;
 mod supervise;
 mod sys;
 mod terminal;

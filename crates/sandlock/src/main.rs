@@ -11,15 +11,37 @@
 
 mod cli;
 
+/// On musl, start-up allocations come from a bump arena: see
+/// [`sandlock::startup_arena`].
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: sandlock::startup_arena::StartupArena = sandlock::startup_arena::StartupArena;
+
 /// The process entry point, called once by the C runtime.
 #[allow(unsafe_code)]
 // SAFETY: this is the only item named `main` in the program; the C runtime
-// calls it with the process's argc/argv (which std also captures by itself
-// on glibc, so std::env::args works).
+// calls it once, with the process's argc/argv.
 #[unsafe(no_mangle)]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     runtime_init();
-    cli::main()
+    cli::main(args(argc, argv))
+}
+
+/// The command line, from `main`'s own arguments: without Rust's start-up,
+/// `std::env::args` is filled in on glibc only (musl passes nothing to the
+/// initialisers that std reads it from there).
+#[allow(unsafe_code)]
+fn args(argc: libc::c_int, argv: *const *const libc::c_char) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    let count = usize::try_from(argc).unwrap_or(0);
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        // SAFETY: the C runtime passes `argc` valid pointers in `argv`, each
+        // to a NUL-terminated string that lives as long as the process.
+        let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
+        out.push(std::ffi::OsStr::from_bytes(arg.to_bytes()).to_owned());
+    }
+    out
 }
 
 /// What Rust's start-up would have done that this tool relies on.

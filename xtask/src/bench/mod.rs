@@ -141,7 +141,7 @@ fn measure(opts: &BenchOptions, mode: &str) -> Result<Record, String> {
     let selected =
         |name: &str| opts.scenarios.is_empty() || opts.scenarios.iter().any(|s| s == name);
     eprintln!("== building release binaries");
-    let built = tools::build();
+    let built = tools::build(opts.install);
     let cache = workspace::tool_cache();
     let mut sandboxes = tools::select(
         tools::discover(&cache, &built, &BTreeMap::new()),

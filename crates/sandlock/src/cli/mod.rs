@@ -63,9 +63,10 @@ enum ProfileAction {
     },
 }
 
-/// Runs the command line; returns the exit status.
-pub(crate) fn main() -> i32 {
-    main_with(std::env::args_os())
+/// Runs the command line `args` (the program name first); returns the exit
+/// status.
+pub(crate) fn main(args: Vec<OsString>) -> i32 {
+    main_with(args)
 }
 
 fn main_with(args: impl IntoIterator<Item = OsString>) -> i32 {

@@ -237,7 +237,7 @@ impl LaunchLimits {
                     // The init of a PID namespace is in the user namespace
                     // too: it is sandlock's, not one of the command's tasks.
                     let n = n + u64::from(plan.ns.pid);
-                    plan.rlimits.push((libc::RLIMIT_NPROC, n, n));
+                    plan.rlimits.push((crate::sys::RLIMIT_NPROC, n, n));
                 }
                 ProcessCap::Cgroup => {
                     let cg = make(Controller::Pids)?;

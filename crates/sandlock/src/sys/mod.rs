@@ -47,6 +47,8 @@ fn check(ret: libc::c_long) -> Result<libc::c_long, Errno> {
 pub(crate) const RLIMIT_NOFILE: u32 = 7;
 /// `RLIMIT_CORE`.
 pub(crate) const RLIMIT_CORE: u32 = 4;
+/// `RLIMIT_NPROC` (the number glibc and musl spell with different types).
+pub(crate) const RLIMIT_NPROC: u32 = 6;
 
 /// `landlock_create_ruleset`, `landlock_restrict_self`, `close_range`,
 /// `pidfd_open`: numbers shared by every architecture (the syscalls after
