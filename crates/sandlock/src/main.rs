@@ -6,7 +6,9 @@
 //! stack for stack-overflow messages) costs about 45 µs, which every
 //! sandboxed command would pay. What of it matters here is done by hand:
 //! `SIGPIPE` ignored, descriptors 0-2 made sure to exist.
-#![no_main]
+#![cfg_attr(not(test), no_main)]
+// Unit tests run without the C `main`, which is what uses most of the CLI.
+#![cfg_attr(test, allow(dead_code))]
 #![deny(unsafe_code)]
 
 mod cli;
@@ -18,6 +20,7 @@ mod cli;
 static ALLOCATOR: sandlock::startup_arena::StartupArena = sandlock::startup_arena::StartupArena;
 
 /// The process entry point, called once by the C runtime.
+#[cfg(not(test))]
 #[allow(unsafe_code)]
 // SAFETY: this is the only item named `main` in the program; the C runtime
 // calls it once, with the process's argc/argv.
@@ -30,6 +33,7 @@ pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> l
 /// The command line, from `main`'s own arguments: without Rust's start-up,
 /// `std::env::args` is filled in on glibc only (musl passes nothing to the
 /// initialisers that std reads it from there).
+#[cfg(not(test))]
 #[allow(unsafe_code)]
 fn args(argc: libc::c_int, argv: *const *const libc::c_char) -> Vec<std::ffi::OsString> {
     use std::os::unix::ffi::OsStrExt;
@@ -45,6 +49,7 @@ fn args(argc: libc::c_int, argv: *const *const libc::c_char) -> Vec<std::ffi::Os
 }
 
 /// What Rust's start-up would have done that this tool relies on.
+#[cfg(not(test))]
 fn runtime_init() {
     // A write to a closed pipe is an error (EPIPE), not a death: the
     // supervisor writes to sockets on the sandbox's behalf.

@@ -12,7 +12,7 @@ use sandlock::{Compat, Policy, PolicyBuilder};
 
 /// `sandlock run` (flags of sandlock 0.4.1, plus `--best-effort`,
 /// `--audit` and `--dry-run-policy`).
-#[derive(Args, Debug, Default)]
+#[derive(Args, Debug, Default, PartialEq)]
 pub(crate) struct RunArgs {
     /// Grant read and execute on PATH and below (repeatable).
     #[arg(short = 'r', long = "fs-read", value_name = "PATH")]

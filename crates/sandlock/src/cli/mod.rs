@@ -17,6 +17,7 @@ macro_rules! outln {
 }
 
 mod check;
+mod fast;
 mod flags;
 mod run;
 
@@ -66,10 +67,10 @@ enum ProfileAction {
 /// Runs the command line `args` (the program name first); returns the exit
 /// status.
 pub(crate) fn main(args: Vec<OsString>) -> i32 {
-    main_with(args)
-}
-
-fn main_with(args: impl IntoIterator<Item = OsString>) -> i32 {
+    // The everyday `run` line is read without building clap's parser.
+    if let Some(run) = fast::run_args(&args) {
+        return run::run(run);
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
