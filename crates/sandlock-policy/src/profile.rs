@@ -307,6 +307,13 @@ impl PolicyBuilder {
                     }),
                     message: e.message().trim().to_string(),
                 })?;
+        self.apply_table(&table)
+    }
+
+    /// Applies a profile already parsed into a TOML table, as
+    /// [`apply_toml`](Self::apply_toml) applies its text (without the
+    /// parse: for a caller that read or edited the table itself).
+    pub fn apply_table(self, table: &toml::Table) -> Result<PolicyBuilder, ProfileError> {
         if let Some(k) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
             return Err(ProfileError::UnknownKey { key: k.clone() });
         }
