@@ -29,6 +29,7 @@ pub mod listener;
 pub mod memory;
 pub mod onbehalf;
 pub mod procfs;
+pub mod raw;
 pub mod reply;
 pub mod sockaddr;
 pub mod supervisor;

@@ -47,19 +47,19 @@ pub(crate) fn seccomp_set_filter(flags: u32, prog: &[Insn]) -> Result<i32, Errno
     // SAFETY: `fprog` points at `prog.len()` valid `Insn`s, laid out as the
     // kernel's `struct sock_filter` (repr(C), checked in sandlock-bpf), and
     // outlives the call; the kernel copies the program before returning.
+    // Without `errno` (`crate::raw`): this runs in children that share
+    // their parent's memory.
     let ret = unsafe {
-        libc::syscall(
+        crate::raw::syscall(
             libc::SYS_seccomp,
-            abi::SET_MODE_FILTER as libc::c_ulong,
-            flags as libc::c_ulong,
-            &fprog as *const SockFprog,
+            &[
+                abi::SET_MODE_FILTER as usize,
+                flags as usize,
+                &fprog as *const SockFprog as usize,
+            ],
         )
     };
-    if ret < 0 {
-        Err(last_errno())
-    } else {
-        Ok(ret as i32)
-    }
+    crate::raw::result(ret).map(|fd| fd as i32)
 }
 
 /// [`seccomp_set_filter`] with `flags` holding `NEW_LISTENER`: the listener.

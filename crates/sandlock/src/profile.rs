@@ -81,9 +81,7 @@ pub fn default_builder(granted: &[&str]) -> Result<PolicyBuilder, Error> {
     };
     let readable = take("fs_readable");
     let writable = take("fs_writable");
-    let mut b = Policy::builder()
-        .apply_table(&table)
-        .map_err(profile_err)?;
+    let mut b = Policy::builder().apply_table(&table).map_err(profile_err)?;
     for p in readable {
         b = b.fs_read(p);
     }

@@ -506,6 +506,9 @@ impl Sandbox {
                 crate::tmpdir::sweep_stale(base);
             }
         }
+        // Its init's stack (an init sharing our memory) lasts as long as
+        // the sandbox.
+        let init_stack = launched.init_stack;
         let (mut sup, mut status) = (sup, launched.status);
         if let Some(pending) = launched.exec_pending {
             // The command's own execve waits for the supervisor.
@@ -532,6 +535,9 @@ impl Sandbox {
             self.forward_signals,
         );
         child.keep(std::mem::take(&mut plan.keep));
+        if let Some(stack) = init_stack {
+            child.keep(vec![Box::new(stack)]);
+        }
         if !for_run {
             child.stdin = parent_ends[0].take().map(Into::into);
             child.stdout = parent_ends[1].take().map(Into::into);

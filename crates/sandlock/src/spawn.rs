@@ -108,6 +108,9 @@ pub(crate) struct Launched {
     /// With `exec_supervised`: the rest of the hand-shake, for
     /// [`finish_exec`] once the supervisor runs.
     pub(crate) exec_pending: Option<ExecPending>,
+    /// The stack of an init that runs in this process's memory: kept as
+    /// long as the sandbox (dropping it ends the init).
+    pub(crate) init_stack: Option<sys::host::InitStack>,
 }
 
 /// The end of a hand-shake left for [`finish_exec`].
@@ -177,8 +180,9 @@ pub(crate) fn launch(
         None => (None, &[][..]),
     };
     let reaper = ns.is_some_and(|n| n.reaper);
-    // The init of a PID namespace runs the command on this stack (its own
-    // copy of it, from the fork): see `sys::ns::vfork_command`.
+    // The init of a PID namespace runs the command on this stack (in our
+    // memory when the init shares it, else its own copy from the fork):
+    // see `sys::ns::vfork_command`.
     let mut command_stack: Vec<u128> = if reaper {
         vec![0; COMMAND_STACK / 16]
     } else {
@@ -213,18 +217,33 @@ pub(crate) fn launch(
     // namespace (it never calls execve): a plain fork. Otherwise the
     // cheaper vfork-style clone.
     let share_memory = !l.plan.wait_go && !l.plan.exec_supervised && clone_flags == 0;
-    let (pid, pidfd) = sys::host::spawn_child(&args, share_memory, l.forward_signals, clone_flags)
-        .map_err(|errno| Error::Os {
-            what: if clone_flags != 0 {
-                "clone with new namespaces"
-            } else {
-                "clone"
-            },
-            errno,
-        })?;
+    // The init shares this process's memory when it reads `args` only
+    // while this function waits (the hand-shake below runs to the
+    // command's execve, except for a supervised execve).
+    let mut init_stack = if reaper && !l.plan.exec_supervised && sandlock_notify::raw::ERRNO_FREE {
+        Some(sys::host::InitStack::new().map_err(Error::os("init stack"))?)
+    } else {
+        None
+    };
+    let (pid, pidfd) = sys::host::spawn_child(
+        &args,
+        share_memory,
+        l.forward_signals,
+        clone_flags,
+        init_stack.as_mut(),
+    )
+    .map_err(|errno| Error::Os {
+        what: if clone_flags != 0 {
+            "clone with new namespaces"
+        } else {
+            "clone"
+        },
+        errno,
+    })?;
     drop(theirs);
     drop(low);
-    drop(command_stack);
+    // `command_stack` stays until the end: an init that shares our memory
+    // forks the command on it, up to the command's execve.
 
     if l.plan.wait_go {
         if let Err(e) = before_exec(pid) {
@@ -265,6 +284,7 @@ pub(crate) fn launch(
                 reaper,
                 mounts: ns_what.to_vec(),
             }),
+            init_stack,
         });
     }
     Ok(Launched {
@@ -273,6 +293,7 @@ pub(crate) fn launch(
         listener,
         status: reaper.then_some(ours),
         exec_pending: None,
+        init_stack,
     })
 }
 

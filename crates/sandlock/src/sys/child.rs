@@ -1,8 +1,8 @@
 //! The raw system calls of the child between `clone` and `execve`.
 //!
 //! Every function here is async-signal-safe: it makes one or a few system
-//! calls, allocates nothing, takes no lock, and touches no global state but
-//! the thread-local `errno`. Arguments that need memory (paths, argv, the
+//! calls, allocates nothing, takes no lock, and touches no global state,
+//! not even the thread-local `errno` (`raw_syscall!`). Arguments that need memory (paths, argv, the
 //! CPU mask) are prepared by the parent before the fork.
 
 use std::ffi::{CStr, CString};
@@ -10,19 +10,19 @@ use std::os::fd::RawFd;
 
 use rustix::io::Errno;
 
-use super::{check, errno, nr};
+use super::{check_raw, nr};
 
 /// `setpgid(0, 0)`: the child leads a new process group (the sandbox's).
 pub(crate) fn setpgid_self() -> Result<(), Errno> {
     // SAFETY: plain syscall with integer arguments.
-    check(unsafe { libc::syscall(libc::SYS_setpgid, 0, 0) }).map(drop)
+    check_raw(unsafe { raw_syscall!(libc::SYS_setpgid, 0, 0) }).map(drop)
 }
 
 /// `prctl(PR_SET_PDEATHSIG, SIGKILL)`: die when the forking thread exits.
 pub(crate) fn set_pdeathsig_kill() -> Result<(), Errno> {
     // SAFETY: plain syscall with integer arguments.
-    check(unsafe {
-        libc::syscall(
+    check_raw(unsafe {
+        raw_syscall!(
             libc::SYS_prctl,
             libc::PR_SET_PDEATHSIG,
             libc::SIGKILL as libc::c_ulong,
@@ -37,35 +37,43 @@ pub(crate) fn set_pdeathsig_kill() -> Result<(), Errno> {
 /// `getppid()`.
 pub(crate) fn getppid() -> i32 {
     // SAFETY: getppid cannot fail.
-    unsafe { libc::syscall(libc::SYS_getppid) as i32 }
+    unsafe { raw_syscall!(libc::SYS_getppid) as i32 }
 }
 
 /// `dup3(src, dst, 0)`: `dst` becomes a copy of `src`, without `O_CLOEXEC`.
 /// The parent makes sure `src != dst`.
 pub(crate) fn dup_to(src: RawFd, dst: RawFd) -> Result<(), Errno> {
     // SAFETY: plain syscall on integer descriptors.
-    check(unsafe { libc::syscall(libc::SYS_dup3, src, dst, 0) }).map(drop)
+    check_raw(unsafe { raw_syscall!(libc::SYS_dup3, src, dst, 0) }).map(drop)
 }
 
 /// Puts `SIGPIPE` back to its default action (a Rust program ignores it,
 /// and an ignored signal stays ignored across `execve`).
 pub(crate) fn default_sigpipe() -> Result<(), Errno> {
-    // SAFETY: an all-zero sigaction with SIG_DFL (0) as handler is valid;
-    // glibc's sigaction wrapper is async-signal-safe.
-    let ret = unsafe {
-        let mut act: libc::sigaction = std::mem::zeroed();
-        act.sa_sigaction = libc::SIG_DFL;
-        libc::sigaction(libc::SIGPIPE, &act, std::ptr::null_mut())
-    };
-    if ret < 0 { Err(errno()) } else { Ok(()) }
+    // The kernel's `struct sigaction`, all zero: handler SIG_DFL (0), no
+    // flags, no restorer, an empty mask (the layout differs between
+    // architectures, zeros do not).
+    let act = [0u64; 4];
+    // SAFETY: `act` is readable for the 32 bytes of the largest layout; the
+    // kernel reads the handler, flags (restorer) and an 8-byte mask.
+    check_raw(unsafe {
+        raw_syscall!(
+            libc::SYS_rt_sigaction,
+            libc::SIGPIPE,
+            act.as_ptr(),
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    })
+    .map(drop)
 }
 
 /// Sets the signal mask to `mask` (the parent prepares it: empty).
 pub(crate) fn set_sigmask(mask: &libc::sigset_t) -> Result<(), Errno> {
     // SAFETY: `mask` is a valid sigset; `rt_sigprocmask` with the kernel's
     // sigset size (8 bytes) reads only the first 64 signals of it.
-    check(unsafe {
-        libc::syscall(
+    check_raw(unsafe {
+        raw_syscall!(
             libc::SYS_rt_sigprocmask,
             libc::SIG_SETMASK,
             mask as *const libc::sigset_t,
@@ -81,8 +89,8 @@ pub(crate) fn set_sigmask(mask: &libc::sigset_t) -> Result<(), Errno> {
 /// without capabilities, whose programs get none anyway).
 pub(crate) fn drop_bounding_cap(cap: u32) -> Result<(), Errno> {
     // SAFETY: plain syscall with integer arguments.
-    check(unsafe {
-        libc::syscall(
+    check_raw(unsafe {
+        raw_syscall!(
             libc::SYS_prctl,
             libc::PR_CAPBSET_DROP,
             cap as libc::c_ulong,
@@ -97,14 +105,14 @@ pub(crate) fn drop_bounding_cap(cap: u32) -> Result<(), Errno> {
 /// `personality(persona)`.
 pub(crate) fn personality(persona: u32) -> Result<(), Errno> {
     // SAFETY: plain syscall with an integer argument.
-    check(unsafe { libc::syscall(libc::SYS_personality, persona as libc::c_ulong) }).map(drop)
+    check_raw(unsafe { raw_syscall!(libc::SYS_personality, persona as libc::c_ulong) }).map(drop)
 }
 
 /// `prctl(PR_SET_THP_DISABLE, 1)`: no transparent huge pages.
 pub(crate) fn thp_disable() -> Result<(), Errno> {
     // SAFETY: plain syscall with integer arguments.
-    check(unsafe {
-        libc::syscall(
+    check_raw(unsafe {
+        raw_syscall!(
             libc::SYS_prctl,
             libc::PR_SET_THP_DISABLE,
             1 as libc::c_ulong,
@@ -120,8 +128,8 @@ pub(crate) fn thp_disable() -> Result<(), Errno> {
 /// (a bitmap of 64-bit words, as the kernel reads it).
 pub(crate) fn sched_setaffinity(mask: &[u64]) -> Result<(), Errno> {
     // SAFETY: `mask` is valid for `len` bytes, which the kernel only reads.
-    check(unsafe {
-        libc::syscall(
+    check_raw(unsafe {
+        raw_syscall!(
             libc::SYS_sched_setaffinity,
             0,
             std::mem::size_of_val(mask),
@@ -134,7 +142,7 @@ pub(crate) fn sched_setaffinity(mask: &[u64]) -> Result<(), Errno> {
 /// `chdir(path)`.
 pub(crate) fn chdir(path: &CStr) -> Result<(), Errno> {
     // SAFETY: `path` is NUL-terminated and outlives the call.
-    check(unsafe { libc::syscall(libc::SYS_chdir, path.as_ptr()) }).map(drop)
+    check_raw(unsafe { raw_syscall!(libc::SYS_chdir, path.as_ptr()) }).map(drop)
 }
 
 /// Reads one byte; `Ok(None)` at end of file. Retries on `EINTR`.
@@ -142,8 +150,8 @@ pub(crate) fn read_byte(fd: RawFd) -> Result<Option<u8>, Errno> {
     let mut b = 0u8;
     loop {
         // SAFETY: one byte of our stack is writable.
-        let ret = unsafe { libc::syscall(libc::SYS_read, fd, &mut b as *mut u8, 1usize) };
-        match check(ret) {
+        let ret = unsafe { raw_syscall!(libc::SYS_read, fd, &mut b as *mut u8, 1usize) };
+        match check_raw(ret) {
             Ok(0) => return Ok(None),
             Ok(_) => return Ok(Some(b)),
             Err(Errno::INTR) => continue,
@@ -156,8 +164,8 @@ pub(crate) fn read_byte(fd: RawFd) -> Result<Option<u8>, Errno> {
 pub(crate) fn write_msg(fd: RawFd, bytes: &[u8]) -> Result<(), Errno> {
     loop {
         // SAFETY: `bytes` is valid for its length and only read.
-        let ret = unsafe { libc::syscall(libc::SYS_write, fd, bytes.as_ptr(), bytes.len()) };
-        match check(ret) {
+        let ret = unsafe { raw_syscall!(libc::SYS_write, fd, bytes.as_ptr(), bytes.len()) };
+        match check_raw(ret) {
             Ok(_) => return Ok(()),
             Err(Errno::INTR) => continue,
             Err(e) => return Err(e),
@@ -169,7 +177,7 @@ pub(crate) fn write_msg(fd: RawFd, bytes: &[u8]) -> Result<(), Errno> {
 pub(crate) fn close(fd: RawFd) {
     // SAFETY: closing a descriptor number; nothing in the child holds it
     // as an owned Rust object.
-    unsafe { libc::syscall(libc::SYS_close, fd) };
+    unsafe { raw_syscall!(libc::SYS_close, fd) };
 }
 
 /// Closes every descriptor but `keep` (`close_range`, Linux 5.9; one
@@ -180,7 +188,7 @@ pub(crate) fn close_all_but(keep: RawFd, limit: u64) {
     for (first, last) in ranges {
         let Some(last) = last else { continue };
         // SAFETY: plain syscall with integer arguments.
-        let ret = unsafe { libc::syscall(nr::CLOSE_RANGE, first, last, 0u32) };
+        let ret = unsafe { raw_syscall!(nr::CLOSE_RANGE, first, last, 0u32) };
         if ret < 0 {
             let end = u64::from(last).min(limit.max(1024));
             let mut fd = u64::from(first);
@@ -197,14 +205,14 @@ pub(crate) fn close_all_but(keep: RawFd, limit: u64) {
 /// kernel, `fcntl(FD_CLOEXEC)` on each number up to `limit`.
 pub(crate) fn cloexec_from(first: u32, limit: u64) -> Result<(), Errno> {
     // SAFETY: plain syscall with integer arguments.
-    let ret = unsafe { libc::syscall(nr::CLOSE_RANGE, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
-    match check(ret) {
+    let ret = unsafe { raw_syscall!(nr::CLOSE_RANGE, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    match check_raw(ret) {
         Ok(_) => Ok(()),
         Err(Errno::NOSYS | Errno::INVAL) => {
             let mut fd = u64::from(first);
             while fd < limit {
                 // SAFETY: fcntl on a descriptor number; EBADF for closed ones.
-                unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+                unsafe { raw_syscall!(libc::SYS_fcntl, fd, libc::F_SETFD, libc::FD_CLOEXEC) };
                 fd += 1;
             }
             Ok(())
@@ -216,7 +224,7 @@ pub(crate) fn cloexec_from(first: u32, limit: u64) -> Result<(), Errno> {
 /// `landlock_restrict_self(ruleset, 0)`.
 pub(crate) fn landlock_restrict_self(ruleset: RawFd) -> Result<(), Errno> {
     // SAFETY: plain syscall with integer arguments.
-    check(unsafe { libc::syscall(nr::LANDLOCK_RESTRICT_SELF, ruleset, 0u32) }).map(drop)
+    check_raw(unsafe { raw_syscall!(nr::LANDLOCK_RESTRICT_SELF, ruleset, 0u32) }).map(drop)
 }
 
 /// `prlimit64(0, resource, {soft, hard}, NULL)`.
@@ -226,8 +234,8 @@ pub(crate) fn set_rlimit(resource: u32, soft: u64, hard: u64) -> Result<(), Errn
         rlim_max: hard,
     };
     // SAFETY: `lim` is a valid rlimit64 on our stack, only read.
-    check(unsafe {
-        libc::syscall(
+    check_raw(unsafe {
+        raw_syscall!(
             libc::SYS_prlimit64,
             0,
             resource,
@@ -270,7 +278,7 @@ pub(crate) fn send_fd(sock: RawFd, tag: &[u8], fd: RawFd, key: [u64; 3]) -> Resu
         loop {
             // The three unused argument registers carry the key that lets
             // this one sendmsg through the filter (`seccomp::handoff_rule`).
-            let r = libc::syscall(
+            let r = raw_syscall!(
                 libc::SYS_sendmsg,
                 sock,
                 &msg as *const libc::msghdr,
@@ -279,13 +287,13 @@ pub(crate) fn send_fd(sock: RawFd, tag: &[u8], fd: RawFd, key: [u64; 3]) -> Resu
                 key[1],
                 key[2],
             );
-            if r < 0 && errno() == Errno::INTR {
+            if r == -libc::c_long::from(libc::EINTR) {
                 continue;
             }
             break r;
         }
     };
-    check(ret).map(drop)
+    check_raw(ret).map(drop)
 }
 
 /// A program, its argv and its environment, ready for `execve`: built by
@@ -336,15 +344,15 @@ pub(crate) fn execve(args: &ExecArgs) -> Errno {
     // SAFETY: `argv` and `envp` are NULL-terminated arrays of pointers to
     // NUL-terminated strings owned by `args` (see `ExecArgs::new`), and
     // `path` is NUL-terminated; all outlive the call.
-    unsafe {
-        libc::syscall(
+    let ret = unsafe {
+        raw_syscall!(
             libc::SYS_execve,
             args.path.as_ptr(),
             args.argv.as_ptr(),
             args.envp.as_ptr(),
         )
     };
-    errno()
+    check_raw(ret).err().unwrap_or(Errno::IO)
 }
 
 /// `_exit(code)`: ends the child without running any destructor or atexit
@@ -352,7 +360,7 @@ pub(crate) fn execve(args: &ExecArgs) -> Errno {
 pub(crate) fn exit(code: i32) -> ! {
     // SAFETY: exit_group never returns and touches no user memory.
     unsafe {
-        libc::syscall(libc::SYS_exit_group, code);
+        raw_syscall!(libc::SYS_exit_group, code);
     }
     // exit_group cannot return; satisfy the type checker without unsafe.
     #[allow(clippy::empty_loop)]

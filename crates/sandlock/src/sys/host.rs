@@ -1,6 +1,6 @@
 //! Raw system calls of the parent (the process that starts sandboxes).
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use rustix::io::Errno;
@@ -28,6 +28,15 @@ const CLONE_PIDFD: libc::c_ulong = 0x1000;
 /// does not combine them with `share_memory` (the init of a PID namespace
 /// never calls `execve`: a parent suspended until then would wait for good).
 ///
+/// With `init_stack` (the child is the init of a PID namespace, and the
+/// caller keeps everything `args` points at until the command has called
+/// `execve`), the init is created `CLONE_VM` without `CLONE_VFORK`: it
+/// runs beside this thread, in this process's memory, on that stack, with
+/// raw system calls that write nothing but its stack (not even `errno`:
+/// `raw_syscall!`). No page table is copied, and neither process takes
+/// copy-on-write faults afterwards. The stack is given back only once the
+/// init is dead ([`InitStack`]).
+///
 /// Every signal is blocked in the calling thread around the clone (the
 /// child inherits that mask and sets its own just before `execve`). With
 /// `forward`, the new process group becomes the target of the signal
@@ -37,6 +46,7 @@ pub(crate) fn spawn_child(
     share_memory: bool,
     forward: bool,
     ns_flags: u64,
+    mut init_stack: Option<&mut InitStack>,
 ) -> Result<(i32, OwnedFd), Errno> {
     let share_memory = share_memory && ns_flags == 0;
     // The vfork child's stack: uninitialised memory on this thread's stack
@@ -65,6 +75,31 @@ pub(crate) fn spawn_child(
                 entry,
                 top,
                 (libc::CLONE_VM | libc::CLONE_VFORK | CLONE_PIDFD as libc::c_int)
+                    | libc::SIGCHLD
+                    | ns_flags as libc::c_int,
+                args as *const crate::child::ChildArgs<'_> as *mut libc::c_void,
+                &mut pidfd as *mut libc::c_int,
+            )
+        }
+    } else if let Some(init) = init_stack.as_deref_mut() {
+        extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
+            // SAFETY: `arg` is the `&ChildArgs` passed below, which the
+            // caller keeps alive and unchanged until the command called
+            // execve; the init reads it only until then.
+            let args = unsafe { &*(arg as *const crate::child::ChildArgs<'_>) };
+            crate::child::run(args)
+        }
+        // SAFETY: `init.top()` is the end of a live mapping that nothing
+        // else uses, which outlives the init (`InitStack` waits for its
+        // death before unmapping); the init runs `child::run` with raw
+        // system calls on data the caller keeps alive (see above), with
+        // every signal blocked (the mask set above), and writes only its
+        // stack. The kernel writes the pidfd into `pidfd`.
+        unsafe {
+            libc::clone(
+                entry,
+                init.top(),
+                (libc::CLONE_VM | CLONE_PIDFD as libc::c_int)
                     | libc::SIGCHLD
                     | ns_flags as libc::c_int,
                 args as *const crate::child::ChildArgs<'_> as *mut libc::c_void,
@@ -104,7 +139,118 @@ pub(crate) fn spawn_child(
     }
     // SAFETY: the kernel just created this descriptor for us.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    if let Some(init) = init_stack {
+        // Without a descriptor of its own, the stack is never unmapped.
+        init.init = match rustix::io::fcntl_dupfd_cloexec(&pidfd, 0) {
+            Ok(fd) => Init::Running(fd),
+            Err(_) => Init::Unknown,
+        };
+    }
     Ok((ret, pidfd))
+}
+
+/// The stack of a PID namespace's init that runs in sandlock's memory
+/// ([`spawn_child`]): a mapping with a guard page below it. Dropping it
+/// kills the init if it still runs, waits for its death (without reaping
+/// it: that stays the caller's) and only then unmaps the stack. Should the
+/// wait fail, or the init's descriptor be missing, the mapping is left in
+/// place rather than freed under a running task.
+pub(crate) struct InitStack {
+    base: *mut libc::c_void,
+    len: usize,
+    init: Init,
+}
+
+/// The init on an [`InitStack`].
+enum Init {
+    /// None was started on it.
+    None,
+    /// Started: its pidfd.
+    Running(OwnedFd),
+    /// Started, and no pidfd of it to wait with.
+    Unknown,
+}
+
+impl std::fmt::Debug for InitStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitStack").field("len", &self.len).finish()
+    }
+}
+
+// SAFETY: the mapping belongs to this value alone (and to the init, which
+// `Drop` waits for); it is not tied to the thread that created it.
+unsafe impl Send for InitStack {}
+
+impl InitStack {
+    /// Usable bytes: the init runs the confinement steps and its reaper
+    /// loop, a few KiB; untouched pages cost nothing.
+    const SIZE: usize = 256 * 1024;
+    /// The guard page below the stack.
+    const GUARD: usize = 4096;
+
+    /// Maps a fresh stack.
+    pub(crate) fn new() -> Result<InitStack, Errno> {
+        let len = Self::SIZE + Self::GUARD;
+        // SAFETY: an anonymous private mapping at an address of the
+        // kernel's choosing touches no existing memory.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(errno());
+        }
+        let stack = InitStack {
+            base,
+            len,
+            init: Init::None,
+        };
+        // SAFETY: the lowest page of our own mapping.
+        if unsafe { libc::mprotect(base, Self::GUARD, libc::PROT_NONE) } < 0 {
+            return Err(errno());
+        }
+        Ok(stack)
+    }
+
+    /// The initial stack pointer (the end of the mapping, page-aligned).
+    fn top(&self) -> *mut libc::c_void {
+        self.base.wrapping_byte_add(self.len)
+    }
+}
+
+impl Drop for InitStack {
+    fn drop(&mut self) {
+        match &self.init {
+            Init::None => {}
+            Init::Running(init) => {
+                let _ = rustix::process::pidfd_send_signal(init, rustix::process::Signal::KILL);
+                let opts =
+                    rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT;
+                loop {
+                    match rustix::process::waitid(
+                        rustix::process::WaitId::PidFd(init.as_fd()),
+                        opts,
+                    ) {
+                        // Exited (a zombie now, or reaped already): its
+                        // memory use ended before it became either.
+                        Ok(_) | Err(Errno::CHILD) => break,
+                        Err(Errno::INTR) => continue,
+                        Err(_) => return,
+                    }
+                }
+            }
+            // No way to know when it is gone: keep the mapping.
+            Init::Unknown => return,
+        }
+        // SAFETY: our own mapping, which no task uses any more.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
 }
 
 /// An all-empty signal set (prepared before a fork).

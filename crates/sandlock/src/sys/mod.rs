@@ -16,6 +16,17 @@
 //! The rest of the crate is `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
 
+/// `libc::syscall(nr, args...)` without `errno`
+/// ([`sandlock_notify::raw`]): the kernel's return value, `-errno` on
+/// failure ([`check_raw`] decodes it). What runs between `clone` and
+/// `execve` uses it: the init of a PID namespace shares sandlock's memory,
+/// and the thread-local `errno` of the thread that cloned it.
+macro_rules! raw_syscall {
+    ($nr:expr $(, $arg:expr)* $(,)?) => {
+        sandlock_notify::raw::syscall(($nr) as libc::c_long, &[$(($arg) as usize),*])
+    };
+}
+
 pub(crate) mod behalf;
 pub(crate) mod child;
 pub(crate) mod host;
@@ -41,6 +52,11 @@ pub(crate) fn errno() -> Errno {
 /// Turns a raw syscall result into `Ok(value)` or the thread's `errno`.
 fn check(ret: libc::c_long) -> Result<libc::c_long, Errno> {
     if ret < 0 { Err(errno()) } else { Ok(ret) }
+}
+
+/// Turns the result of [`raw_syscall!`] into `Ok(value)` or `Err(errno)`.
+fn check_raw(ret: libc::c_long) -> Result<libc::c_long, Errno> {
+    sandlock_notify::raw::result(ret)
 }
 
 /// `RLIMIT_NOFILE` (the same number on every Linux architecture).

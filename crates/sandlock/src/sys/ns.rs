@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 
 use rustix::io::Errno;
 
-use super::{check, errno};
+use super::check_raw;
 
 /// `landlock_add_rule(2)`.
 const LANDLOCK_ADD_RULE: libc::c_long = 445;
@@ -20,8 +20,8 @@ const LANDLOCK_RULE_NET_PORT: u32 = 2;
 /// `/proc/self/uid_map` and friends want: one `write` call.
 pub(crate) fn write_file(path: &CStr, bytes: &[u8]) -> Result<(), Errno> {
     // SAFETY: `path` is NUL-terminated and outlives the call.
-    let fd = check(unsafe {
-        libc::syscall(
+    let fd = check_raw(unsafe {
+        raw_syscall!(
             libc::SYS_openat,
             libc::AT_FDCWD,
             path.as_ptr(),
@@ -30,8 +30,8 @@ pub(crate) fn write_file(path: &CStr, bytes: &[u8]) -> Result<(), Errno> {
         )
     })? as RawFd;
     // SAFETY: `bytes` is valid for its length and only read.
-    let ret = unsafe { libc::syscall(libc::SYS_write, fd, bytes.as_ptr(), bytes.len()) };
-    let result = match check(ret) {
+    let ret = unsafe { raw_syscall!(libc::SYS_write, fd, bytes.as_ptr(), bytes.len()) };
+    let result = match check_raw(ret) {
         Ok(n) if n as usize == bytes.len() => Ok(()),
         Ok(_) => Err(Errno::IO),
         Err(e) => Err(e),
@@ -50,8 +50,8 @@ pub(crate) fn mount(
     let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
     // SAFETY: every pointer is null or a NUL-terminated string that
     // outlives the call; the data argument is null.
-    check(unsafe {
-        libc::syscall(
+    check_raw(unsafe {
+        raw_syscall!(
             libc::SYS_mount,
             ptr(source),
             target.as_ptr(),
@@ -66,8 +66,8 @@ pub(crate) fn mount(
 /// Creates the file `path` (which must not exist, `0444`) holding `bytes`.
 pub(crate) fn create_with(path: &CStr, bytes: &[u8]) -> Result<(), Errno> {
     // SAFETY: `path` is NUL-terminated and outlives the call.
-    let fd = check(unsafe {
-        libc::syscall(
+    let fd = check_raw(unsafe {
+        raw_syscall!(
             libc::SYS_openat,
             libc::AT_FDCWD,
             path.as_ptr(),
@@ -80,8 +80,8 @@ pub(crate) fn create_with(path: &CStr, bytes: &[u8]) -> Result<(), Errno> {
     while done < bytes.len() {
         let rest = &bytes[done..];
         // SAFETY: `rest` is valid for its length and only read.
-        let ret = unsafe { libc::syscall(libc::SYS_write, fd, rest.as_ptr(), rest.len()) };
-        match check(ret) {
+        let ret = unsafe { raw_syscall!(libc::SYS_write, fd, rest.as_ptr(), rest.len()) };
+        match check_raw(ret) {
             Ok(0) => {
                 result = Err(Errno::IO);
                 break;
@@ -101,20 +101,21 @@ pub(crate) fn create_with(path: &CStr, bytes: &[u8]) -> Result<(), Errno> {
 /// `umount2(target, MNT_DETACH)`.
 pub(crate) fn umount_detach(target: &CStr) -> Result<(), Errno> {
     // SAFETY: `target` is NUL-terminated and outlives the call.
-    check(unsafe { libc::syscall(libc::SYS_umount2, target.as_ptr(), libc::MNT_DETACH) }).map(drop)
+    check_raw(unsafe { raw_syscall!(libc::SYS_umount2, target.as_ptr(), libc::MNT_DETACH) })
+        .map(drop)
 }
 
 /// `sethostname(name)`.
 pub(crate) fn sethostname(name: &[u8]) -> Result<(), Errno> {
     // SAFETY: `name` is valid for its length and only read.
-    check(unsafe { libc::syscall(libc::SYS_sethostname, name.as_ptr(), name.len()) }).map(drop)
+    check_raw(unsafe { raw_syscall!(libc::SYS_sethostname, name.as_ptr(), name.len()) }).map(drop)
 }
 
 /// `open(path, O_PATH | O_CLOEXEC)`.
 pub(crate) fn open_path(path: &CStr) -> Result<RawFd, Errno> {
     // SAFETY: `path` is NUL-terminated and outlives the call.
-    check(unsafe {
-        libc::syscall(
+    check_raw(unsafe {
+        raw_syscall!(
             libc::SYS_openat,
             libc::AT_FDCWD,
             path.as_ptr(),
@@ -138,8 +139,8 @@ pub(crate) fn landlock_add_path(ruleset: RawFd, access: u64, fd: RawFd) -> Resul
         parent_fd: fd,
     };
     // SAFETY: `attr` is a valid, packed attribute on our stack, only read.
-    check(unsafe {
-        libc::syscall(
+    check_raw(unsafe {
+        raw_syscall!(
             LANDLOCK_ADD_RULE,
             ruleset,
             LANDLOCK_RULE_PATH_BENEATH,
@@ -162,8 +163,8 @@ pub(crate) fn landlock_add_port(ruleset: RawFd, access: u64, port: u16) -> Resul
         port: u64::from(port),
     };
     // SAFETY: `attr` is a valid attribute on our stack, only read.
-    check(unsafe {
-        libc::syscall(
+    check_raw(unsafe {
+        raw_syscall!(
             LANDLOCK_ADD_RULE,
             ruleset,
             LANDLOCK_RULE_NET_PORT,
@@ -187,7 +188,7 @@ pub(crate) fn peer_gone(fd: RawFd) -> bool {
     };
     // SAFETY: one pollfd and a timespec on our stack; no signal mask.
     let ret = unsafe {
-        libc::syscall(
+        raw_syscall!(
             libc::SYS_ppoll,
             &mut p as *mut libc::pollfd,
             1usize,
@@ -219,7 +220,7 @@ pub(crate) fn vfork_command(args: &crate::child::ChildArgs<'_>) -> Result<i32, E
             // the init's memory that nothing else uses; the child only runs
             // `confine_and_exec` (raw, async-signal-safe syscalls on data
             // the init keeps alive and does not touch while suspended by
-            // CLONE_VFORK), writing nothing but that stack (and errno).
+            // CLONE_VFORK), writing nothing but that stack.
             let r = unsafe {
                 libc::clone(
                     entry,
@@ -228,12 +229,21 @@ pub(crate) fn vfork_command(args: &crate::child::ChildArgs<'_>) -> Result<i32, E
                     args as *const crate::child::ChildArgs<'_> as *mut libc::c_void,
                 )
             };
+            if r < 0 {
+                // The C library's clone wrapper (the child needs its new
+                // stack from the first instruction) reports in `errno`.
+                // In an init that shares sandlock's memory that is the
+                // `errno` of the thread that cloned the init: read at once,
+                // on this failure path only, before the init reports and
+                // exits.
+                return Err(super::errno());
+            }
             libc::c_long::from(r)
         }
         // SAFETY: with a null stack the child runs on a copy of our stack,
         // like fork(); it only runs `confine_and_exec` (see above).
         None => unsafe {
-            let r = libc::syscall(
+            let r = raw_syscall!(
                 libc::SYS_clone,
                 (libc::CLONE_VFORK | libc::SIGCHLD) as libc::c_ulong,
                 0usize,
@@ -247,7 +257,7 @@ pub(crate) fn vfork_command(args: &crate::child::ChildArgs<'_>) -> Result<i32, E
             r
         },
     };
-    check(ret).map(|pid| pid as i32)
+    check_raw(ret).map(|pid| pid as i32)
 }
 
 /// `wait4(-1, &status, __WALL, NULL)`, retried on `EINTR`: any child,
@@ -257,17 +267,17 @@ pub(crate) fn wait_any() -> Result<(i32, i32), Errno> {
     loop {
         // SAFETY: `status` is a valid int on our stack; no rusage.
         let ret = unsafe {
-            libc::syscall(
+            raw_syscall!(
                 libc::SYS_wait4,
-                -1,
+                -1i32,
                 &mut status as *mut libc::c_int,
                 libc::__WALL,
                 std::ptr::null_mut::<libc::rusage>(),
             )
         };
-        if ret < 0 && errno() == Errno::INTR {
+        if ret == -libc::c_long::from(libc::EINTR) {
             continue;
         }
-        return check(ret).map(|pid| (pid as i32, status));
+        return check_raw(ret).map(|pid| (pid as i32, status));
     }
 }

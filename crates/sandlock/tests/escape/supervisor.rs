@@ -27,6 +27,15 @@ escape_tests!(run:
     ioprio_set_supervisor,
 );
 
+// The init of the sandbox's PID namespace (pid 1 there) runs in sandlock's
+// own memory (`CLONE_VM`, docs/namespaces.md): the same attacks, aimed at
+// pid 1, must not reach sandlock's memory through it.
+escape_tests!(run:
+    ptrace_init,
+    process_vm_readv_init,
+    process_vm_writev_init,
+);
+
 escape_tests!(run:
     kill_supervisor,
     kill_parent,
@@ -88,6 +97,27 @@ fn against_supervisor(
     secret: &str,
     observe: impl Fn(&Target) -> String,
 ) -> Observed {
+    against(mode, attack, secret, observe, false)
+}
+
+/// [`against_supervisor`], aiming the sandboxed attack at pid 1 (the init,
+/// which shares sandlock's memory: the secret is at the same address).
+fn against_init(
+    mode: Mode,
+    attack: Attack,
+    secret: &str,
+    observe: impl Fn(&Target) -> String,
+) -> Observed {
+    against(mode, attack, secret, observe, true)
+}
+
+fn against(
+    mode: Mode,
+    attack: Attack,
+    secret: &str,
+    observe: impl Fn(&Target) -> String,
+    at_init: bool,
+) -> Observed {
     let sentinel = (!mode.sandboxed()).then(|| Sentinel::start(mode.user(), secret));
     let mut s = attack.env(SECRET_VAR, secret).spawn();
     if !s.wait_ready() {
@@ -108,7 +138,12 @@ fn against_supervisor(
         None => supervisor_target(&s, secret),
     };
     let before = observe(&target);
-    s.go(&format!("{} {:#x} {}", target.pid, target.addr, target.len));
+    let aim = if at_init && sentinel.is_none() {
+        1
+    } else {
+        target.pid
+    };
+    s.go(&format!("{aim} {:#x} {}", target.addr, target.len));
     s.next_line("HOLD", HANG_GUARD);
     let after = observe(&target);
     Observed {
@@ -162,6 +197,44 @@ fn process_vm_writev_supervisor(mode: Mode) {
         None => !o.after.contains(&secret),
     };
     let what = "process_vm_writev into the supervisor's memory";
+    verdict(mode, Bare::Works, overwritten, what, &o.out);
+}
+
+fn ptrace_init(mode: Mode) {
+    let o = against_init(mode, Attack::new(mode, "supervisor", "ptrace"), "s", |_| {
+        String::new()
+    });
+    let seized = o.out.printed("RESULT ptrace-seize ok=");
+    verdict(
+        mode,
+        Bare::Works,
+        seized,
+        "PTRACE_SEIZE of pid 1 (the init)",
+        &o.out,
+    );
+}
+
+fn process_vm_readv_init(mode: Mode) {
+    let secret = nonce("vm-secret-");
+    let attack = Attack::new(mode, "supervisor", "vm-read");
+    let o = against_init(mode, attack, &secret, |_| String::new());
+    let what = "process_vm_readv of pid 1 (the init, in sandlock's memory)";
+    verdict(mode, Bare::Works, o.out.printed(&secret), what, &o.out);
+}
+
+fn process_vm_writev_init(mode: Mode) {
+    let secret = nonce("vm-secret-");
+    let o = against_init(
+        mode,
+        Attack::new(mode, "supervisor", "vm-write"),
+        &secret,
+        |t| String::from_utf8_lossy(&procfs::environ(t.pid)).into_owned(),
+    );
+    let overwritten = match o.sentinel {
+        Some(sentinel) => sentinel.secret_now() != secret,
+        None => !o.after.contains(&secret),
+    };
+    let what = "process_vm_writev into pid 1 (the init, in sandlock's memory)";
     verdict(mode, Bare::Works, overwritten, what, &o.out);
 }
 
