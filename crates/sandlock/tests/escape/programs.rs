@@ -116,6 +116,16 @@ pub fn callback_runner() -> PathBuf {
                 if profile_dir.ends_with("release") {
                     cargo.arg("--release");
                 }
+                // Under `cargo test --target T` the binaries are in
+                // target/T/PROFILE: build the example for T too.
+                let triple = profile_dir
+                    .parent()
+                    .and_then(|d| d.file_name())
+                    .and_then(|n| n.to_str())
+                    .filter(|n| n.contains("-linux-"));
+                if let Some(triple) = triple {
+                    cargo.args(["--target", triple]);
+                }
                 let out = cargo.output().expect("run cargo");
                 assert!(
                     out.status.success(),

@@ -100,17 +100,8 @@ fn against_supervisor(
     against(mode, attack, secret, observe, false)
 }
 
-/// [`against_supervisor`], aiming the sandboxed attack at pid 1 (the init,
-/// which shares sandlock's memory: the secret is at the same address).
-fn against_init(
-    mode: Mode,
-    attack: Attack,
-    secret: &str,
-    observe: impl Fn(&Target) -> String,
-) -> Observed {
-    against(mode, attack, secret, observe, true)
-}
-
+/// With `at_init`, the sandboxed attack aims at pid 1 (the init, which
+/// shares sandlock's memory: the secret is at the same address).
 fn against(
     mode: Mode,
     attack: Attack,
@@ -173,68 +164,61 @@ fn ptrace_supervisor(mode: Mode) {
 }
 
 fn process_vm_readv_supervisor(mode: Mode) {
-    let secret = nonce("vm-secret-");
-    let o = against_supervisor(
-        mode,
-        Attack::new(mode, "supervisor", "vm-read"),
-        &secret,
-        |_| String::new(),
-    );
-    let what = "process_vm_readv of the supervisor's memory";
-    verdict(mode, Bare::Works, o.out.printed(&secret), what, &o.out);
+    vm_read(mode, false, "process_vm_readv of the supervisor's memory");
 }
 
 fn process_vm_writev_supervisor(mode: Mode) {
-    let secret = nonce("vm-secret-");
-    let o = against_supervisor(
+    vm_write(
         mode,
-        Attack::new(mode, "supervisor", "vm-write"),
-        &secret,
-        |t| String::from_utf8_lossy(&procfs::environ(t.pid)).into_owned(),
+        false,
+        "process_vm_writev into the supervisor's memory",
     );
-    let overwritten = match o.sentinel {
-        Some(sentinel) => sentinel.secret_now() != secret,
-        None => !o.after.contains(&secret),
-    };
-    let what = "process_vm_writev into the supervisor's memory";
-    verdict(mode, Bare::Works, overwritten, what, &o.out);
 }
 
 fn ptrace_init(mode: Mode) {
-    let o = against_init(mode, Attack::new(mode, "supervisor", "ptrace"), "s", |_| {
-        String::new()
-    });
+    let attack = Attack::new(mode, "supervisor", "ptrace");
+    let o = against(mode, attack, "s", |_| String::new(), true);
     let seized = o.out.printed("RESULT ptrace-seize ok=");
-    verdict(
-        mode,
-        Bare::Works,
-        seized,
-        "PTRACE_SEIZE of pid 1 (the init)",
-        &o.out,
-    );
+    let what = "PTRACE_SEIZE of pid 1 (the init)";
+    verdict(mode, Bare::Works, seized, what, &o.out);
 }
 
 fn process_vm_readv_init(mode: Mode) {
-    let secret = nonce("vm-secret-");
-    let attack = Attack::new(mode, "supervisor", "vm-read");
-    let o = against_init(mode, attack, &secret, |_| String::new());
-    let what = "process_vm_readv of pid 1 (the init, in sandlock's memory)";
-    verdict(mode, Bare::Works, o.out.printed(&secret), what, &o.out);
+    vm_read(
+        mode,
+        true,
+        "process_vm_readv of pid 1 (the init, in sandlock's memory)",
+    );
 }
 
 fn process_vm_writev_init(mode: Mode) {
-    let secret = nonce("vm-secret-");
-    let o = against_init(
+    vm_write(
         mode,
-        Attack::new(mode, "supervisor", "vm-write"),
-        &secret,
-        |t| String::from_utf8_lossy(&procfs::environ(t.pid)).into_owned(),
+        true,
+        "process_vm_writev into pid 1 (the init, in sandlock's memory)",
     );
+}
+
+/// `process_vm_readv` of the secret, aimed at sandlock or (`at_init`) at
+/// pid 1.
+fn vm_read(mode: Mode, at_init: bool, what: &str) {
+    let secret = nonce("vm-secret-");
+    let attack = Attack::new(mode, "supervisor", "vm-read");
+    let o = against(mode, attack, &secret, |_| String::new(), at_init);
+    verdict(mode, Bare::Works, o.out.printed(&secret), what, &o.out);
+}
+
+/// `process_vm_writev` over the secret, aimed at sandlock or (`at_init`)
+/// at pid 1; the secret is then looked for in sandlock's environment.
+fn vm_write(mode: Mode, at_init: bool, what: &str) {
+    let secret = nonce("vm-secret-");
+    let attack = Attack::new(mode, "supervisor", "vm-write");
+    let environ = |t: &Target| String::from_utf8_lossy(&procfs::environ(t.pid)).into_owned();
+    let o = against(mode, attack, &secret, environ, at_init);
     let overwritten = match o.sentinel {
         Some(sentinel) => sentinel.secret_now() != secret,
         None => !o.after.contains(&secret),
     };
-    let what = "process_vm_writev into pid 1 (the init, in sandlock's memory)";
     verdict(mode, Bare::Works, overwritten, what, &o.out);
 }
 
