@@ -173,16 +173,73 @@ fn emit_target(asm: &mut Asm, target: &Target<'_>) {
     match target {
         Target::Const(a) => asm.ret(a.to_ret()),
         Target::Chain { rules, fallback } => {
-            for (conds, action) in rules {
+            let mut rest = rules.as_slice();
+            while let Some(((conds, action), after)) = rest.split_first() {
                 let next_rule = asm.label();
-                for c in conds {
-                    emit_cond(asm, c, next_rule);
+                let run = bit_run(rest);
+                if run.len > 1 {
+                    // Rules in a row that each test one bit of the same
+                    // word, with one action: any of the bits set.
+                    asm.load(run.word);
+                    asm.jump(op::BPF_JSET, run.bits, Dest::Next, Dest::To(next_rule));
+                    rest = &rest[run.len..];
+                } else {
+                    for c in conds {
+                        emit_cond(asm, c, next_rule);
+                    }
+                    rest = after;
                 }
                 asm.ret(action.to_ret());
                 asm.bind(next_rule);
             }
             asm.ret(fallback.to_ret());
         }
+    }
+}
+
+/// The longest run at the head of `rules` whose rules have one condition
+/// each, "bit B of the same 32-bit word of an argument is set" (a
+/// `MaskedEq` with one bit as mask and value), and the same action: the
+/// first matches exactly when any of their bits is set.
+struct BitRun {
+    len: usize,
+    word: u32,
+    bits: u32,
+}
+
+fn bit_run(rules: &[(Vec<&Cond>, Action)]) -> BitRun {
+    let mut run = BitRun {
+        len: 0,
+        word: 0,
+        bits: 0,
+    };
+    for (conds, action) in rules {
+        let Some((word, bit)) = single_bit(conds) else {
+            break;
+        };
+        if run.len > 0 && (word != run.word || *action != rules[0].1) {
+            break;
+        }
+        run.word = word;
+        run.bits |= bit;
+        run.len += 1;
+    }
+    run
+}
+
+/// `(offset of the word, bit)` when `conds` is one test of one bit being set.
+fn single_bit(conds: &[&Cond]) -> Option<(u32, u32)> {
+    let [c] = conds else { return None };
+    let CmpOp::MaskedEq(m) = c.op() else {
+        return None;
+    };
+    if !m.is_power_of_two() || c.value() != m {
+        return None;
+    }
+    match (c.width(), u32::try_from(m)) {
+        (_, Ok(bit)) => Some((offset::arg_lo(c.arg()), bit)),
+        (Width::U64, Err(_)) => Some((offset::arg_hi(c.arg()), (m >> 32) as u32)),
+        (Width::U32, Err(_)) => None,
     }
 }
 
