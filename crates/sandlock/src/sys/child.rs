@@ -2,8 +2,9 @@
 //!
 //! Every function here is async-signal-safe: it makes one or a few system
 //! calls, allocates nothing, takes no lock, and touches no global state,
-//! not even the thread-local `errno` (`raw_syscall!`). Arguments that need memory (paths, argv, the
-//! CPU mask) are prepared by the parent before the fork.
+//! not even the thread-local `errno` (`raw_syscall!`). Arguments that need
+//! memory (paths, argv, the CPU mask) are prepared by the parent before the
+//! fork.
 
 use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
