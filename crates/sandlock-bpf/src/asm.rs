@@ -19,7 +19,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::filter::{BPF_MAXINSNS, BuildError};
+use crate::filter::BuildError;
 use crate::insn::{Insn, op};
 
 /// A position in the program, bound once, referenced by earlier jumps only.
@@ -48,15 +48,27 @@ enum Item {
 }
 
 /// A program under construction.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Asm {
     items: Vec<Item>,
     labels: usize,
+    /// The longest program laid out (longer is `TooLong`).
+    limit: usize,
 }
 
 impl Asm {
+    #[cfg(test)]
     pub(crate) fn new() -> Asm {
-        Asm::default()
+        Asm::with_limit(crate::filter::BPF_MAXINSNS)
+    }
+
+    /// An assembler refusing programs over `limit` instructions.
+    pub(crate) fn with_limit(limit: usize) -> Asm {
+        Asm {
+            items: Vec::new(),
+            labels: 0,
+            limit,
+        }
     }
 
     /// A fresh, unbound label.
@@ -144,7 +156,7 @@ impl Asm {
                 Item::Insn(_) => pos += 1,
                 Item::Jump { .. } => pos += 1 + usize::from(t[0]) + usize::from(t[1]),
             }
-            if pos > BPF_MAXINSNS {
+            if pos > self.limit {
                 return Err(BuildError::TooLong { len: pos });
             }
         }
@@ -228,6 +240,7 @@ fn to_u32(v: usize) -> Result<u32, BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::BPF_MAXINSNS;
 
     fn padding(a: &mut Asm, n: usize) {
         for _ in 0..n {

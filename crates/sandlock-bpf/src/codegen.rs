@@ -22,7 +22,7 @@ use crate::arch::X32_SYSCALL_BIT;
 use crate::asm::{Asm, Dest, Label};
 use crate::cond::{CmpOp, Cond, Width};
 use crate::data::offset;
-use crate::filter::{BuildError, Filter, Resolved};
+use crate::filter::{BPF_MAXINSNS, BuildError, Filter, Resolved};
 use crate::insn::{Insn, op};
 
 /// What the program does once it knows the syscall number.
@@ -41,7 +41,9 @@ enum Target<'a> {
 pub(crate) fn generate(filter: &Filter, rules: &[Resolved<'_>]) -> Result<Vec<Insn>, BuildError> {
     let arch = filter.arch();
     let default = filter.current_default_action();
-    let mut asm = Asm::new();
+    // Laid out longer than the kernel takes: the length that counts is
+    // after `shrink`.
+    let mut asm = Asm::with_limit(BPF_MAXINSNS * 4);
 
     asm.load(offset::ARCH);
     let arch_ok = asm.label();
@@ -64,7 +66,11 @@ pub(crate) fn generate(filter: &Filter, rules: &[Resolved<'_>]) -> Result<Vec<In
 
     let intervals = intervals(rules, default);
     emit_tree(&mut asm, &intervals)?;
-    asm.finish()
+    let program = crate::shrink::shrink(&asm.finish()?);
+    if program.len() > BPF_MAXINSNS {
+        return Err(BuildError::TooLong { len: program.len() });
+    }
+    Ok(program)
 }
 
 /// Splits `0..=u32::MAX` into intervals of numbers that share a target,

@@ -47,6 +47,7 @@ pub mod interp;
 pub mod program;
 pub mod reference;
 pub mod rule;
+pub mod shrink;
 
 pub use action::Action;
 pub use arch::Arch;

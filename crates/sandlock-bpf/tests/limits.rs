@@ -104,7 +104,9 @@ fn over_4096_instructions_is_refused() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert!(last_ok > BPF_MAXINSNS - 8, "{last_ok}");
+    // Each rule adds a few instructions; the shrinking pass (shared
+    // returns, whose reach depends on the layout) makes the steps uneven.
+    assert!(last_ok > BPF_MAXINSNS - 128, "{last_ok}");
 }
 
 #[test]
