@@ -503,7 +503,7 @@ impl Sandbox {
         {
             // While the command starts, on another CPU.
             if base != std::env::temp_dir() {
-                crate::tmpdir::sweep_stale(base);
+                crate::tmpdir::sweep_stale(base, true);
             }
         }
         // Its init's stack (an init sharing our memory) lasts as long as

@@ -83,7 +83,7 @@ impl Preload {
                 continue;
             };
             // Those of sandlock processes killed before they could clean up.
-            crate::tmpdir::sweep_stale(&dir);
+            crate::tmpdir::sweep_stale(&dir, false);
             if let Ok(p) = Preload::create_in(&dir)
                 && acceptable(&p)
             {

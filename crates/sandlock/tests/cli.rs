@@ -546,6 +546,13 @@ fn stale_private_directories_are_swept() {
         std::env::temp_dir().join(format!("sandlock-{}", rustix::process::geteuid().as_raw()));
     let _ = probe_in(0, &[], &["exit", "0"]);
     let stale = user_dir.join(format!("sandlock-{pid}-0-deadbeef"));
+    // Alone beside the run's own directory (the user directory's link
+    // count then shows one subdirectory more than the run's).
+    std::fs::create_dir_all(&stale).unwrap();
+    let out = probe_in(0, &[], &["exit", "0"]);
+    assert_eq!(out.code, Some(0));
+    assert!(!stale.exists(), "{} left behind", stale.display());
+    // With contents, beside a directory of a live process.
     std::fs::create_dir_all(stale.join("sub")).unwrap();
     std::fs::write(stale.join("sub/file"), "x").unwrap();
     let keep = user_dir.join(format!("sandlock-{}-0-deadbeef", std::process::id()));

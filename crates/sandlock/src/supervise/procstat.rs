@@ -146,4 +146,19 @@ mod tests {
         assert!(pidns_inode(me).unwrap() > 0);
         assert!(pids().contains(&me));
     }
+
+    /// The pidfd's answer (used at every start) is the `/proc` link's.
+    #[test]
+    fn pid_namespace_through_a_pidfd_is_the_proc_links() {
+        let me = rustix::process::getpid();
+        let pidfd = rustix::process::pidfd_open(me, rustix::process::PidfdFlags::empty()).unwrap();
+        match crate::sys::host::pidfd_pidns_inode(&pidfd) {
+            Ok(ino) => assert_eq!(ino, pidns_inode(me.as_raw_nonzero().get()).unwrap()),
+            // Before Linux 6.11 the launch falls back to the link.
+            Err(e) => assert!(
+                [rustix::io::Errno::NOTTY, rustix::io::Errno::INVAL].contains(&e),
+                "{e:?}"
+            ),
+        }
+    }
 }

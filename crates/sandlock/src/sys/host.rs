@@ -1,6 +1,6 @@
 //! Raw system calls of the parent (the process that starts sandboxes).
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use rustix::io::Errno;
@@ -49,38 +49,10 @@ pub(crate) fn spawn_child(
     mut init_stack: Option<&mut InitStack>,
 ) -> Result<(i32, OwnedFd), Errno> {
     let share_memory = share_memory && ns_flags == 0;
-    // The vfork child's stack: uninitialised memory on this thread's stack
-    // (no allocation; the child touches a few pages of it).
-    #[repr(C, align(16))]
-    struct Stack([std::mem::MaybeUninit<u8>; 64 * 1024]);
-    let mut stack = Stack([std::mem::MaybeUninit::uninit(); 64 * 1024]);
     let old = block_all_signals();
     let mut pidfd: libc::c_int = -1;
     let ret = if share_memory {
-        extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
-            // SAFETY: `arg` is the `&ChildArgs` passed below; the parent is
-            // suspended (CLONE_VFORK) and keeps it alive until we execve.
-            let args = unsafe { &*(arg as *const crate::child::ChildArgs<'_>) };
-            crate::child::run(args)
-        }
-        // SAFETY: `stack` is a live, 16-byte aligned buffer whose end is
-        // the child's initial stack pointer, in a frame that outlives the
-        // child's use of it (this thread is suspended until the child has
-        // called execve or exited); the child only runs `child::run` (raw,
-        // async-signal-safe syscalls on data we keep alive). The kernel
-        // writes the pidfd into `pidfd` (the parent_tid argument).
-        unsafe {
-            let top = stack.0.as_mut_ptr().add(stack.0.len()) as *mut libc::c_void;
-            libc::clone(
-                entry,
-                top,
-                (libc::CLONE_VM | libc::CLONE_VFORK | CLONE_PIDFD as libc::c_int)
-                    | libc::SIGCHLD
-                    | ns_flags as libc::c_int,
-                args as *const crate::child::ChildArgs<'_> as *mut libc::c_void,
-                &mut pidfd as *mut libc::c_int,
-            )
-        }
+        vfork_child(args, &mut pidfd)
     } else if let Some(init) = init_stack.as_deref_mut() {
         extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
             // SAFETY: `arg` is the `&ChildArgs` passed below, which the
@@ -147,6 +119,61 @@ pub(crate) fn spawn_child(
         };
     }
     Ok((ret, pidfd))
+}
+
+/// `clone(CLONE_VM | CLONE_VFORK)` of a child running `child::run(args)`
+/// on a stack in this function's frame; the pidfd goes to `pidfd`.
+///
+/// A frame of its own, never inlined: its 64 KiB stack array makes the
+/// compiler probe each of its pages on entry (16 page faults), which the
+/// callers that clone otherwise must not pay.
+#[inline(never)]
+fn vfork_child(args: &crate::child::ChildArgs<'_>, pidfd: &mut libc::c_int) -> libc::c_int {
+    // The child's stack: uninitialised memory on this thread's stack (no
+    // allocation; the child touches a few pages of it).
+    #[repr(C, align(16))]
+    struct Stack([std::mem::MaybeUninit<u8>; 64 * 1024]);
+    let mut stack = Stack([std::mem::MaybeUninit::uninit(); 64 * 1024]);
+    extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `&ChildArgs` passed below; the parent is
+        // suspended (CLONE_VFORK) and keeps it alive until we execve.
+        let args = unsafe { &*(arg as *const crate::child::ChildArgs<'_>) };
+        crate::child::run(args)
+    }
+    // SAFETY: `stack` is a live, 16-byte aligned buffer whose end is the
+    // child's initial stack pointer, in a frame that outlives the child's
+    // use of it (this thread is suspended until the child has called
+    // execve or exited); the child only runs `child::run` (raw,
+    // async-signal-safe syscalls on data we keep alive). The kernel writes
+    // the pidfd into `pidfd` (the parent_tid argument).
+    unsafe {
+        let top = stack.0.as_mut_ptr().add(stack.0.len()) as *mut libc::c_void;
+        libc::clone(
+            entry,
+            top,
+            (libc::CLONE_VM | libc::CLONE_VFORK | CLONE_PIDFD as libc::c_int) | libc::SIGCHLD,
+            args as *const crate::child::ChildArgs<'_> as *mut libc::c_void,
+            pidfd as *mut libc::c_int,
+        )
+    }
+}
+
+/// The inode number of the PID namespace of the process `pidfd` refers to
+/// (`PIDFD_GET_PID_NAMESPACE`, Linux 6.11): no `/proc` lookup, and no pid
+/// that could have been reused. `Err` where the kernel lacks the request.
+pub(crate) fn pidfd_pidns_inode(pidfd: &OwnedFd) -> Result<u64, Errno> {
+    // _IO(PIDFS_IOCTL_MAGIC = 0xFF, 5)
+    const PIDFD_GET_PID_NAMESPACE: libc::c_ulong = 0xFF05;
+    // SAFETY: this request reads no argument; on success the kernel
+    // returns a new descriptor, which nothing else owns.
+    let ns = unsafe {
+        let fd = libc::ioctl(pidfd.as_raw_fd(), PIDFD_GET_PID_NAMESPACE as _, 0);
+        if fd < 0 {
+            return Err(errno());
+        }
+        OwnedFd::from_raw_fd(fd)
+    };
+    rustix::fs::fstat(&ns).map(|st| st.st_ino)
 }
 
 /// The stack of a PID namespace's init that runs in sandlock's memory
