@@ -31,6 +31,12 @@ pub struct Rules {
     pub time_start: Option<String>,
     /// `--random-seed`.
     pub random_seed: Option<u64>,
+    /// This workspace's sandlock runs with no flag at all (`sandlock run --
+    /// CMD`: its built-in default profile, which grants the system
+    /// directories, the working directory and a private temporary
+    /// directory); the other sandboxes get the equivalent rules as usual.
+    /// Only for rules that add nothing to that default.
+    pub sandlock_default: bool,
 }
 
 impl Rules {
@@ -131,6 +137,10 @@ impl Sandbox {
                 w.enforces_deny = false;
             }
             Kind::Landlock => landlock(&mut w, rules, &read, &write),
+            Kind::Sandlock if rules.sandlock_default => {
+                w.argv.push("run".into());
+                w.argv.push("--".into());
+            }
             Kind::Sandlock => sandlock(&mut w, rules, &read, &write, Dialect::Classic),
             Kind::SandlockCli(dialect) => sandlock(&mut w, rules, &read, &write, dialect),
             Kind::Bwrap => bwrap(&mut w, rules, cwd, &sys, &read[sys.len()..], &write),
@@ -449,6 +459,34 @@ mod tests {
             assert!(a.contains(part), "{part} missing in {a}");
         }
         assert!(w.enforces_deny && w.notes.is_empty());
+    }
+
+    #[test]
+    fn sandlock_default_is_the_bare_run_line() {
+        let default = Rules {
+            sandlock_default: true,
+            ..Rules::default()
+        };
+        let wrap = |kind| {
+            sandbox(kind)
+                .wrap(
+                    &default,
+                    Path::new("/stage"),
+                    Path::new("/stage/tmp"),
+                    &["/bin/true".into()],
+                )
+                .unwrap()
+        };
+        assert_eq!(
+            strings(&wrap(Kind::Sandlock)),
+            ["/opt/wrapper", "run", "--", "/bin/true"]
+        );
+        // The others still spell the same grants out.
+        let a = strings(&wrap(Kind::Landlock)).join(" ");
+        assert!(
+            a.contains("--ro /stage --rw /stage/tmp -- /bin/true"),
+            "{a}"
+        );
     }
 
     #[test]

@@ -11,6 +11,10 @@ use super::stage::Stage;
 pub const CATALOGUE: &[(&str, &str)] = &[
     ("startup", "start-up: /bin/true"),
     (
+        "startup-default",
+        "start-up: /bin/true, sandlock with its default profile (`sandlock run -- /bin/true`)",
+    ),
+    (
         "open",
         "open loop: open+close of one file, no rule that intercepts openat",
     ),
@@ -189,6 +193,25 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
             name: "startup",
             title: "start-up: /bin/true".to_owned(),
             rules: Rules::default(),
+            workload: Workload::Process {
+                argv: vec![os("/bin/true")],
+                metric: Metric::Wall,
+                iterations: None,
+                probe: None,
+            },
+            warmup: q(5, 1) as usize,
+            rounds: q(60, 10) as usize,
+            timeout: Duration::from_secs(30),
+        },
+        Scenario {
+            name: "startup-default",
+            title: "start-up: /bin/true; sandlock as `sandlock run -- /bin/true` (its default \
+                    profile: as root, /etc entry by entry), the others with the same grants"
+                .to_owned(),
+            rules: Rules {
+                sandlock_default: true,
+                ..Rules::default()
+            },
             workload: Workload::Process {
                 argv: vec![os("/bin/true")],
                 metric: Metric::Wall,
