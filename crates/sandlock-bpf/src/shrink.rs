@@ -25,11 +25,24 @@ use crate::insn::{Insn, op};
 const LD_W_ABS: u16 = op::BPF_LD | op::BPF_W | op::BPF_ABS;
 const RET_K: u16 = op::BPF_RET | op::BPF_K;
 
-/// `program` without its redundant loads and with its returns shared.
+/// `program` without its redundant loads and with its returns shared;
+/// unchanged when it is not well formed (jumps out of it, no final return)
+/// or nothing can go.
 pub fn shrink(program: &[Insn]) -> Vec<Insn> {
-    let once = drop_reloads(program).unwrap_or_else(|| program.to_vec());
-    share_returns(&once).unwrap_or(once)
+    if !well_formed(program) {
+        return program.to_vec();
+    }
+    let mut redirect = vec![KEEP; program.len()];
+    let reloads = mark_reloads(program, &mut redirect);
+    let returns = mark_shared_returns(program, &mut redirect);
+    if !(reloads || returns) {
+        return program.to_vec();
+    }
+    remap(program, &redirect).unwrap_or_else(|| program.to_vec())
 }
+
+/// In a redirect table: the instruction stays.
+const KEEP: u32 = u32::MAX;
 
 fn class(insn: &Insn) -> u16 {
     insn.code & 0x07
@@ -55,10 +68,11 @@ fn successors(p: &[Insn], i: usize) -> impl Iterator<Item = usize> {
     a.into_iter().chain(b)
 }
 
-/// Whether every jump stays inside `p` and `p` ends with a return (what
-/// the passes rely on).
+/// Whether every jump stays inside `p`, `p` ends with a return and fits
+/// the redirect table's indices (what the passes rely on).
 fn well_formed(p: &[Insn]) -> bool {
-    p.last().is_some_and(|l| class(l) == op::BPF_RET)
+    p.len() < KEEP as usize
+        && p.last().is_some_and(|l| class(l) == op::BPF_RET)
         && (0..p.len()).all(|i| successors(p, i).all(|s| s < p.len()))
 }
 
@@ -71,16 +85,12 @@ enum Acc {
     Word(u32),
 }
 
-/// The program without loads of a word the accumulator already holds on
-/// every path in; `None` when there is none (or `p` is not well formed).
-fn drop_reloads(p: &[Insn]) -> Option<Vec<Insn>> {
-    if !well_formed(p) {
-        return None;
-    }
+/// Marks in `redirect` (to the next instruction) each load of a word the
+/// accumulator already holds on every path in; whether there was one.
+fn mark_reloads(p: &[Insn], redirect: &mut [u32]) -> bool {
     let n = p.len();
     let mut incoming: Vec<Option<Acc>> = vec![None; n];
     incoming[0] = Some(Acc::Unknown);
-    let mut redirect: Vec<Option<usize>> = vec![None; n];
     let mut any = false;
     for i in 0..n {
         let here = incoming[i];
@@ -88,7 +98,7 @@ fn drop_reloads(p: &[Insn]) -> Option<Vec<Insn>> {
         let out = if insn.code == LD_W_ABS {
             if here == Some(Acc::Word(insn.k)) {
                 // Jumps to it go on to the next instruction.
-                redirect[i] = Some(i + 1);
+                redirect[i] = (i + 1) as u32;
                 any = true;
             }
             Acc::Word(insn.k)
@@ -105,82 +115,96 @@ fn drop_reloads(p: &[Insn]) -> Option<Vec<Insn>> {
             });
         }
     }
-    if any { remap(p, &redirect) } else { None }
+    any
 }
 
-/// The program with returns shared (see the module documentation); `None`
-/// when none can be (or `p` is not well formed).
-fn share_returns(p: &[Insn]) -> Option<Vec<Insn>> {
-    if !well_formed(p) {
-        return None;
+/// Where a jump to `i` lands once the redirects so far are followed.
+fn resolve(redirect: &[u32], mut i: usize) -> usize {
+    while let Some(&t) = redirect.get(i)
+        && t != KEEP
+    {
+        i = t as usize;
     }
+    i
+}
+
+/// Marks in `redirect` each return that can be shared (see the module
+/// documentation); whether there was one.
+fn mark_shared_returns(p: &[Insn], redirect: &mut [u32]) -> bool {
     let n = p.len();
-    // The jumps into each instruction: where they are.
-    let mut jumpers: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for i in 0..n {
-        if class(&p[i]) == op::BPF_JMP {
-            for s in successors(p, i) {
-                jumpers[s].push(i);
+    // The farthest conditional jump landing on each instruction once the
+    // loads marked are skipped (a `ja` reaches anywhere): the one that
+    // bounds how far that instruction may move.
+    let mut farthest: Vec<u32> = vec![KEEP; n];
+    for j in 0..n {
+        if class(&p[j]) == op::BPF_JMP && !is_ja(&p[j]) {
+            for s in successors(p, j) {
+                let t = resolve(redirect, s);
+                farthest[t] = farthest[t].min(j as u32);
             }
         }
     }
-    let mut redirect: Vec<Option<usize>> = vec![None; n];
     let mut any = false;
-    // From the end: each return goes to the nearest kept one of its value.
-    for i in (1..n).rev() {
+    // From the end: each return goes to the nearest kept one of its value,
+    // `kept` holding the nearest so far of each value.
+    let mut kept: Vec<(u32, usize)> = Vec::new();
+    for i in (0..n).rev() {
         let insn = &p[i];
-        let only_jumped_to = matches!(class(&p[i - 1]), op::BPF_JMP | op::BPF_RET);
-        if insn.code != RET_K || !only_jumped_to {
+        if insn.code != RET_K {
             continue;
         }
-        let Some(m) = (i + 1..n).find(|&m| redirect[m].is_none() && p[m] == *insn) else {
-            continue;
-        };
-        // Offsets only shrink as instructions go, so the distances now are
-        // the most any jump can need.
-        let reachable = jumpers[i]
-            .iter()
-            .all(|&j| is_ja(&p[j]) || m - j - 1 <= usize::from(u8::MAX));
-        if reachable {
-            redirect[i] = Some(m);
-            any = true;
+        let only_jumped_to = i > 0 && matches!(class(&p[i - 1]), op::BPF_JMP | op::BPF_RET);
+        let later = kept.iter().position(|&(k, _)| k == insn.k);
+        if let (true, Some(at)) = (only_jumped_to, later) {
+            let m = kept[at].1;
+            // Offsets only shrink as instructions go, so the distance now
+            // is the most the farthest jump can need.
+            let f = farthest[i];
+            if f == KEEP || m - f as usize - 1 <= usize::from(u8::MAX) {
+                redirect[i] = m as u32;
+                any = true;
+                continue;
+            }
+        }
+        match later {
+            Some(at) => kept[at].1 = i,
+            None => kept.push((insn.k, i)),
         }
     }
-    if any { remap(p, &redirect) } else { None }
+    any
 }
 
 /// `p` without the instructions `redirect` names, each jump to one of them
 /// sent to where it redirects (a later instruction, possibly removed too).
 /// `None` if an offset would not fit, or a fall-through would change.
-fn remap(p: &[Insn], redirect: &[Option<usize>]) -> Option<Vec<Insn>> {
+fn remap(p: &[Insn], redirect: &[u32]) -> Option<Vec<Insn>> {
     let n = p.len();
-    let mut resolved = vec![0usize; n];
-    for i in (0..n).rev() {
-        resolved[i] = match redirect[i] {
-            None => i,
-            Some(t) if t > i && t < n => resolved[t],
-            Some(_) => return None,
-        };
-    }
-    let mut new_pos = vec![usize::MAX; n];
-    let mut kept = 0usize;
+    // New positions of the kept instructions; a removed one takes the
+    // position of where it resolves to, filled from the end.
+    let mut pos: Vec<u32> = vec![0; n];
+    let mut kept = 0u32;
     for i in 0..n {
-        if redirect[i].is_none() {
-            new_pos[i] = kept;
+        if redirect[i] == KEEP {
+            pos[i] = kept;
             kept += 1;
+        } else if redirect[i] as usize <= i || redirect[i] as usize >= n {
+            return None;
         }
     }
-    let mut out = Vec::with_capacity(kept);
+    for i in (0..n).rev() {
+        if redirect[i] != KEEP {
+            pos[i] = pos[redirect[i] as usize];
+        }
+    }
+    let mut out = Vec::with_capacity(kept as usize);
     for i in 0..n {
-        if redirect[i].is_some() {
+        if redirect[i] != KEEP {
             continue;
         }
         let insn = p[i];
-        let here = new_pos[i];
-        let offset = |old: usize| -> Option<usize> {
-            let to = new_pos[*resolved.get(old)?];
-            to.checked_sub(here + 1)
-        };
+        let here = pos[i] as usize;
+        let offset =
+            |old: usize| -> Option<usize> { (*pos.get(old)? as usize).checked_sub(here + 1) };
         let next = i + 1;
         match class(&insn) {
             op::BPF_RET => out.push(insn),
@@ -220,6 +244,24 @@ mod tests {
     }
     fn jeq(k: u32, jt: u8, jf: u8) -> Insn {
         Insn::jump(op::BPF_JMP | op::BPF_JEQ | op::BPF_K, k, jt, jf)
+    }
+
+    /// The program with only its redundant loads removed.
+    fn drop_reloads(p: &[Insn]) -> Option<Vec<Insn>> {
+        let mut r = vec![KEEP; p.len()];
+        if !mark_reloads(p, &mut r) {
+            return None;
+        }
+        remap(p, &r)
+    }
+
+    /// The program with only its returns shared.
+    fn share_returns(p: &[Insn]) -> Option<Vec<Insn>> {
+        let mut r = vec![KEEP; p.len()];
+        if !mark_shared_returns(p, &mut r) {
+            return None;
+        }
+        remap(p, &r)
     }
 
     #[test]

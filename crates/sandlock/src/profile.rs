@@ -18,7 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Access, AtFlags};
+use rustix::fs::{Access, AtFlags, FileType, Mode, OFlags, RawDir};
 use sandlock_policy::{Policy, PolicyBuilder};
 
 use crate::error::Error;
@@ -177,34 +177,28 @@ fn matching(dir: &Path, pattern: &str) -> Vec<PathBuf> {
 }
 
 /// Grants `dir`'s entries one by one, leaving out the secrets (and going
-/// into directories that hold one), and symlinks.
+/// into directories that hold one), and symlinks. Names that are not UTF-8
+/// are left out too (a policy path is UTF-8): not granted, so closed.
 fn expand(dir: &Path, secrets: &[&str], out: &mut Vec<String>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
+    let Some(base) = dir.to_str() else {
         return;
     };
-    // Names taken once (a sort by `file_name()` would allocate at every
-    // comparison).
-    let mut entries: Vec<(String, std::fs::FileType)> = rd
-        .flatten()
-        .filter_map(|e| {
-            Some((
-                e.file_name().to_string_lossy().into_owned(),
-                e.file_type().ok()?,
-            ))
+    // Each secret split once: its first component, and the rest.
+    let split: Vec<(&str, Option<&str>)> = secrets
+        .iter()
+        .map(|s| match s.split_once('/') {
+            Some((f, r)) => (f, Some(r)),
+            None => (*s, None),
         })
         .collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for (name, ft) in entries {
-        if ft.is_symlink() {
+    let mut nested: Vec<&str> = Vec::new();
+    for (name, ty) in entries(dir) {
+        if ty == FileType::Symlink {
             continue;
         }
-        let mut nested: Vec<&str> = Vec::new();
+        nested.clear();
         let mut is_secret = false;
-        for s in secrets {
-            let (first, rest) = match s.split_once('/') {
-                Some((f, r)) => (f, Some(r)),
-                None => (*s, None),
-            };
+        for &(first, rest) in &split {
             if glob(first, &name) {
                 match rest {
                     None => is_secret = true,
@@ -215,13 +209,53 @@ fn expand(dir: &Path, secrets: &[&str], out: &mut Vec<String>) {
         if is_secret {
             continue;
         }
-        let path = dir.join(&name);
-        if !nested.is_empty() && ft.is_dir() {
-            expand(&path, &nested, out);
+        let mut path = String::with_capacity(base.len() + 1 + name.len());
+        path.push_str(base);
+        if !base.ends_with('/') {
+            path.push('/');
+        }
+        path.push_str(&name);
+        if !nested.is_empty() && ty == FileType::Directory {
+            let inner = nested.clone();
+            expand(Path::new(&path), &inner, out);
         } else {
-            out.push(path.to_string_lossy().into_owned());
+            out.push(path);
         }
     }
+}
+
+/// The entries of `dir` (not `.` and `..`, nor names that are not UTF-8)
+/// with their types, sorted by name; empty if it cannot be read. One
+/// `getdents64` into a buffer for the usual directory: no allocation per
+/// entry but its name (this runs at every start as root, on `/etc`).
+fn entries(dir: &Path) -> Vec<(String, FileType)> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let Ok(fd) = rustix::fs::open(dir, flags, Mode::empty()) else {
+        return Vec::new();
+    };
+    let mut buf: Vec<u8> = Vec::with_capacity(32 * 1024);
+    let mut raw = RawDir::new(&fd, buf.spare_capacity_mut());
+    let mut out = Vec::new();
+    while let Some(Ok(e)) = raw.next() {
+        let name = e.file_name();
+        if matches!(name.to_bytes(), b"." | b"..") {
+            continue;
+        }
+        let Ok(text) = name.to_str() else {
+            continue;
+        };
+        let ty = match e.file_type() {
+            // A filesystem without types in its entries: ask.
+            FileType::Unknown => match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => FileType::from_raw_mode(st.st_mode),
+                Err(_) => continue,
+            },
+            t => t,
+        };
+        out.push((text.to_owned(), ty));
+    }
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// Matches `name` against `pattern`, where `*` stands for any run of characters.
@@ -338,6 +372,9 @@ mod tests {
             std::fs::write(root.join(f), "x").unwrap();
         }
         std::os::unix::fs::symlink("/", root.join("link")).unwrap();
+        // A name that is not UTF-8 cannot be a policy path: left out.
+        use std::os::unix::ffi::OsStrExt;
+        std::fs::write(root.join(std::ffi::OsStr::from_bytes(b"bad\xff")), "x").unwrap();
         let mut out = Vec::new();
         expand(&root, ETC_SECRETS, &mut out);
         let rel: Vec<String> = out
