@@ -79,19 +79,22 @@ pub(crate) fn user_dir() -> std::path::PathBuf {
 pub(crate) fn private_dir_in(base: &Path) -> Option<PathBuf> {
     let me = rustix::process::geteuid();
     let dir = base.join(format!("sandlock-{}", me.as_raw()));
+    let ours = |st: rustix::fs::Stat| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+            && st.st_uid == me.as_raw()
+            && st.st_mode & 0o077 == 0
+    };
+    // It exists after the first run: looked at first (a refused mkdir
+    // costs as much as the look).
+    match rustix::fs::lstat(&dir) {
+        Ok(st) => return ours(st).then_some(dir),
+        Err(Errno::NOENT) => {}
+        Err(_) => return None,
+    }
     match rustix::fs::mkdir(&dir, Mode::RWXU) {
         Ok(()) => Some(dir),
-        Err(Errno::EXIST) => match rustix::fs::lstat(&dir) {
-            Ok(st)
-                if rustix::fs::FileType::from_raw_mode(st.st_mode)
-                    == rustix::fs::FileType::Directory
-                    && st.st_uid == me.as_raw()
-                    && st.st_mode & 0o077 == 0 =>
-            {
-                Some(dir)
-            }
-            _ => None,
-        },
+        // Created meanwhile, by us or by someone else: judged as found.
+        Err(Errno::EXIST) => rustix::fs::lstat(&dir).ok().filter(|st| ours(*st)).map(|_| dir),
         Err(_) => None,
     }
 }
@@ -163,6 +166,35 @@ impl Drop for TempDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_private_base_is_ours_or_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let me = rustix::process::geteuid().as_raw();
+        let scratch = std::env::temp_dir().join(format!("sandlock-pdi-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch).unwrap();
+        let want = scratch.join(format!("sandlock-{me}"));
+        // Absent: created 0700; present and ours: found.
+        assert_eq!(private_dir_in(&scratch), Some(want.clone()));
+        let mode = std::fs::metadata(&want).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(private_dir_in(&scratch), Some(want.clone()));
+        // Others may enter: not used.
+        std::fs::set_permissions(&want, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(private_dir_in(&scratch), None);
+        std::fs::remove_dir(&want).unwrap();
+        // A file, or a symlink to a directory of ours: not used either.
+        std::fs::write(&want, "x").unwrap();
+        assert_eq!(private_dir_in(&scratch), None);
+        std::fs::remove_file(&want).unwrap();
+        let real = scratch.join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink(&real, &want).unwrap();
+        assert_eq!(private_dir_in(&scratch), None);
+        std::fs::remove_dir_all(&scratch).unwrap();
+    }
 
     #[test]
     fn only_private_directory_names_are_recognised() {
