@@ -94,7 +94,10 @@ pub(crate) fn private_dir_in(base: &Path) -> Option<PathBuf> {
     match rustix::fs::mkdir(&dir, Mode::RWXU) {
         Ok(()) => Some(dir),
         // Created meanwhile, by us or by someone else: judged as found.
-        Err(Errno::EXIST) => rustix::fs::lstat(&dir).ok().filter(|st| ours(*st)).map(|_| dir),
+        Err(Errno::EXIST) => rustix::fs::lstat(&dir)
+            .ok()
+            .filter(|st| ours(*st))
+            .map(|_| dir),
         Err(_) => None,
     }
 }

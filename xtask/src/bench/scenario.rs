@@ -188,40 +188,33 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
         }
     };
 
-    let mut v = vec![
-        Scenario {
-            name: "startup",
-            title: "start-up: /bin/true".to_owned(),
-            rules: Rules::default(),
-            workload: Workload::Process {
-                argv: vec![os("/bin/true")],
-                metric: Metric::Wall,
-                iterations: None,
-                probe: None,
-            },
-            warmup: q(5, 1) as usize,
-            rounds: q(60, 10) as usize,
-            timeout: Duration::from_secs(30),
+    // `/bin/true` started and waited for: the wall time of the whole.
+    let start_up = |name: &'static str, title: &str, rules: Rules| Scenario {
+        name,
+        title: title.to_owned(),
+        rules,
+        workload: Workload::Process {
+            argv: vec![os("/bin/true")],
+            metric: Metric::Wall,
+            iterations: None,
+            probe: None,
         },
-        Scenario {
-            name: "startup-default",
-            title: "start-up: /bin/true; sandlock as `sandlock run -- /bin/true` (its default \
-                    profile: as root, /etc entry by entry), the others with the same grants"
-                .to_owned(),
-            rules: Rules {
+        warmup: q(5, 1) as usize,
+        rounds: q(60, 10) as usize,
+        timeout: Duration::from_secs(30),
+    };
+
+    let mut v = vec![
+        start_up("startup", "start-up: /bin/true", Rules::default()),
+        start_up(
+            "startup-default",
+            "start-up: /bin/true; sandlock as `sandlock run -- /bin/true` (its default \
+             profile: as root, /etc entry by entry), the others with the same grants",
+            Rules {
                 sandlock_default: true,
                 ..Rules::default()
             },
-            workload: Workload::Process {
-                argv: vec![os("/bin/true")],
-                metric: Metric::Wall,
-                iterations: None,
-                probe: None,
-            },
-            warmup: q(5, 1) as usize,
-            rounds: q(60, 10) as usize,
-            timeout: Duration::from_secs(30),
-        },
+        ),
         Scenario {
             name: "open",
             title: format!("open loop: {opens} open+close, no intercepting rule"),
