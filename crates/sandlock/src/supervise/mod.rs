@@ -243,6 +243,9 @@ pub(crate) fn live_policy(
 /// Starts the supervisor's threads.
 pub(crate) fn start(p: Pending) -> Result<SupervisorHandle, Error> {
     let e = |e: BuildError| Error::Supervisor(e.to_string());
+    // Read here, unconfined, before any confined worker could be the first
+    // to need it (see `Tasks::pidns_inode`).
+    let _ = p.tasks.pidns_inode();
     let live = match &p.limits {
         Some(rt) => rt.live.clone(),
         None => live_policy(&p.policy, &p.hosts)?,

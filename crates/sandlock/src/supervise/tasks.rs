@@ -30,7 +30,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use rustix::io::Errno;
@@ -61,8 +61,13 @@ struct Inner {
     root: i32,
     /// A pidfd on it.
     root_fd: Option<OwnedFd>,
-    /// The inode of the sandbox's PID namespace, if it has one.
-    pidns: Option<u64>,
+    /// Whether the sandbox has a PID namespace of its own (whose init is
+    /// `root`).
+    pidns: bool,
+    /// That namespace's inode, read when first needed (a start that never
+    /// needs it does not pay it); `None` inside when it cannot be read.
+    /// The first reader must not be confined (see [`Tasks::pidns_inode`]).
+    pidns_ino: OnceLock<Option<u64>>,
     /// Whether `root` is sandlock's init (not one of the command's tasks).
     reaper: bool,
     /// sandlock's own pid (the parent of adopted orphans).
@@ -101,16 +106,7 @@ impl Tasks {
     /// The tasks of the sandbox whose first process is `root`; `pidns`:
     /// in a PID namespace of its own, whose init is `root`.
     pub(crate) fn new(root: i32, root_fd: &OwnedFd, pidns: bool) -> Tasks {
-        let ns = if pidns {
-            // Through the pidfd where the kernel can (no /proc lookup of a
-            // pid just created: about 20 µs of every start).
-            crate::sys::host::pidfd_pidns_inode(root_fd)
-                .or_else(|_| procstat::pidns_inode(root))
-                .ok()
-        } else {
-            None
-        };
-        if ns.is_none() {
+        if !pidns {
             // Orphans come back to us rather than to the machine's init
             // (set before the fork already, by the launch).
             let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
@@ -120,8 +116,9 @@ impl Tasks {
             inner: Arc::new(Inner {
                 root,
                 root_fd: root_fd.try_clone().ok(),
-                pidns: ns,
-                reaper: ns.is_some(),
+                pidns,
+                pidns_ino: OnceLock::new(),
+                reaper: pidns,
                 own: rustix::process::getpid().as_raw_nonzero().get(),
                 state: Mutex::new(State::default()),
             }),
@@ -135,12 +132,34 @@ impl Tasks {
 
     /// Whether the sandbox has a PID namespace of its own.
     pub(crate) fn has_pidns(&self) -> bool {
-        self.inner.pidns.is_some()
+        self.inner.pidns
     }
 
-    /// The inode of the sandbox's own PID namespace, if it has one.
+    /// The inode of the sandbox's own PID namespace, if it has one and it
+    /// can be read: through the init's pidfd (no `/proc` lookup, no pid
+    /// that could have been reused), else its `/proc` link, checked
+    /// against the pidfd. Read once, on first use.
+    ///
+    /// The first call must come from an unconfined thread: a Landlock-
+    /// confined worker passes neither the pidfd's ptrace-mode check nor
+    /// `/proc`. The supervisor asks before it starts any
+    /// ([`crate::supervise::start`]).
     pub(crate) fn pidns_inode(&self) -> Option<u64> {
-        self.inner.pidns
+        if !self.inner.pidns {
+            return None;
+        }
+        *self.inner.pidns_ino.get_or_init(|| {
+            let fd = self.inner.root_fd.as_ref()?;
+            crate::sys::host::pidfd_pidns_inode(fd).ok().or_else(|| {
+                let ino = procstat::pidns_inode(self.inner.root).ok()?;
+                // Still our init, not reaped (running, or a zombie whose
+                // pid cannot be reused yet): the link read was its.
+                let opts = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT | WaitIdOptions::NOHANG;
+                rustix::process::waitid(WaitId::PidFd(fd.as_fd()), opts)
+                    .ok()
+                    .map(|_| ino)
+            })
+        })
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -158,15 +177,17 @@ impl Tasks {
     /// namespace, as in a notification), belongs to the sandbox; never
     /// sandlock's init. `Err(ESRCH)` when there is no such task.
     pub(crate) fn contains_host(&self, tid: i32) -> Result<bool, Errno> {
-        match self.inner.pidns {
-            Some(ns) => {
-                if tid <= 0 {
-                    return Err(Errno::SRCH);
-                }
-                Ok(procstat::pidns_inode(tid)? == ns && !self.is_init(tid))
-            }
-            None => self.contains(tid),
+        if !self.inner.pidns {
+            return self.contains(tid);
         }
+        if tid <= 0 {
+            return Err(Errno::SRCH);
+        }
+        // Without the namespace's inode, no task is taken for a member.
+        let Some(ns) = self.pidns_inode() else {
+            return Ok(false);
+        };
+        Ok(procstat::pidns_inode(tid)? == ns && !self.is_init(tid))
     }
 
     /// Whether task `tid`, as the sandbox names it (a pid of its own
@@ -176,7 +197,7 @@ impl Tasks {
         if tid <= 0 {
             return Err(Errno::SRCH);
         }
-        if self.inner.pidns.is_some() {
+        if self.inner.pidns {
             // The kernel looks the pid up in the caller's namespace, where
             // only the sandbox's tasks exist, and sandlock's init (pid 1):
             // that one is sandlock's, not the command's.
@@ -224,11 +245,14 @@ impl Tasks {
     /// Finds every process of the sandbox now (zombies included).
     pub(crate) fn scan(&self) -> Vec<Member> {
         let mut stats: HashMap<i32, Stat> = HashMap::new();
+        // Without the namespace's inode (it could not be read), members
+        // are found by ancestry, as without a namespace.
+        let ns = self.pidns_inode();
         for pid in procstat::pids() {
             // With a PID namespace, the namespace link (one readlink) tells
             // a member from the rest of the machine's processes; only
             // members' stat files are read.
-            if let Some(ns) = self.inner.pidns
+            if let Some(ns) = ns
                 && !procstat::pidns_inode(pid).is_ok_and(|i| i == ns)
             {
                 continue;
@@ -242,7 +266,7 @@ impl Tasks {
         members.retain(|pid, e| stats.get(pid).is_some_and(|s| s.start == e.start));
         outsiders.retain(|pid, start| stats.get(pid).is_some_and(|s| s.start == *start));
         let mut new: Vec<(i32, bool)> = Vec::new();
-        match self.inner.pidns {
+        match ns {
             Some(_) => {
                 for &pid in stats.keys() {
                     if !members.contains_key(&pid) {
@@ -373,7 +397,7 @@ impl Tasks {
         if let Some(fd) = &self.inner.root_fd {
             let _ = rustix::process::pidfd_send_signal(fd, Signal::KILL);
         }
-        if self.inner.pidns.is_some() {
+        if self.inner.pidns {
             return;
         }
         for _ in 0..1000 {
@@ -396,7 +420,7 @@ impl Tasks {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if self.pidns.is_none() {
+        if !self.pidns {
             roots().retain(|&r| r != self.root);
         }
     }
