@@ -153,14 +153,11 @@ fn matching(dir: &Path, pattern: &str) -> Vec<PathBuf> {
         return Vec::new();
     };
     let names: Vec<String> = if first.contains('*') {
-        match std::fs::read_dir(dir) {
-            Ok(rd) => rd
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| glob(first, n))
-                .collect(),
-            Err(_) => Vec::new(),
-        }
+        entries(dir)
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| glob(first, n))
+            .collect()
     } else {
         vec![first.to_owned()]
     };
