@@ -30,12 +30,14 @@ use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, StatxFlags};
 use rustix::io::Errno;
-use sandlock_notify::AddFdOptions;
-use sandlock_policy::{SyscallEvent, Verdict};
+use sandlock_bpf::Errno as BpfErrno;
+use sandlock_notify::onbehalf::read_open_request;
+use sandlock_notify::{AddFdOptions, Ctx, Reply};
+use sandlock_policy::{SyscallCategory, SyscallEvent, Verdict};
 
 use super::path::{self, lexical};
-use super::resolve::{Found, Proc, Resolver, Start, Task};
-use super::{Fail, FsCore};
+use super::resolve::{Dir, Found, Proc, Resolver, Start, Task};
+use super::{Fail, FsCore, task_of};
 
 /// Open flags that create or truncate.
 const CREATING: OFlags = OFlags::CREATE.union(OFlags::TRUNC).union(OFlags::TMPFILE);
@@ -61,6 +63,109 @@ enum Opened {
     Fd(OwnedFd),
     /// A detached thread answers the task.
     Detached,
+}
+
+/// `O_PATH` opens. `SECCOMP_IOCTL_NOTIF_ADDFD` cannot install an `O_PATH`
+/// descriptor (the kernel refuses it, `EBADF`), so this is the one open
+/// the task makes itself: the path is resolved and checked here, and a
+/// denied file is refused; otherwise the call continues. An `O_PATH`
+/// descriptor gives no access to data, and every call that opens, lists,
+/// executes, links or changes a file through it (`openat`, `execveat`,
+/// `linkat` with `AT_EMPTY_PATH`, `/proc/self/fd/N`) is intercepted and
+/// checked again on the file it names; only `fstat`/`fstatfs` on it are
+/// not. A thread racing the path can thus learn a denied file's metadata,
+/// nothing more (docs/security.md).
+fn open_o_path(
+    core: &Arc<FsCore>,
+    task: Task,
+    start: &Start,
+    p: &[u8],
+    flags: OFlags,
+    mut event: Option<SyscallEvent>,
+) -> Reply {
+    let r = Resolver { core, task };
+    let found = match r.find(start, p, !flags.contains(OFlags::NOFOLLOW)) {
+        Ok(f) => f,
+        Err(e) => return Reply::errno(sandlock_notify::listener::errno_of(e)),
+    };
+    match core.found_denied(&r, &found) {
+        Ok(false) => {}
+        Ok(true) => {
+            core.audit_denied(event.as_mut());
+            return Reply::errno(BpfErrno::EACCES);
+        }
+        Err(e) => return Reply::errno(sandlock_notify::listener::errno_of(e)),
+    }
+    let cont = |_: &Ctx| Reply::Respond(sandlock_notify::Response::Continue);
+    match event {
+        Some(ev) if core.hold_files => Reply::hold(ev, cont),
+        _ => Reply::Respond(sandlock_notify::Response::Continue),
+    }
+}
+
+/// The open family, on the receive thread: copy, check, pin, queue.
+pub(super) fn on_open(ctx: &Ctx, core: &Arc<FsCore>) -> Reply {
+    let name = match sandlock_notify::decode::syscall_name(ctx.notif()) {
+        Ok(n @ ("open" | "openat" | "openat2" | "creat")) => n,
+        _ => return Reply::errno(BpfErrno::ENOSYS),
+    };
+    let req = match read_open_request(name, ctx.notif(), ctx.memory())
+        .map_err(sandlock_notify::CtxError::from)
+        .and_then(|r| ctx.verify(r))
+    {
+        Ok(r) => r.into_inner(),
+        Err(e) => return Reply::errno(e.errno()),
+    };
+    let task = task_of(ctx);
+    let start = match core.start(task, req.dirfd, &req.path, req.resolve) {
+        Ok(s) => s,
+        Err(e) => return Reply::errno(sandlock_notify::listener::errno_of(e)),
+    };
+    let mut event = core
+        .wants_events()
+        .then(|| core.event(name, task, &start, &req.path));
+    // A path named directly (absolute, no `..`) that is denied is refused
+    // before anything is opened.
+    if matches!(start.dir, Dir::Root(_))
+        && !path::has_dotdot(&req.path)
+        && core
+            .denied
+            .path_denied(&path::lexical(&core.root.real, &req.path))
+    {
+        core.audit_denied(event.as_mut());
+        return Reply::errno(BpfErrno::EACCES);
+    }
+    if req.flags.contains(OFlags::PATH) {
+        return open_o_path(core, task, &start, &req.path, req.flags, event);
+    }
+    // The mode is only read with O_CREAT / O_TMPFILE (else it is whatever
+    // was in the register, which openat2 would refuse).
+    let mode = if req.flags.intersects(OFlags::CREATE | OFlags::TMPFILE) {
+        Mode::from_bits_truncate(req.mode)
+    } else {
+        Mode::empty()
+    };
+    let job = OpenJob {
+        task,
+        path: req.path.to_vec(),
+        flags: req.flags,
+        mode,
+        resolve: req.resolve,
+        start,
+        event: if core.shared.audit.is_some() {
+            event.clone()
+        } else {
+            None
+        },
+    };
+    let c = core.clone();
+    let id = task.id;
+    if core.hold_files {
+        let ev = event.unwrap_or_else(|| SyscallEvent::new(name, SyscallCategory::File, task.tid));
+        let c2 = core.clone();
+        return Reply::hold(ev, move |_| c2.submit(id, move || run(&c, job)));
+    }
+    core.submit(id, move || run(&c, job))
 }
 
 /// Runs `job` (on the confined worker) and answers the task.
