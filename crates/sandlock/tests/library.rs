@@ -55,6 +55,28 @@ fn run_captures_output_and_status() {
     assert_eq!(r.code(), 0);
 }
 
+/// `finish_before_exit` removes the private temporary directory, files
+/// and all, as dropping the sandbox does.
+#[test]
+fn finish_before_exit_removes_the_private_tmp() {
+    let sb = Sandbox::new(base().build().unwrap())
+        .unwrap()
+        .with_private_tmp()
+        .unwrap();
+    let tmp = sb.private_tmp().unwrap().to_owned();
+    let r = sb
+        .run(&[
+            probe(),
+            "write".into(),
+            tmp.join("f").to_string_lossy().into_owned(),
+        ])
+        .unwrap();
+    assert_eq!(r.code(), 0, "{r:?}");
+    assert!(tmp.join("f").exists());
+    sb.finish_before_exit();
+    assert!(!tmp.exists(), "{} is still there", tmp.display());
+}
+
 #[test]
 fn spawn_gives_pipes_pid_and_pidfd() {
     let sb = Sandbox::new(base().build().unwrap())

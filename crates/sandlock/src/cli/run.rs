@@ -96,7 +96,9 @@ fn execute(args: &RunArgs) -> Result<Option<RunResult>, Error> {
             })?;
         sandbox = sandbox.audit(AuditLog::new(file));
     }
-    sandbox.run(&argv).map(Some)
+    let result = sandbox.run(&argv);
+    sandbox.finish_before_exit();
+    result.map(Some)
 }
 
 /// `--status-fd N`: the descriptor, reopened through `/proc/self/fd` (a

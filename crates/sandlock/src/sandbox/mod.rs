@@ -374,6 +374,19 @@ impl Sandbox {
         })
     }
 
+    /// Ends the sandbox in a process that is about to exit. The private
+    /// temporary directory is removed and the audit log closed, as when it
+    /// is dropped; the descriptors of the Landlock rules' paths (one per
+    /// granted path: about 150 as root, where `/etc` is granted entry by
+    /// entry) are left for the kernel to close at the exit, which costs
+    /// less than a `close` each (about 60 µs as root). In a process that
+    /// goes on, drop the sandbox instead.
+    pub fn finish_before_exit(mut self) {
+        if let Some(landlock) = self.landlock.take() {
+            std::mem::forget(landlock);
+        }
+    }
+
     /// Forks and confines; returns the child and, for `run`, the parent
     /// ends of the pipes (for `spawn` they go into the `Child`).
     fn start<S: AsRef<OsStr>>(
