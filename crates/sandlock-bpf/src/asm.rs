@@ -14,7 +14,7 @@
 //! Inserting trampolines moves code, which can push other jumps out of
 //! range, so layout is repeated until no jump needs a new trampoline. Each
 //! round only adds trampolines, so this ends. Programs longer than
-//! [`BPF_MAXINSNS`] are refused, never truncated.
+//! [`BPF_MAXINSNS`](crate::filter::BPF_MAXINSNS) are refused, never truncated.
 
 use alloc::vec;
 use alloc::vec::Vec;

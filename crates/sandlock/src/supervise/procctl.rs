@@ -9,7 +9,7 @@
 //! process-group form and other pids go to the supervisor.
 //!
 //! The supervisor allows the call when the target is a task of the sandbox
-//! ([`Tasks::contains`]) or a process group led by one, and answers `EPERM`
+//! ([`Tasks::contains`](super::tasks::Tasks::contains)) or a process group led by one, and answers `EPERM`
 //! otherwise (`ESRCH` when the target does not exist). The decision is on
 //! registers only, never on memory, so the call then continues in the
 //! kernel (see `tasks.rs` for the pid-reuse residual).
