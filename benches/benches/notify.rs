@@ -1,7 +1,10 @@
 //! Round trip of one notified syscall answered with CONTINUE, against the
 //! same syscall not intercepted, and against a minimal C supervisor
 //! (`notify_ref.c`, compiled here with gcc), with and without SYNC_WAKE_UP
-//! and same-CPU pinning.
+//! and same-CPU pinning. Two more C rows answer each call as an intercepted
+//! open is answered, with `NOTIF_ADDFD` + `SECCOMP_ADDFD_FLAG_SEND` of an
+//! open descriptor (which the child closes): the kernel's floor for any
+//! supervisor that opens files on a task's behalf.
 //!
 //! A forked child calls `getppid` in a loop and times itself; the bench asks
 //! it for N calls at a time over a socket. Run:
@@ -230,11 +233,32 @@ const CONFIGS: &[Config] = &[
     },
 ];
 
-const C_CONFIGS: &[(&str, bool, bool)] = &[
-    ("c/sync+pin", true, true),
-    ("c/sync", true, false),
-    ("c/nosync+pin", false, true),
-    ("c/nosync", false, false),
+/// A C reference row: its name and the loop's settings.
+#[derive(Clone, Copy)]
+struct CConfig {
+    name: &'static str,
+    sync: bool,
+    pin: bool,
+    /// Answer with `NOTIF_ADDFD` (a descriptor) instead of CONTINUE.
+    addfd: bool,
+}
+
+const fn c(name: &'static str, sync: bool, pin: bool, addfd: bool) -> CConfig {
+    CConfig {
+        name,
+        sync,
+        pin,
+        addfd,
+    }
+}
+
+const C_CONFIGS: &[CConfig] = &[
+    c("c/sync+pin", true, true, false),
+    c("c/sync", true, false, false),
+    c("c/nosync+pin", false, true, false),
+    c("c/nosync", false, false, false),
+    c("c/addfd/sync+pin", true, true, true),
+    c("c/addfd/sync", true, false, true),
 ];
 
 /// Compile the C reference; `None` (and a note) without gcc.
@@ -257,12 +281,13 @@ fn c_reference() -> Option<PathBuf> {
     Some(bin)
 }
 
-fn run_c(bin: &PathBuf, iters: u64, sync: bool, pin: bool) -> Duration {
+fn run_c(bin: &PathBuf, iters: u64, cfg: CConfig) -> Duration {
     let out = Command::new(bin)
         .args([
             iters.to_string(),
-            u8::from(sync).to_string(),
-            u8::from(pin).to_string(),
+            u8::from(cfg.sync).to_string(),
+            u8::from(cfg.pin).to_string(),
+            u8::from(cfg.addfd).to_string(),
         ])
         .output()
         .unwrap();
@@ -282,8 +307,8 @@ fn bench(c: &mut Criterion) {
         s.finish();
     }
     if let Some(bin) = c_reference() {
-        for &(name, sync, pin) in C_CONFIGS {
-            g.bench_function(name, |b| b.iter_custom(|n| run_c(&bin, n, sync, pin)));
+        for &cfg in C_CONFIGS {
+            g.bench_function(cfg.name, |b| b.iter_custom(|n| run_c(&bin, n, cfg)));
         }
     }
     g.finish();
@@ -302,9 +327,9 @@ fn summary() {
             rows.push((cfg.name.to_owned(), d.as_secs_f64() * 1e6 / N as f64));
         }
         if let Some(bin) = &c_bin {
-            for &(name, sync, pin) in C_CONFIGS {
-                let d = run_c(bin, N, sync, pin);
-                rows.push((name.to_owned(), d.as_secs_f64() * 1e6 / N as f64));
+            for &cfg in C_CONFIGS {
+                let d = run_c(bin, N, cfg);
+                rows.push((cfg.name.to_owned(), d.as_secs_f64() * 1e6 / N as f64));
             }
         }
     }
@@ -322,7 +347,7 @@ fn summary() {
     for name in CONFIGS
         .iter()
         .map(|c| c.name)
-        .chain(C_CONFIGS.iter().map(|c| c.0))
+        .chain(C_CONFIGS.iter().map(|c| c.name))
     {
         if let Some(t) = median(name) {
             let vs_c = name

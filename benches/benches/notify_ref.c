@@ -1,13 +1,17 @@
 /* The reference: a minimal C seccomp-notify supervisor, for the round-trip
  * bench (benches/benches/notify.rs compiles it with gcc).
  *
- * usage: notify_ref ITERS SYNC PIN
+ * usage: notify_ref ITERS SYNC PIN [ADDFD]
  * A child under a filter that notifies getppid calls it ITERS times; the
  * parent answers CONTINUE in a blocking NOTIF_RECV loop. SYNC turns on
- * SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP; PIN puts both on CPU 0. Prints the
+ * SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP; PIN puts both on CPU 0. With ADDFD
+ * set to 1 the parent answers each call instead as an intercepted open is
+ * answered: NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND of a descriptor of
+ * /dev/null, which the call returns and the child closes. Prints the
  * child's elapsed nanoseconds for the loop.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -29,6 +33,9 @@
 #ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
 #define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP 1
 #endif
+#ifndef SECCOMP_ADDFD_FLAG_SEND
+#define SECCOMP_ADDFD_FLAG_SEND (1UL << 1)
+#endif
 
 static long long now_ns(void) {
     struct timespec t;
@@ -37,9 +44,10 @@ static long long now_ns(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) return 2;
+    if (argc != 4 && argc != 5) return 2;
     long iters = atol(argv[1]);
     int sync = atoi(argv[2]), pin = atoi(argv[3]);
+    int addfd = argc == 5 && atoi(argv[4]);
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return 3;
     if (pin) {
@@ -76,7 +84,15 @@ int main(int argc, char **argv) {
         close(fd);
         read(sv[1], &b, 1);
         long long t0 = now_ns();
-        for (long i = 0; i < iters; i++) syscall(SYS_getppid);
+        if (addfd) {
+            for (long i = 0; i < iters; i++) {
+                long got = syscall(SYS_getppid);
+                if (got < 0) _exit(6);
+                close((int)got);
+            }
+        } else {
+            for (long i = 0; i < iters; i++) syscall(SYS_getppid);
+        }
         long long t1 = now_ns();
         printf("%lld\n", t1 - t0);
         fflush(stdout);
@@ -94,12 +110,23 @@ int main(int argc, char **argv) {
     int fd;
     memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof fd);
     if (sync && ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, 0)) return 5;
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0) return 6;
     write(sv[0], &b, 1);
     struct seccomp_notif req;
     struct seccomp_notif_resp resp;
     for (;;) {
         memset(&req, 0, sizeof req);
         if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &req)) break; /* ENOENT: the child is gone */
+        if (addfd) {
+            struct seccomp_notif_addfd a = {0};
+            a.id = req.id;
+            a.flags = SECCOMP_ADDFD_FLAG_SEND;
+            a.srcfd = devnull;
+            a.newfd_flags = O_CLOEXEC;
+            ioctl(fd, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
+            continue;
+        }
         resp.id = req.id;
         resp.val = 0;
         resp.error = 0;
