@@ -45,19 +45,12 @@ const DEFAULT_READABLE: &[&str] = &[
 /// `fs_writable` of [`DEFAULT_PROFILE`].
 const DEFAULT_WRITABLE: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/tty"];
 
-/// The switches [`DEFAULT_PROFILE`] sets.
-struct Switches {
-    no_raw_sockets: bool,
-    isolate_signals: bool,
-    isolate_ipc: bool,
+/// `b` with the switches [`DEFAULT_PROFILE`] sets.
+fn default_switches(b: PolicyBuilder) -> PolicyBuilder {
+    b.no_raw_sockets(true)
+        .isolate_signals(true)
+        .isolate_ipc(true)
 }
-
-/// The switches of [`DEFAULT_PROFILE`].
-const DEFAULT_SWITCHES: Switches = Switches {
-    no_raw_sockets: true,
-    isolate_signals: true,
-    isolate_ipc: true,
-};
 
 /// Paths under `/etc` (relative; `*` matches within one name) that the
 /// default profile never grants: password hashes, sudo rules, private keys
@@ -94,10 +87,7 @@ pub fn default_policy() -> Result<Policy, Error> {
 pub fn default_builder(granted: &[&str]) -> Result<PolicyBuilder, Error> {
     let existing =
         |paths: &'static [&'static str]| paths.iter().copied().filter(|p| Path::new(p).exists());
-    let mut b = Policy::builder()
-        .no_raw_sockets(DEFAULT_SWITCHES.no_raw_sockets)
-        .isolate_signals(DEFAULT_SWITCHES.isolate_signals)
-        .isolate_ipc(DEFAULT_SWITCHES.isolate_ipc);
+    let mut b = default_switches(Policy::builder());
     for p in existing(DEFAULT_READABLE) {
         b = b.fs_read(p);
     }
@@ -375,10 +365,7 @@ mod tests {
         assert_eq!(list("fs_readable"), DEFAULT_READABLE);
         assert_eq!(list("fs_writable"), DEFAULT_WRITABLE);
         let from_toml = Policy::builder().apply_table(&table).unwrap();
-        let from_consts = Policy::builder()
-            .no_raw_sockets(DEFAULT_SWITCHES.no_raw_sockets)
-            .isolate_signals(DEFAULT_SWITCHES.isolate_signals)
-            .isolate_ipc(DEFAULT_SWITCHES.isolate_ipc);
+        let from_consts = default_switches(Policy::builder());
         assert_eq!(
             from_consts.build().unwrap().to_toml(),
             from_toml.build().unwrap().to_toml()
