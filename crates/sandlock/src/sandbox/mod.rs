@@ -379,8 +379,8 @@ impl Sandbox {
     /// is dropped; the descriptors of the Landlock rules' paths (one per
     /// granted path: about 150 as root, where `/etc` is granted entry by
     /// entry) are left for the kernel to close at the exit, which costs
-    /// less than a `close` each (about 60 µs as root). In a process that
-    /// goes on, drop the sandbox instead.
+    /// less than a `close` each. In a process that goes on, drop the
+    /// sandbox instead.
     pub fn finish_before_exit(mut self) {
         if let Some(landlock) = self.landlock.take() {
             std::mem::forget(landlock);
