@@ -289,16 +289,14 @@ impl Child {
         Ok((exited, notified, ready))
     }
 
-    /// The first process has exited: kill the rest of the sandbox while
-    /// its zombie still holds the group id, stop the supervisor while the
-    /// zombie still holds its pid, then reap.
+    /// The first process has exited: kill its process group while its
+    /// zombie still holds the group id (with a PID namespace, that ends the
+    /// sandbox), stop the supervisor while the zombie still holds its pid,
+    /// reap, then kill whatever is left (without a PID namespace).
     fn finish(&mut self) -> Result<ExitStatus, Error> {
         // The monitor first: it must not stop or continue what we kill.
         drop(self.tracking.monitor.take());
-        self.tracking.tasks.kill_all();
-        if let Some(l) = &self.tracking.limits {
-            l.ended();
-        }
+        self.tracking.tasks.kill_first();
         match std::mem::replace(&mut self.sup, Sup::Off) {
             Sup::Running(h) => {
                 h.shutdown();
@@ -312,9 +310,17 @@ impl Child {
                 Ok(Some(st)) => break st,
                 Ok(None) => continue,
                 Err(Errno::INTR) => continue,
-                Err(e) => return Err(Error::os("waitid")(e)),
+                Err(e) => {
+                    // Not reaped here: the rest is killed as before a reap.
+                    self.tracking.tasks.kill_all();
+                    return Err(Error::os("waitid")(e));
+                }
             }
         };
+        self.tracking.tasks.kill_rest_after_reap();
+        if let Some(l) = &self.tracking.limits {
+            l.ended();
+        }
         let own = match (st.exit_status(), st.terminating_signal()) {
             (Some(code), _) => (code & 0xff) << 8,
             (None, Some(sig)) => sig | if st.dumped() { 0x80 } else { 0 },

@@ -176,6 +176,20 @@ pub(crate) fn pidfd_pidns_inode(pidfd: &OwnedFd) -> Result<u64, Errno> {
     rustix::fs::fstat(&ns).map(|st| st.st_ino)
 }
 
+/// Whether this process has any child or tracee at all, live or ended
+/// and not yet reaped, in any of its threads (`waitid(P_ALL)` with
+/// `__WALL`, `WNOHANG` and `WNOWAIT`: nothing is reaped). Only `ECHILD`
+/// answers no; any other failure answers yes.
+pub(crate) fn has_children() -> bool {
+    // SAFETY: an all-zero siginfo is valid; the kernel fills it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
+    // SAFETY: `info` is a valid out-pointer; with WNOWAIT nothing is
+    // reaped, so no child's status is taken from its waiter.
+    let r = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, flags) };
+    !(r < 0 && errno() == Errno::CHILD)
+}
+
 /// The stack of a PID namespace's init that runs in sandlock's memory
 /// ([`spawn_child`]): a mapping with a guard page below it. Dropping it
 /// kills the init if it still runs, waits for its death (without reaping
@@ -453,4 +467,66 @@ pub(crate) fn probe_namespaces(flags: u64, maps: Option<(&[u8], &[u8])>) -> Resu
         break;
     }
     Ok(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `has_children` in a forked copy of this process, which starts with
+    /// no child (the test harness's other threads and their children stay
+    /// behind): no; yes with a live child, and with its unreaped zombie;
+    /// no once it is reaped. The child's answers come back in its exit code.
+    #[test]
+    fn has_children_sees_live_and_unreaped_children() {
+        // SAFETY: the forked copy makes only async-signal-safe calls
+        // (fork, waitid, kill, waitpid, pause, _exit) before it exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", errno());
+        if pid == 0 {
+            let mut wrong = 0;
+            if has_children() {
+                wrong |= 1;
+            }
+            // SAFETY: as above.
+            let c = unsafe { libc::fork() };
+            if c == 0 {
+                // SAFETY: as above.
+                unsafe {
+                    libc::pause();
+                    libc::_exit(0);
+                }
+            }
+            if !has_children() {
+                wrong |= 2;
+            }
+            // SAFETY: signalling and waiting for our own child; an
+            // all-zero siginfo is valid.
+            unsafe {
+                libc::kill(c, libc::SIGKILL);
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                libc::waitid(
+                    libc::P_PID,
+                    c as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT,
+                );
+            }
+            if !has_children() {
+                wrong |= 4;
+            }
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(c, std::ptr::null_mut(), 0) };
+            if has_children() {
+                wrong |= 8;
+            }
+            // SAFETY: ends the forked copy without running anything else.
+            unsafe { libc::_exit(wrong) };
+        }
+        let mut status = 0;
+        // SAFETY: reaping our own child into a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "{status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), 0, "wrong answers (bits)");
+    }
 }
