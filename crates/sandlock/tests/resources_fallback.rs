@@ -146,6 +146,40 @@ fn no_pidns_daemon() {
     );
 }
 
+/// Without a PID namespace: a task that makes itself a child subreaper
+/// keeps the orphans of its own subtree from reaching sandlock, then is
+/// orphaned itself when the command ends. Nothing of it survives: the end
+/// of the sandbox must not take "sandlock has no child" for "nothing is
+/// left" while such a subtree lives.
+fn no_pidns_inner_subreaper() {
+    let secs = format!("1000.{}", nonce());
+    // The command forks P and ends after 0.3 s. P becomes a subreaper,
+    // forks C, which forks a setsid() sleeper and exits (the sleeper goes
+    // to P, not to sandlock); P then becomes a sleeper too.
+    let code = format!(
+        "import ctypes, os, time\n\
+         if os.fork() == 0:\n\
+         \x20   ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)\n\
+         \x20   if os.fork() == 0:\n\
+         \x20       if os.fork() == 0:\n\
+         \x20           os.setsid()\n\
+         \x20           os.execvp('sleep', ['sleep', '{secs}'])\n\
+         \x20       os._exit(0)\n\
+         \x20   time.sleep(0.1)\n\
+         \x20   os.execvp('sleep', ['sleep', '{secs}'])\n\
+         time.sleep(0.3)\n"
+    );
+    let r = run(
+        base().build().unwrap(),
+        fallback(),
+        false,
+        &["/usr/bin/python3", "-c", &code],
+    );
+    assert!(r.status.success(), "{}", text(&r));
+    let left = marked(&secs);
+    assert!(left.iter().all(|&p| !alive(p)), "left: {left:?}");
+}
+
 /// The watchdog ends a sandbox whose touched reservation passes -m.
 fn watchdog() {
     let p = probe();
@@ -191,6 +225,7 @@ fn case(name: &str) {
         "supervisor_counting_no_pidns" => supervisor_counting(false),
         "no_pidns_timeout" => no_pidns_timeout(),
         "no_pidns_daemon" => no_pidns_daemon(),
+        "no_pidns_inner_subreaper" => no_pidns_inner_subreaper(),
         "watchdog" => watchdog(),
         "throttle" => throttle(),
         other => panic!("no case {other}"),
@@ -259,6 +294,7 @@ cases!(
     supervisor_counting_no_pidns,
     no_pidns_timeout,
     no_pidns_daemon,
+    no_pidns_inner_subreaper,
     watchdog,
     throttle,
 );
