@@ -16,9 +16,10 @@
 //! member found is held by a pidfd (a reused pid is never signalled), and
 //! ending the sandbox sends `SIGKILL` to every member until a scan finds
 //! none alive; after the first process is reaped, a process with no child
-//! at all skips the scan ([`Tasks::kill_rest_after_reap`]). `/proc/PID/task/*/children` would make the walk cheaper,
-//! but kernels built without `CONFIG_PROC_CHILDREN` (like this project's)
-//! lack it, so membership is decided from a scan of `/proc`.
+//! at all skips the scan ([`Tasks::kill_rest_after_reap`]).
+//! `/proc/PID/task/*/children` would make the walk cheaper, but kernels
+//! built without `CONFIG_PROC_CHILDREN` (like this project's) lack it, so
+//! membership is decided from a scan of `/proc`.
 //!
 //! Residual behaviour, documented in `docs/resources.md`:
 //! - without a PID namespace, several sandboxes run by one process share
