@@ -264,15 +264,16 @@ fn global_root() -> bool {
     admin && rustix::process::geteuid().is_root() && in_initial_user_namespace()
 }
 
-/// Whether this process's user namespace is the initial one (its uid map
-/// is the identity of the whole range).
+/// The inode number of the initial user namespace (`PROC_USER_INIT_INO`:
+/// the initial namespaces have fixed numbers, since Linux 3.8).
+const INITIAL_USER_NS_INO: u64 = 0xEFFF_FFFD;
+
+/// Whether this process's user namespace is the initial one: one `stat` of
+/// `/proc/self/ns/user`. Its inode tells, where the uid map does not: a
+/// user namespace created by root may map the whole range onto itself.
+/// Without `/proc`, no.
 fn in_initial_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .map(|m| {
-            let f: Vec<&str> = m.split_whitespace().collect();
-            f == ["0", "0", "4294967295"]
-        })
-        .unwrap_or(false)
+    rustix::fs::stat("/proc/self/ns/user").is_ok_and(|st| st.st_ino == INITIAL_USER_NS_INO)
 }
 
 /// Whether this machine gave sandboxes their namespaces: unknown until a
@@ -347,6 +348,69 @@ pub fn probe() -> Result<(), rustix::io::Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// In the test process (the initial user namespace, as in CI): yes. In
+    /// a forked copy that entered a new user namespace whose uid map is the
+    /// whole range onto itself (which root may write, and which the map
+    /// alone cannot tell from the initial one): no. The parent writes the
+    /// map; the copy's answer comes back in its exit code.
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_initial_user_namespace_is_told_by_its_inode() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        assert!(in_initial_user_namespace());
+        let (mut up, mut down) = ([0i32; 2], [0i32; 2]);
+        // SAFETY: two arrays of two ints for the pipes' ends.
+        unsafe {
+            assert_eq!(libc::pipe(up.as_mut_ptr()), 0);
+            assert_eq!(libc::pipe(down.as_mut_ptr()), 0);
+        }
+        // SAFETY: the forked copy makes only raw system calls (unshare,
+        // write, read, stat) and `_exit` before it ends.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let mut b = [0u8; 1];
+            // SAFETY: as above; `b` is a local byte.
+            let code = unsafe {
+                if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+                    2
+                } else if libc::write(up[1], b.as_ptr().cast(), 1) != 1
+                    || libc::read(down[0], b.as_mut_ptr().cast(), 1) != 1
+                {
+                    3
+                } else {
+                    i32::from(in_initial_user_namespace())
+                }
+            };
+            // SAFETY: ends the forked copy without running anything else.
+            unsafe { libc::_exit(code) };
+        }
+        let mut b = [0u8; 1];
+        // SAFETY: reading one byte into a local from our pipe.
+        assert_eq!(unsafe { libc::read(up[0], b.as_mut_ptr().cast(), 1) }, 1);
+        std::fs::write(format!("/proc/{pid}/uid_map"), "0 0 4294967295\n").unwrap();
+        let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+        assert_eq!(
+            map.split_whitespace().collect::<Vec<_>>(),
+            ["0", "0", "4294967295"]
+        );
+        // SAFETY: writing one byte from a local to our pipe.
+        assert_eq!(unsafe { libc::write(down[1], b.as_ptr().cast(), 1) }, 1);
+        let mut status = 0;
+        // SAFETY: waiting for our own child into a local int; closing our
+        // own pipe ends.
+        unsafe {
+            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+            for fd in up.into_iter().chain(down) {
+                libc::close(fd);
+            }
+        }
+        assert!(libc::WIFEXITED(status), "status {status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), 0, "1: taken for the initial one");
+    }
 
     #[test]
     fn under_matches_components() {

@@ -378,6 +378,32 @@ pub(crate) fn seccomp_filter_flags_known(flags: u32) -> Result<bool, Errno> {
     }
 }
 
+/// Whether `memfd_create` accepts `flags`: asked with a null name, which
+/// fails with `EFAULT` only after the flags passed their check (`EINVAL`
+/// for unknown ones). Creates nothing, unlike a probe that creates a memfd
+/// and closes it.
+pub(crate) fn memfd_flags_known(flags: u32) -> bool {
+    // SAFETY: a null name pointer is rejected by the kernel (EFAULT)
+    // before anything is created.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_memfd_create,
+            std::ptr::null::<libc::c_char>(),
+            flags as libc::c_uint,
+        )
+    };
+    match check(ret) {
+        Err(Errno::FAULT) => true,
+        Ok(fd) => {
+            // A kernel that took a null name: what it created is ours.
+            // SAFETY: `fd` was just returned to us and is closed once.
+            drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// The process group the forwarding handler signals (0: none yet).
 static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
 /// A signal received before there was a sandbox to pass it to.
@@ -472,6 +498,34 @@ pub(crate) fn probe_namespaces(flags: u64, maps: Option<(&[u8], &[u8])>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The null-name probe answers as creating a memfd with the flags
+    /// does: known flags yes, an unknown bit or a forbidden pair no.
+    #[test]
+    fn memfd_flags_probe_matches_a_real_memfd() {
+        const CLOEXEC: u32 = 0x1;
+        const NOEXEC_SEAL: u32 = 0x8;
+        const EXEC: u32 = 0x10;
+        const UNKNOWN: u32 = 0x100;
+        for flags in [
+            CLOEXEC,
+            CLOEXEC | NOEXEC_SEAL,
+            CLOEXEC | EXEC | NOEXEC_SEAL,
+            UNKNOWN,
+        ] {
+            let real = rustix::fs::memfd_create(
+                "sandlock-test",
+                rustix::fs::MemfdFlags::from_bits_retain(flags),
+            )
+            .is_ok();
+            assert_eq!(memfd_flags_known(flags), real, "flags {flags:#x}");
+        }
+        assert!(
+            memfd_flags_known(CLOEXEC | NOEXEC_SEAL),
+            "Linux 6.3 knows NOEXEC_SEAL"
+        );
+        assert!(!memfd_flags_known(UNKNOWN));
+    }
 
     /// `has_children` in a forked copy of this process, which starts with
     /// no child (the test harness's other threads and their children stay
