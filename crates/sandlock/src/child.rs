@@ -67,7 +67,7 @@ pub(crate) struct ChildArgs<'a> {
     /// Whether the base filter needs a listener.
     pub notifies: bool,
     /// The key that lets the listener's hand-over `sendmsg` through the
-    /// base filter (`seccomp::handoff_rule`).
+    /// base filter (`seccomp::handoff_guard`).
     pub handoff: [u64; 3],
     /// Resource limits `(resource, soft, hard)`.
     pub rlimits: &'a [(u32, u64, u64)],

@@ -421,3 +421,121 @@ fn security_doc_lists_the_deny_list() {
         "docs/security.md is out of date: put this table in its deny-list section:\n\n{table}"
     );
 }
+
+/// The policies whose base filters are carried prebuilt, with what they are.
+fn prebuilt_policies() -> Vec<(&'static str, Policy)> {
+    let cli = crate::profile::default_builder(&[])
+        .and_then(|b| b.build().map_err(Error::from))
+        .unwrap();
+    vec![
+        (
+            "the default profile of `sandlock run` (whatever paths it grants),",
+            cli,
+        ),
+        ("`Policy::default()`.", Policy::default()),
+    ]
+}
+
+/// The text `prebuilt.rs` should have on this architecture.
+fn prebuilt_text() -> String {
+    let arch = Arch::native().unwrap();
+    // Policies with the same filter share one entry.
+    let mut filters: Vec<(Vec<u64>, Vec<&str>, Filter)> = Vec::new();
+    for (what, policy) in prebuilt_policies() {
+        let features = crate::supervise::features(&policy).unwrap();
+        let (filter, _) = base_filter(arch, &policy, &features, true);
+        let key = filter.key().unwrap();
+        match filters.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, names, _)) => names.push(what),
+            None => filters.push((key, vec![what], filter)),
+        }
+    }
+    let mut entries = String::new();
+    for (_, names, filter) in filters {
+        for (i, what) in names.iter().enumerate() {
+            let lead = if i == 0 {
+                "The base filter of"
+            } else {
+                "and of"
+            };
+            entries.push_str(&format!("    // {lead} {what}\n"));
+        }
+        entries.push_str("    ");
+        entries.push_str(&filter.prebuilt_source().unwrap().replace('\n', "\n    "));
+        entries.push_str(",\n");
+    }
+    format!(
+        "//! Base filters generated ahead of time for the usual policies (on x86_64),\n\
+         //! so that a start does not generate them again (`seccomp::build`, and\n\
+         //! `sandlock_bpf::prebuilt` for why a carried program is used only for\n\
+         //! exactly the filter it was generated from).\n\
+         //!\n\
+         //! Written by the test `prebuilt_programs_are_current` (`seccomp/tests.rs`)\n\
+         //! with `SANDLOCK_BLESS=1`; do not edit. That test fails when a rule of\n\
+         //! the deny list or of a feature changes until the file is written again.\n\
+         \n\
+         #[cfg(target_arch = \"x86_64\")]\n\
+         use sandlock_bpf::Insn;\n\
+         use sandlock_bpf::Prebuilt;\n\
+         \n\
+         /// The carried base filters.\n\
+         #[cfg(target_arch = \"x86_64\")]\n\
+         #[rustfmt::skip]\n\
+         pub(crate) static PREBUILT: &[Prebuilt] = &[\n\
+         {entries}];\n\
+         \n\
+         /// None on this architecture: every filter is generated.\n\
+         #[cfg(not(target_arch = \"x86_64\"))]\n\
+         pub(crate) static PREBUILT: &[Prebuilt] = &[];\n"
+    )
+}
+
+/// `prebuilt.rs` holds what the generator makes of the policies it is for
+/// (so that the usual policies find their program there); with
+/// `SANDLOCK_BLESS=1` this test writes it instead.
+#[test]
+fn prebuilt_programs_are_current() {
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    let want = prebuilt_text();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/seccomp/prebuilt.rs");
+    let have = std::fs::read_to_string(&path).unwrap();
+    if have == want {
+        return;
+    }
+    if std::env::var_os("SANDLOCK_BLESS").is_some() {
+        std::fs::write(&path, want).unwrap();
+        return;
+    }
+    panic!(
+        "{} is out of date: write it again with \
+         `SANDLOCK_BLESS=1 cargo test -p sandlock --lib prebuilt_programs_are_current`",
+        path.display()
+    );
+}
+
+/// A carried program is the one the generator makes, and a policy whose
+/// rules differ gets its own.
+#[test]
+fn a_prebuilt_program_serves_its_policy_only() {
+    let arch = Arch::native().unwrap();
+    for (_, policy) in prebuilt_policies() {
+        let features = crate::supervise::features(&policy).unwrap();
+        let (filter, _) = base_filter(arch, &policy, &features, true);
+        let generated = filter.build().unwrap();
+        assert_eq!(
+            filter.build_or_prebuilt(prebuilt::PREBUILT).unwrap(),
+            generated
+        );
+        if cfg!(target_arch = "x86_64") {
+            let key = filter.key().unwrap();
+            assert!(prebuilt::PREBUILT.iter().any(|p| p.key == key.as_slice()));
+        }
+    }
+    let other = Policy::builder().net_connect(443).build().unwrap();
+    let features = crate::supervise::features(&other).unwrap();
+    let (filter, _) = base_filter(arch, &other, &features, true);
+    let key = filter.key().unwrap();
+    assert!(prebuilt::PREBUILT.iter().all(|p| p.key != key.as_slice()));
+}

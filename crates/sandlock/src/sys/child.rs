@@ -278,7 +278,7 @@ pub(crate) fn send_fd(sock: RawFd, tag: &[u8], fd: RawFd, key: [u64; 3]) -> Resu
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
         loop {
             // The three unused argument registers carry the key that lets
-            // this one sendmsg through the filter (`seccomp::handoff_rule`).
+            // this one sendmsg through the filter (`seccomp::handoff_guard`).
             let r = raw_syscall!(
                 libc::SYS_sendmsg,
                 sock,
