@@ -55,6 +55,35 @@ fn run_captures_output_and_status() {
     assert_eq!(r.code(), 0);
 }
 
+/// Output larger than one read (64 KiB) on both pipes at once comes back
+/// whole, byte for byte, in order.
+#[test]
+fn run_captures_large_output_whole() {
+    let sb = Sandbox::new(base().build().unwrap())
+        .unwrap()
+        .stdout(Stdio::Piped)
+        .stderr(Stdio::Piped);
+    // 3 MiB of lines on stdout, then 1 MiB on stderr.
+    let script = "yes 0123456789abcdef | head -c 3145728; \
+                  yes fedcba9876543210 | head -c 1048576 >&2";
+    let r = sb
+        .run(&["/bin/sh".to_owned(), "-c".to_owned(), script.to_owned()])
+        .unwrap();
+    assert_eq!(r.code(), 0);
+    let want =
+        |line: &[u8], len: usize| -> Vec<u8> { line.iter().copied().cycle().take(len).collect() };
+    assert_eq!(r.stdout.len(), 3 << 20);
+    assert!(
+        r.stdout == want(b"0123456789abcdef\n", 3 << 20),
+        "stdout differs"
+    );
+    assert_eq!(r.stderr.len(), 1 << 20);
+    assert!(
+        r.stderr == want(b"fedcba9876543210\n", 1 << 20),
+        "stderr differs"
+    );
+}
+
 /// `finish_before_exit` removes the private temporary directory, files
 /// and all, as dropping the sandbox does.
 #[test]
