@@ -4,6 +4,8 @@
 //! parsing.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod view;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
