@@ -92,6 +92,36 @@ static int a_udp(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * keyguess IP PORT: UDP datagrams to IP by raw sendmsg, the three argument
+ * registers sendmsg does not use set to values a guess at sandlock's
+ * listener hand-over key would try (zeros, all ones, small numbers, the
+ * datagram's own pointers). The hand-over is the one sendmsg the filter
+ * lets through unexamined; none of these may pass for it.
+ */
+static int a_keyguess(int argc, char **argv)
+{
+	need_args(argc, 2, "keyguess IP PORT");
+	struct sockaddr_storage sa;
+	socklen_t len = addr_of(&sa, "inet", argv[0], argv[1]);
+	ready();
+	wait_go();
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	report("socket", fd);
+	struct iovec iov = {.iov_base = "key", .iov_len = 3};
+	struct msghdr m = {.msg_name = &sa, .msg_namelen = len, .msg_iov = &iov, .msg_iovlen = 1};
+	const unsigned long guesses[][3] = {
+		{0, 0, 0},
+		{~0UL, ~0UL, ~0UL},
+		{1, 2, 3},
+		{(unsigned long)&m, (unsigned long)&iov, (unsigned long)&sa},
+		{0, ~0UL, 0},
+	};
+	for (size_t i = 0; i < sizeof guesses / sizeof guesses[0]; i++)
+		report("sendmsg-keyguess", syscall(SYS_sendmsg, fd, &m, 0, guesses[i][0], guesses[i][1], guesses[i][2]));
+	return 0;
+}
+
 static uint16_t checksum(const void *data, size_t len)
 {
 	const uint8_t *p = data;
@@ -216,6 +246,7 @@ int main(int argc, char **argv)
 	static const struct mode modes[] = {
 		{"tcp", a_tcp},
 		{"fastopen", a_fastopen},
+		{"keyguess", a_keyguess},
 		{"udp", a_udp},
 		{"icmp", a_icmp},
 		{"unix", a_unix},

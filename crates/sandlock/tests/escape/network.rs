@@ -17,6 +17,7 @@ escape_tests!(run:
     zero_address_v6,
     mptcp,
     msg_fastopen,
+    listener_key_guesses,
     udp_with_no_udp,
     unix_socket_outside_grants,
     unix_socket_through_symlink,
@@ -111,6 +112,22 @@ fn msg_fastopen(mode: Mode) {
         .run("");
     let what = "sendto/sendmsg(MSG_FASTOPEN) connecting to a refused host";
     verdict(mode, bare, net.bad.count() > 0, what, &out);
+}
+
+/// The listener hand-over key: raw `sendmsg` calls to a refused host, with
+/// the three unused argument registers set as a guess would set them
+/// (`net.c keyguess`). With the host rule every `sendmsg` is supervised;
+/// a guess taken for the key would pass unexamined and reach 127.0.0.2.
+fn listener_key_guesses(mode: Mode) {
+    let net = LoopbackPair::new();
+    let out = Attack::new(mode, "net", "keyguess")
+        .arg("127.0.0.2")
+        .arg(net.port())
+        .flag("--net-allow-host")
+        .flag("127.0.0.1")
+        .run("");
+    let what = "raw sendmsg with guessed hand-over keys reaching a refused host";
+    verdict(mode, Bare::Works, net.bad_udp.count() > 0, what, &out);
 }
 
 fn udp(mode: Mode, flags: impl FnOnce(&str) -> Vec<String>) {
