@@ -27,6 +27,9 @@ commands:
       --fuzz-dir DIR       the cargo-fuzz project (default fuzz/)
       TARGET...            only these targets
   ci      what .ci/run runs (fmt, clippy -D warnings, tests) plus bench --quick
+  layout  sample a sandbox's start with perf and write crates/sandlock/link/start-order.txt,
+          the functions release builds lay out side by side
+      --starts N           starts of each kind sampled (default 1500)
 ";
 
 /// A parsed `cargo xtask` invocation.
@@ -38,6 +41,11 @@ pub enum Command {
     Fuzz(FuzzOptions),
     /// `cargo xtask ci`
     Ci,
+    /// `cargo xtask layout [--starts N]`
+    Layout {
+        /// Starts of each kind sampled.
+        starts: u32,
+    },
     /// `--help`
     Help,
 }
@@ -111,6 +119,25 @@ impl Default for FuzzOptions {
     }
 }
 
+fn parse_layout(args: &[String]) -> Result<Command, String> {
+    let mut starts = 1500;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--starts" => {
+                let raw = it.next().ok_or("--starts needs a value")?;
+                starts = raw
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("--starts: {raw:?} must be a positive number"))?;
+            }
+            other => return Err(format!("layout: unknown option {other:?}")),
+        }
+    }
+    Ok(Command::Layout { starts })
+}
+
 /// Parses the arguments after `cargo xtask`.
 pub fn parse(args: &[String]) -> Result<Command, String> {
     let Some((command, rest)) = args.split_first() else {
@@ -123,6 +150,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             None => Ok(Command::Ci),
             Some(arg) => Err(format!("ci takes no arguments, got {arg:?}")),
         },
+        "layout" => parse_layout(rest),
         "-h" | "--help" | "help" => Ok(Command::Help),
         other => Err(format!("unknown command {other:?}")),
     }
@@ -273,5 +301,25 @@ mod tests {
         assert_eq!(o.seconds, 5);
         assert_eq!(o.targets, ["bpf_generate", "decode_event"]);
         assert_eq!(o.fuzz_dir, PathBuf::from("fuzz"));
+    }
+
+    #[test]
+    fn layout_takes_a_number_of_starts() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse(&args(&["layout"])),
+            Ok(Command::Layout { starts: 1500 })
+        );
+        assert_eq!(
+            parse(&args(&["layout", "--starts", "20"])),
+            Ok(Command::Layout { starts: 20 })
+        );
+        for bad in [
+            &["layout", "--starts", "0"][..],
+            &["layout", "--starts"],
+            &["layout", "-x"],
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad:?}");
+        }
     }
 }

@@ -1,9 +1,10 @@
-//! `cargo xtask bench | fuzz | ci`: sandlock's developer tasks.
+//! `cargo xtask bench | fuzz | ci | layout`: sandlock's developer tasks.
 //!
 //! - `bench`: end-to-end scenarios, bare against sandlock, Landlock alone and
 //!   other sandboxes, interleaved; a JSON record per run in `target/bench/`.
 //! - `fuzz`: every cargo-fuzz target for a while, coverage growth, crashes.
 //! - `ci`: `.ci/run` plus `bench --quick`.
+//! - `layout`: the start path's functions, for the binary's code layout.
 //!
 //! See `docs/benchmarks.md`.
 
@@ -11,6 +12,7 @@ mod bench;
 mod ci;
 mod cli;
 mod fuzz;
+mod layout;
 mod workspace;
 
 use std::process::ExitCode;
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
         Ok(cli::Command::Bench(opts)) => bench::main(&opts),
         Ok(cli::Command::Fuzz(opts)) => fuzz::main(&opts),
         Ok(cli::Command::Ci) => ci::main(),
+        Ok(cli::Command::Layout { starts }) => layout::main(starts),
         Ok(cli::Command::Help) => {
             print!("{}", cli::USAGE);
             ExitCode::SUCCESS

@@ -137,6 +137,11 @@ fn bench(opts: &BenchOptions) -> Result<ExitCode, String> {
     Ok(code)
 }
 
+/// The distributable `sandlock` binary, built as the bench builds it.
+pub fn build_sandlock() -> Result<std::path::PathBuf, String> {
+    tools::build(false).1
+}
+
 fn measure(opts: &BenchOptions, mode: &str) -> Result<Record, String> {
     let selected =
         |name: &str| opts.scenarios.is_empty() || opts.scenarios.iter().any(|s| s == name);
