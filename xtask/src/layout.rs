@@ -84,6 +84,30 @@ fn run(starts: u32) -> Result<usize, String> {
     Ok(names.len())
 }
 
+/// How many of the listed functions `binary` still has, of how many
+/// listed: a list that names few of them no longer lays the start path
+/// out (`nm` reads the names; `None` when it cannot).
+pub fn coverage(binary: &Path) -> Option<(usize, usize)> {
+    let listed = std::fs::read_to_string(workspace::root().join(ORDER_FILE)).ok()?;
+    let out = Command::new("nm").arg(binary).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let have: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    Some(present(&listed, &have))
+}
+
+/// (listed names in `have`, listed names).
+fn present(listed: &str, have: &std::collections::HashSet<&str>) -> (usize, usize) {
+    let names: Vec<&str> = listed.lines().filter(|l| !l.is_empty()).collect();
+    let found = names.iter().filter(|n| have.contains(*n)).count();
+    (found, names.len())
+}
+
 /// The functions of `dso` in a `perf report --sort dso,sym` listing, in its
 /// order (most samples first).
 fn functions(report: &str, dso: &str) -> Vec<String> {
@@ -105,7 +129,13 @@ fn write(path: &Path, names: &[String]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::functions;
+    use super::{functions, present};
+
+    #[test]
+    fn coverage_counts_the_listed_names_the_binary_has() {
+        let have = ["memcpy", "a", "b"].into_iter().collect();
+        assert_eq!(present("memcpy\nb\ngone\n\n", &have), (2, 3));
+    }
 
     #[test]
     fn the_binarys_sampled_functions_in_order() {

@@ -147,6 +147,16 @@ fn measure(opts: &BenchOptions, mode: &str) -> Result<Record, String> {
         |name: &str| opts.scenarios.is_empty() || opts.scenarios.iter().any(|s| s == name);
     eprintln!("== building release binaries");
     let built = tools::build(opts.install);
+    // The start path's layout (crates/sandlock/link/start-order.txt) lists
+    // functions by exact name: say when the code has moved away from it.
+    if let Ok(sandlock) = &built.1
+        && let Some((found, listed)) = crate::layout::coverage(sandlock)
+    {
+        eprintln!("   start-path layout: {found} of the {listed} listed functions in the binary");
+        if found * 10 < listed * 8 {
+            eprintln!("   (fewer than 80%: cargo xtask layout writes the list again)");
+        }
+    }
     let cache = workspace::tool_cache();
     let mut sandboxes = tools::select(
         tools::discover(&cache, &built, &BTreeMap::new()),
