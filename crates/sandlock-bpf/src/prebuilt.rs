@@ -29,7 +29,7 @@ use alloc::vec::Vec;
 use crate::action::Action;
 use crate::cond::{ArgIndex, CmpOp, Width};
 use crate::data::offset;
-use crate::filter::{BPF_MAXINSNS, BuildError, Filter};
+use crate::filter::{BPF_MAXINSNS, BuildError, Filter, Resolved};
 use crate::insn::{Insn, op};
 use crate::program::Program;
 
@@ -47,13 +47,17 @@ impl Filter {
     /// documentation). Fails as [`build`](Filter::build) does on a rule
     /// that cannot be resolved.
     pub fn key(&self) -> Result<Vec<u64>, BuildError> {
-        let resolved = self.resolve()?;
+        Ok(self.key_of(&self.resolve()?))
+    }
+
+    /// The key of this filter, whose rules resolve to `resolved`.
+    fn key_of(&self, resolved: &[Resolved<'_>]) -> Vec<u64> {
         let mut key = Vec::with_capacity(4 + resolved.len() * 8);
         key.push(u64::from(self.arch().audit_arch()));
         key.push(u64::from(self.current_default_action().to_ret()));
         key.push(u64::from(self.current_x32_action().to_ret()));
         key.push(resolved.len() as u64);
-        for r in &resolved {
+        for r in resolved {
             key.push(u64::from(r.nr));
             key.push(u64::from(r.action.to_ret()));
             key.push(r.conds.len() as u64);
@@ -76,27 +80,31 @@ impl Filter {
                 key.push(c.value());
             }
         }
-        Ok(key)
+        key
     }
 
     /// The program of the first of `prebuilt` whose key is this filter's,
-    /// else [`build`](Filter::build)'s.
+    /// else [`build`](Filter::build)'s. The rules are resolved once, for
+    /// the key and the generator both.
     pub fn build_or_prebuilt(&self, prebuilt: &[Prebuilt]) -> Result<Program, BuildError> {
+        let resolved = self.resolve()?;
         if !prebuilt.is_empty() {
-            let key = self.key()?;
+            let key = self.key_of(&resolved);
             if let Some(p) = prebuilt.iter().find(|p| p.key == key.as_slice()) {
                 return Ok(Program::new(self.arch(), p.insns.to_vec()));
             }
         }
-        self.build()
+        let insns = crate::codegen::generate(self, &resolved)?;
+        Ok(Program::new(self.arch(), insns))
     }
 
     /// Rust source of a [`Prebuilt`] for this filter: its key and the
     /// program [`build`](Filter::build) generates, as an expression (for a
     /// generator that writes them into the caller's source).
     pub fn prebuilt_source(&self) -> Result<String, BuildError> {
-        let key = self.key()?;
-        let program = self.build()?;
+        let resolved = self.resolve()?;
+        let key = self.key_of(&resolved);
+        let program = crate::codegen::generate(self, &resolved)?;
         let mut s = String::from("Prebuilt {\n    key: &[\n");
         for chunk in key.chunks(6) {
             s.push_str("       ");
@@ -106,7 +114,7 @@ impl Filter {
             s.push('\n');
         }
         s.push_str("    ],\n    insns: &[\n");
-        for i in program.insns() {
+        for i in &program {
             s.push_str(&format!(
                 "        Insn::new({:#06x}, {}, {}, {:#x}),\n",
                 i.code, i.jt, i.jf, i.k
