@@ -11,6 +11,7 @@ mod redis;
 mod run;
 mod sandbox;
 mod scenario;
+mod spawn;
 mod stage;
 mod stats;
 mod table;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 
-use super::measure::{Run, Runner};
+use super::measure::{Run, Runner, sys};
 use super::record::{Measured, Outcome, Row, ScenarioRecord};
 use super::sandbox::{Sandbox, Wrapped};
 use super::scenario::{Metric, Scenario, parse_loop_line};
@@ -194,6 +194,18 @@ pub fn process(
 ) -> ScenarioRecord {
     let cwd = &ctx.stage.root;
     let tmp = &ctx.stage.tmp;
+    if let Some(uid) = sc.run_as {
+        let me = sys::euid();
+        if me != 0 && me != uid {
+            return skipped(
+                sc,
+                metric.name(),
+                format!(
+                    "runs as uid {uid}: the bench must run as root to switch (it runs as uid {me})"
+                ),
+            );
+        }
+    }
     let sample = |run: &Run| -> Result<f64, String> {
         if !run.success() {
             return Err(run.failure());
@@ -204,7 +216,7 @@ pub fn process(
         }
     };
     let once = |argv: &[OsString]| -> Result<(f64, Run), String> {
-        let run = ctx.runner.run(argv, cwd, sc.timeout)?;
+        let run = ctx.runner.run_as(argv, cwd, sc.timeout, sc.run_as)?;
         let value = sample(&run)?;
         Ok((value, run))
     };
@@ -221,13 +233,16 @@ pub fn process(
             if let (Some(probe), true) = (probe, w.enforces_deny)
                 && let Ok(p) = sandbox.wrap(&sc.rules, cwd, tmp, probe)
             {
-                let checked = ctx.runner.run(&p.argv, cwd, sc.timeout).and_then(|run| {
-                    if run.success() {
-                        Ok(())
-                    } else {
-                        Err(run.failure())
-                    }
-                });
+                let checked = ctx
+                    .runner
+                    .run_as(&p.argv, cwd, sc.timeout, sc.run_as)
+                    .and_then(|run| {
+                        if run.success() {
+                            Ok(())
+                        } else {
+                            Err(run.failure())
+                        }
+                    });
                 if let Err(e) = checked {
                     slot.state = Err(format!("deny check failed: {e}"));
                 }

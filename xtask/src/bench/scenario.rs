@@ -15,6 +15,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "start-up: /bin/true, sandlock with its default profile (`sandlock run -- /bin/true`)",
     ),
     (
+        "startup-user",
+        "start-up: /bin/true as uid 65534 (bare too), sandlock as `sandlock run -- /bin/true`",
+    ),
+    (
         "open",
         "open loop: open+close of one file, no rule that intercepts openat",
     ),
@@ -121,7 +125,14 @@ pub struct Scenario {
     pub rounds: usize,
     /// Per-run deadline.
     pub timeout: Duration,
+    /// Runs every command of the scenario, bare included, as this uid (and
+    /// the group of the same number, without supplementary groups). The
+    /// bench must run as root to switch.
+    pub run_as: Option<u32>,
 }
+
+/// The unprivileged user of `startup-user` (`nobody` on Debian).
+pub const NOBODY: u32 = 65534;
 
 /// Ports the network scenarios use.
 #[derive(Debug, Clone, Copy)]
@@ -185,6 +196,7 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
             warmup: 1,
             rounds: loop_rounds,
             timeout: long,
+            run_as: None,
         }
     };
 
@@ -202,6 +214,7 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
         warmup: q(5, 1) as usize,
         rounds: q(60, 10) as usize,
         timeout: Duration::from_secs(30),
+        run_as: None,
     };
 
     let mut v = vec![
@@ -216,6 +229,19 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
             },
         ),
         Scenario {
+            run_as: Some(NOBODY),
+            ..start_up(
+                "startup-user",
+                "start-up: /bin/true as uid 65534 (bare too); sandlock as `sandlock run -- \
+                 /bin/true` (its default profile: /etc whole, the secrets being unreadable \
+                 to that user), the others with the same grants",
+                Rules {
+                    sandlock_default: true,
+                    ..Rules::default()
+                },
+            )
+        },
+        Scenario {
             name: "open",
             title: format!("open loop: {opens} open+close, no intercepting rule"),
             rules: open_rules.clone(),
@@ -228,6 +254,7 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
             warmup: 1,
             rounds: loop_rounds,
             timeout: long,
+            run_as: None,
         },
         Scenario {
             name: "open-deny",
@@ -251,6 +278,7 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
             warmup: 1,
             rounds: loop_rounds,
             timeout: long,
+            run_as: None,
         },
         Scenario {
             name: "fork",
@@ -268,6 +296,7 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
             warmup: 1,
             rounds: loop_rounds,
             timeout: long,
+            run_as: None,
         },
         Scenario {
             name: "connect",
@@ -293,6 +322,7 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
             warmup: 1,
             rounds: loop_rounds,
             timeout: long,
+            run_as: None,
         },
         Scenario {
             name: "alloc",
@@ -310,6 +340,7 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
             warmup: 1,
             rounds: loop_rounds,
             timeout: long,
+            run_as: None,
         },
         Scenario {
             name: "clock",
@@ -327,6 +358,7 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
             warmup: 1,
             rounds: loop_rounds,
             timeout: long,
+            run_as: None,
         },
         Scenario {
             name: "clock-syscall",
@@ -346,6 +378,7 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
             warmup: 1,
             rounds: loop_rounds,
             timeout: long,
+            run_as: None,
         },
         random_loop("getrandom", "calls", Some(42), &[]),
         random_loop(
@@ -364,6 +397,7 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
             warmup: 0,
             rounds: 0,
             timeout: long,
+            run_as: None,
         },
         Scenario {
             name: "redis",
@@ -382,6 +416,7 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
             warmup: 0,
             rounds: q(5, 2) as usize,
             timeout: Duration::from_secs(600),
+            run_as: None,
         },
     ];
     debug_assert!(v.iter().map(|s| s.name).eq(CATALOGUE.iter().map(|c| c.0)));
