@@ -68,6 +68,30 @@ static int m_marker(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * exemarker OUTFILE: appends the file this process is an image of
+ * (/proc/self/exe), which tells two copies apart when both were run
+ * through the same symlink (AT_EXECFN is then the symlink's name).
+ */
+static int m_exemarker(int argc, char **argv)
+{
+	need_args(argc, 1, "exemarker OUTFILE");
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 2);
+	if (n < 0) {
+		report("exemarker-readlink", -1);
+		return 1;
+	}
+	exe[n++] = '\n';
+	int fd = open(argv[0], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+	if (fd < 0 || write(fd, exe, (size_t)n) != n) {
+		report("exemarker-write", -1);
+		return 1;
+	}
+	close(fd);
+	return 0;
+}
+
 static int m_nsholder(int argc, char **argv)
 {
 	(void)argc;
@@ -384,6 +408,7 @@ int main(int argc, char **argv)
 	static const struct mode modes[] = {
 		{"sentinel", m_sentinel},
 		{"marker", m_marker},
+		{"exemarker", m_exemarker},
 		{"nsholder", m_nsholder},
 		{"keyfind", m_keyfind},
 		{"handle", m_handle},

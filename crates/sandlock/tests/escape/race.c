@@ -1,6 +1,8 @@
 /*
  * Attack class 4: changing a pointer argument between the supervisor's
- * check and the kernel's use.
+ * check and the kernel's use; and (modes exchange, swapwrite) changing
+ * what a path names on disk, from outside the sandbox, while the sandbox
+ * opens it.
  *
  * A buffer alternates between an allowed value A and a refused value B as
  * fast as a "flipper" can write it, while the main thread passes it to the
@@ -15,12 +17,15 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 
 #define NR_OPENAT2 437
+#define NR_RENAMEAT2 316
+#define RENAME_EXCHANGE_FLAG 2
 
 struct shared {
 	volatile int stop;
@@ -342,6 +347,96 @@ static int a_argv(int argc, char **argv)
 	return run_execs(s, &f, argv[1], argv[2], 0, num(argv[5]));
 }
 
+/*
+ * exchange A B: swaps the two names (renameat2 RENAME_EXCHANGE) as fast as
+ * it can, until a line (or end of file) arrives on stdin. Run bare, outside
+ * the sandbox: a symlink and its target, or a directory and a symlink,
+ * trade places under the sandboxed opener.
+ */
+static int a_exchange(int argc, char **argv)
+{
+	need_args(argc, 2, "exchange A B");
+	long swaps = 0;
+	int last = 0;
+	ready();
+	for (;;) {
+		for (int i = 0; i < 256; i++) {
+			if (syscall(NR_RENAMEAT2, AT_FDCWD, argv[0], AT_FDCWD, argv[1],
+				    RENAME_EXCHANGE_FLAG) == 0)
+				swaps++;
+			else
+				last = errno;
+		}
+		struct pollfd p = {.fd = 0, .events = POLLIN};
+		if (poll(&p, 1, 0) != 0)
+			break;
+	}
+	tally("exchange", swaps, 0, last);
+	return 0;
+}
+
+/* swapwrite PATH ITERS: open PATH for appending and write "R", ITERS times. */
+static int a_swapwrite(int argc, char **argv)
+{
+	need_args(argc, 2, "swapwrite PATH ITERS");
+	long iters = num(argv[1]);
+	ready();
+	wait_go();
+	long ok = 0, failed = 0;
+	int last = 0;
+	for (long i = 0; i < iters; i++) {
+		if ((i & 31) == 31)
+			sched_yield();
+		int fd = open(argv[0], O_WRONLY | O_APPEND);
+		if (fd < 0) {
+			failed++;
+			last = errno;
+			continue;
+		}
+		ok++;
+		if (write(fd, "R", 1) != 1)
+			last = errno;
+		close(fd);
+	}
+	tally("swapwrite", ok, failed, last);
+	return 0;
+}
+
+/*
+ * swapexec PATH OUTFILE ITERS: clone(CLONE_VFORK) + execve of PATH as the
+ * helpers' exemarker (which appends the file it is an image of to OUTFILE).
+ */
+static int a_swapexec(int argc, char **argv)
+{
+	need_args(argc, 3, "swapexec PATH OUTFILE ITERS");
+	size_t sz = 256 * 1024;
+	char *stack = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (stack == MAP_FAILED)
+		return 1;
+	char *args[] = {"marker", (char *)g_tag, "exemarker", argv[1], NULL};
+	struct exec_req req = {.path = argv[0], .args = args};
+	long iters = num(argv[2]);
+	ready();
+	wait_go();
+	long ok = 0, failed = 0;
+	int last = 0;
+	for (long i = 0; i < iters; i++) {
+		pid_t c = clone(exec_child, stack + sz, CLONE_VM | CLONE_VFORK | SIGCHLD, &req);
+		int st = 0;
+		if (c < 0 || waitpid(c, &st, 0) < 0) {
+			failed++;
+			last = errno;
+		} else if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+			ok++;
+		} else {
+			failed++;
+			last = WIFEXITED(st) ? WEXITSTATUS(st) - 100 : -WTERMSIG(st);
+		}
+	}
+	tally("swapexec", ok, failed, last);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct mode modes[] = {
@@ -349,6 +444,9 @@ int main(int argc, char **argv)
 		{"open", a_open},
 		{"exec", a_exec},
 		{"argv", a_argv},
+		{"exchange", a_exchange},
+		{"swapwrite", a_swapwrite},
+		{"swapexec", a_swapexec},
 		{0, 0},
 	};
 	return dispatch(modes, argc, argv);

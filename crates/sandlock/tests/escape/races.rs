@@ -2,14 +2,22 @@
 //! and the kernel's use (`race.c`), by a sibling thread, a `CLONE_VM`
 //! process, and a process mapping the same memfd.
 //!
+//! The `*_swap` scenarios race the file system instead: a bare process
+//! outside the sandbox keeps exchanging two names (`renameat2` with
+//! `RENAME_EXCHANGE`: a symlink's target, a directory and a symlink) while
+//! the sandbox opens the path, so what the path names changes between any
+//! check and any use, at the kernel's pace rather than the supervisor's.
+//!
 //! Bare, each race reaches both values (the refused one included), which
 //! shows the flipping works; under sandlock the refused value must never
 //! take effect, and the allowed one must (or the race did not run).
 
+use std::ffi::OsString;
 use std::fs;
+use std::path::Path;
 
 use crate::checks::{Bare, marker_lines, verdict};
-use crate::harness::{Attack, Mode, Scratch};
+use crate::harness::{Attack, Mode, Res, Scratch, results};
 use crate::observe::LoopbackPair;
 use crate::programs::callback_runner;
 
@@ -32,10 +40,19 @@ escape_tests!(run:
     race_exec_argv,
 );
 
+escape_tests!(run:
+    race_symlink_swap,
+    race_symlink_swap_landlock,
+    race_directory_swap,
+    race_exec_swap,
+);
+
 const FLIPPERS: [&str; 3] = ["thread", "clonevm", "memfd"];
 const NET_ITERS: &str = "3000";
 const OPEN_ITERS: &str = "2000";
 const EXEC_ITERS: &str = "1000";
+const SWAP_ITERS: &str = "3000";
+const SWAP_EXEC_ITERS: &str = "600";
 
 /// connect/sendto/sendmsg/sendmmsg to an address flipping between
 /// 127.0.0.1 (allowed) and 127.0.0.2 (refused).
@@ -210,5 +227,182 @@ fn race_exec_argv(mode: Mode) {
                 out.describe()
             );
         }
+    }
+}
+
+/// One on-disk swap race: `path` is opened for appending `SWAP_ITERS`
+/// times inside the sandbox (under `flags`) while a bare process of the
+/// same user exchanges `names` as fast as it can. `refused` must stay
+/// "orig"; the allowed file (read by `allowed` afterwards) must have been
+/// written.
+fn race_on_disk(
+    mode: Mode,
+    path: &Path,
+    names: (&Path, &Path),
+    flags: &[OsString],
+    allowed: &dyn Fn() -> String,
+    refused: &Path,
+    what: &str,
+) {
+    let mut flipper = Attack::new(Mode::Bare(mode.user()), "race", "exchange")
+        .arg(names.0)
+        .arg(names.1)
+        .spawn();
+    flipper.ready();
+    let out = Attack::new(mode, "race", "swapwrite")
+        .arg(path)
+        .arg(SWAP_ITERS)
+        .flags(flags)
+        .run("");
+    let flips = flipper.finish();
+    let swaps = match results(&flips.lines).get("exchange") {
+        Some(Res::Ok(n)) => *n,
+        _ => 0,
+    };
+    assert!(
+        swaps > 0,
+        "the names were never exchanged\n{}",
+        flips.describe()
+    );
+    let refused_now = fs::read_to_string(refused).unwrap_or_default();
+    let what = format!("{what} ({swaps} exchanges): the refused file was written");
+    verdict(mode, Bare::Works, refused_now != "orig", &what, &out);
+    if mode.sandboxed() {
+        assert_ne!(
+            allowed(),
+            "orig",
+            "the allowed file was never written\n{}",
+            out.describe()
+        );
+    }
+}
+
+/// `rw/la` and `rw/lb` are symlinks to `pub` and to `secret`, exchanged
+/// from outside: `rw/la` names one file, then the other. `secret` is
+/// closed by `--fs-deny` (the supervisor resolves, pins and checks).
+fn race_symlink_swap(mode: Mode) {
+    let s = Scratch::new(mode.user());
+    s.dir("rw");
+    let allowed = s.file("rw/pub", "orig");
+    let refused = s.file("rw/secret", "orig");
+    let (la, lb) = (s.join("rw/la"), s.join("rw/lb"));
+    s.symlink("pub", "rw/la");
+    s.symlink("secret", "rw/lb");
+    let flags: Vec<OsString> = vec![
+        "-w".into(),
+        s.join("rw").into(),
+        "--fs-deny".into(),
+        refused.clone().into(),
+    ];
+    let what = "a symlink swapped between an allowed and a denied file";
+    let allowed = || fs::read_to_string(&allowed).unwrap_or_default();
+    race_on_disk(mode, &la, (&la, &lb), &flags, &allowed, &refused, what);
+}
+
+/// The same swap with the refused file outside every grant: Landlock
+/// alone stands in the way (no deny rule, nothing intercepted).
+fn race_symlink_swap_landlock(mode: Mode) {
+    let s = Scratch::new(mode.user());
+    s.dir("rw");
+    s.dir("out");
+    let allowed = s.file("rw/pub", "orig");
+    let refused = s.file("out/secret", "orig");
+    let (la, lb) = (s.join("rw/la"), s.join("rw/lb"));
+    s.symlink("pub", "rw/la");
+    s.symlink("../out/secret", "rw/lb");
+    let flags: Vec<OsString> = vec!["-w".into(), s.join("rw").into()];
+    let what = "a symlink swapped between a granted file and one outside every grant";
+    let allowed = || fs::read_to_string(&allowed).unwrap_or_default();
+    race_on_disk(mode, &la, (&la, &lb), &flags, &allowed, &refused, what);
+}
+
+/// `rw/d` is a directory, and `rw/dx` a symlink to the denied directory
+/// `rw/sdir`; exchanged from outside, `rw/d/f` names `rw/d/f` or
+/// `rw/sdir/f` in turn.
+fn race_directory_swap(mode: Mode) {
+    let s = Scratch::new(mode.user());
+    s.dir("rw");
+    s.dir("rw/d");
+    s.dir("rw/sdir");
+    s.file("rw/d/f", "orig");
+    let refused = s.file("rw/sdir/f", "orig");
+    let (d, dx) = (s.join("rw/d"), s.join("rw/dx"));
+    s.symlink("sdir", "rw/dx");
+    let flags: Vec<OsString> = vec![
+        "-w".into(),
+        s.join("rw").into(),
+        "--fs-deny".into(),
+        s.join("rw/sdir").into(),
+    ];
+    // The allowed file moves with its directory: after an odd number of
+    // exchanges the directory is `rw/dx`. Read it wherever it is.
+    let allowed = || {
+        let real = if fs::symlink_metadata(&d).is_ok_and(|m| m.is_dir()) {
+            &d
+        } else {
+            &dx
+        };
+        fs::read_to_string(real.join("f")).unwrap_or_default()
+    };
+    let what = "a directory swapped with a symlink to a denied directory";
+    race_on_disk(
+        mode,
+        &d.join("f"),
+        (&d, &dx),
+        &flags,
+        &allowed,
+        &refused,
+        what,
+    );
+}
+
+/// `bin/la` and `bin/lb` are symlinks to two copies of a program, `markA`
+/// and `markB` (under `--fs-deny`), exchanged from outside while the
+/// sandbox executes `bin/la`: the supervisor checks the file the path
+/// names, then the kernel resolves the path again for the exec itself.
+/// Each copy logs the file it is an image of (`/proc/self/exe`).
+fn race_exec_swap(mode: Mode) {
+    let s = Scratch::new(mode.user());
+    s.dir("bin");
+    let outdir = s.dir("out");
+    s.program("bin/markA", "helpers");
+    let b = s.program("bin/markB", "helpers");
+    let (la, lb) = (s.join("bin/la"), s.join("bin/lb"));
+    s.symlink("markA", "bin/la");
+    s.symlink("markB", "bin/lb");
+    let log = outdir.join("log");
+    let mut flipper = Attack::new(Mode::Bare(mode.user()), "race", "exchange")
+        .arg(&la)
+        .arg(&lb)
+        .spawn();
+    flipper.ready();
+    let out = Attack::new(mode, "race", "swapexec")
+        .arg(&la)
+        .arg(&log)
+        .arg(SWAP_EXEC_ITERS)
+        .flag("-r")
+        .flag(s.join("bin"))
+        .flag("-w")
+        .flag(&outdir)
+        .flag("--fs-deny")
+        .flag(&b)
+        .run("");
+    let flips = flipper.finish();
+    assert!(
+        matches!(results(&flips.lines).get("exchange"), Some(Res::Ok(n)) if *n > 0),
+        "the names were never exchanged\n{}",
+        flips.describe()
+    );
+    let lines = marker_lines(&log);
+    let ran_b = lines.iter().filter(|l| l.ends_with("/markB")).count();
+    let what =
+        format!("execve of a symlink swapped between two programs: the denied one ran {ran_b}x");
+    verdict(mode, Bare::Works, ran_b > 0, &what, &out);
+    if mode.sandboxed() {
+        assert!(
+            lines.iter().any(|l| l.ends_with("/markA")),
+            "the allowed program never ran\n{}",
+            out.describe()
+        );
     }
 }

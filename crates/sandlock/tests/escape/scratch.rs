@@ -118,6 +118,14 @@ impl Scratch {
         p
     }
 
+    /// Create symlink `rel` pointing to `target`, owned by the owner.
+    pub fn symlink(&self, target: &str, rel: &str) -> PathBuf {
+        let p = self.join(rel);
+        std::os::unix::fs::symlink(target, &p).unwrap();
+        std::os::unix::fs::lchown(&p, Some(self.owner), Some(self.owner)).unwrap();
+        p
+    }
+
     /// Copy one of the compiled programs to `rel`, executable.
     pub fn program(&self, rel: &str, prog: &str) -> PathBuf {
         let p = self.join(rel);
