@@ -22,6 +22,7 @@
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #define NR_OPENAT2 437
 #define NR_RENAMEAT2 316
@@ -403,6 +404,52 @@ static int a_swapwrite(int argc, char **argv)
 }
 
 /*
+ * swapconnect stream|dgram PATH ITERS: connect a unix stream socket to
+ * PATH, or send a datagram to it, ITERS times.
+ */
+static int a_swapconnect(int argc, char **argv)
+{
+	need_args(argc, 3, "swapconnect stream|dgram PATH ITERS");
+	int stream = strcmp(argv[0], "stream") == 0;
+	struct sockaddr_un su = {.sun_family = AF_UNIX};
+	if (strlen(argv[1]) >= sizeof su.sun_path) {
+		say("ERROR path too long");
+		return 2;
+	}
+	strcpy(su.sun_path, argv[1]);
+	long iters = num(argv[2]);
+	int dgram = stream ? -1 : socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ready();
+	wait_go();
+	long ok = 0, failed = 0;
+	int last = 0;
+	for (long i = 0; i < iters; i++) {
+		if ((i & 31) == 31)
+			sched_yield();
+		long r;
+		if (stream) {
+			int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			r = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&su, sizeof su);
+			if (fd >= 0) {
+				int e = errno;
+				close(fd);
+				errno = e;
+			}
+		} else {
+			r = sendto(dgram, "x", 1, 0, (struct sockaddr *)&su, sizeof su);
+		}
+		if (r < 0) {
+			failed++;
+			last = errno;
+		} else {
+			ok++;
+		}
+	}
+	tally("swapconnect", ok, failed, last);
+	return 0;
+}
+
+/*
  * swapexec PATH OUTFILE ITERS: clone(CLONE_VFORK) + execve of PATH as the
  * helpers' exemarker (which appends the file it is an image of to OUTFILE).
  */
@@ -447,6 +494,7 @@ int main(int argc, char **argv)
 		{"exchange", a_exchange},
 		{"swapwrite", a_swapwrite},
 		{"swapexec", a_swapexec},
+		{"swapconnect", a_swapconnect},
 		{0, 0},
 	};
 	return dispatch(modes, argc, argv);

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use crate::checks::{Bare, marker_lines, verdict};
 use crate::harness::{Attack, Mode, Res, Scratch, results};
-use crate::observe::LoopbackPair;
+use crate::observe::{LoopbackPair, UnixCounter, UnixName};
 use crate::programs::callback_runner;
 
 escape_tests!(run:
@@ -45,6 +45,8 @@ escape_tests!(run:
     race_symlink_swap_landlock,
     race_directory_swap,
     race_exec_swap,
+    race_unix_socket_swap,
+    race_unix_datagram_swap,
 );
 
 const FLIPPERS: [&str; 3] = ["thread", "clonevm", "memfd"];
@@ -405,4 +407,68 @@ fn race_exec_swap(mode: Mode) {
             out.describe()
         );
     }
+}
+
+/// `rw/la` and `rw/lb` are symlinks to a socket inside the grants
+/// (`rw/ok.sock`) and to a "host daemon" outside them
+/// (`outside/daemon.sock`), exchanged from outside while the sandbox
+/// connects (or sends a datagram) to `rw/la`. Landlock does not govern
+/// reaching a named socket: the supervisor resolves and checks the path,
+/// then uses the pinned inode, never the task's path again.
+fn race_unix_swap(mode: Mode, kind: &str) {
+    let s = Scratch::new(mode.user());
+    let rw = s.dir("rw");
+    s.dir("outside");
+    let counter = |rel: &str| {
+        let name = UnixName::Path(s.join(rel));
+        match kind {
+            "stream" => UnixCounter::stream(name),
+            _ => UnixCounter::dgram(name),
+        }
+        .expect("unix socket")
+    };
+    let daemon = counter("outside/daemon.sock");
+    let allowed = counter("rw/ok.sock");
+    let (la, lb) = (s.join("rw/la"), s.join("rw/lb"));
+    s.symlink("ok.sock", "rw/la");
+    s.symlink("../outside/daemon.sock", "rw/lb");
+    let mut flipper = Attack::new(Mode::Bare(mode.user()), "race", "exchange")
+        .arg(&la)
+        .arg(&lb)
+        .spawn();
+    flipper.ready();
+    let out = Attack::new(mode, "race", "swapconnect")
+        .arg(kind)
+        .arg(&la)
+        .arg(SWAP_ITERS)
+        .flag("-w")
+        .flag(&rw)
+        .run("");
+    let flips = flipper.finish();
+    assert!(
+        matches!(results(&flips.lines).get("exchange"), Some(Res::Ok(n)) if *n > 0),
+        "the names were never exchanged\n{}",
+        flips.describe()
+    );
+    let reached = daemon.count();
+    let what = format!(
+        "a {kind} unix socket reached through a symlink swapped to one outside the grants: \
+         {reached} reached it"
+    );
+    verdict(mode, Bare::Works, reached > 0, &what, &out);
+    if mode.sandboxed() {
+        assert!(
+            allowed.count() > 0,
+            "the allowed socket was never reached\n{}",
+            out.describe()
+        );
+    }
+}
+
+fn race_unix_socket_swap(mode: Mode) {
+    race_unix_swap(mode, "stream");
+}
+
+fn race_unix_datagram_swap(mode: Mode) {
+    race_unix_swap(mode, "dgram");
 }
