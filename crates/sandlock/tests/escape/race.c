@@ -1,6 +1,6 @@
 /*
  * Attack class 4: changing a pointer argument between the supervisor's
- * check and the kernel's use; and (modes exchange, swapwrite) changing
+ * check and the kernel's use; and (modes exchange and swap*) changing
  * what a path names on disk, from outside the sandbox, while the sandbox
  * opens it.
  *
@@ -22,6 +22,7 @@
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #define NR_OPENAT2 437
@@ -376,11 +377,21 @@ static int a_exchange(int argc, char **argv)
 	return 0;
 }
 
-/* swapwrite PATH ITERS: open PATH for appending and write "R", ITERS times. */
-static int a_swapwrite(int argc, char **argv)
+/*
+ * swapop write|unlink|chmod PATH ITERS, ITERS times:
+ *   write   open PATH for appending and write "R";
+ *   unlink  create PATH (if it can), then unlink it;
+ *   chmod   chmod PATH 0600.
+ */
+static int a_swapop(int argc, char **argv)
 {
-	need_args(argc, 2, "swapwrite PATH ITERS");
-	long iters = num(argv[1]);
+	need_args(argc, 3, "swapop write|unlink|chmod PATH ITERS");
+	const char *op = argv[0], *path = argv[1];
+	if (strcmp(op, "write") != 0 && strcmp(op, "unlink") != 0 && strcmp(op, "chmod") != 0) {
+		say("ERROR unknown op %s", op);
+		return 2;
+	}
+	long iters = num(argv[2]);
 	ready();
 	wait_go();
 	long ok = 0, failed = 0;
@@ -388,18 +399,31 @@ static int a_swapwrite(int argc, char **argv)
 	for (long i = 0; i < iters; i++) {
 		if ((i & 31) == 31)
 			sched_yield();
-		int fd = open(argv[0], O_WRONLY | O_APPEND);
-		if (fd < 0) {
+		int r;
+		if (strcmp(op, "write") == 0) {
+			int fd = open(path, O_WRONLY | O_APPEND);
+			r = fd < 0 ? -1 : 0;
+			if (fd >= 0) {
+				if (write(fd, "R", 1) != 1)
+					last = errno;
+				close(fd);
+			}
+		} else if (strcmp(op, "unlink") == 0) {
+			int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+			if (fd >= 0)
+				close(fd);
+			r = unlink(path);
+		} else {
+			r = chmod(path, 0600);
+		}
+		if (r < 0) {
 			failed++;
 			last = errno;
-			continue;
+		} else {
+			ok++;
 		}
-		ok++;
-		if (write(fd, "R", 1) != 1)
-			last = errno;
-		close(fd);
 	}
-	tally("swapwrite", ok, failed, last);
+	tally(op, ok, failed, last);
 	return 0;
 }
 
@@ -492,7 +516,7 @@ int main(int argc, char **argv)
 		{"exec", a_exec},
 		{"argv", a_argv},
 		{"exchange", a_exchange},
-		{"swapwrite", a_swapwrite},
+		{"swapop", a_swapop},
 		{"swapexec", a_swapexec},
 		{"swapconnect", a_swapconnect},
 		{0, 0},

@@ -17,7 +17,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::checks::{Bare, marker_lines, verdict};
-use crate::harness::{Attack, Mode, Res, Scratch, results};
+use crate::harness::{Attack, Mode, Outcome, Res, Scratch, results};
 use crate::observe::{LoopbackPair, UnixCounter, UnixName};
 use crate::programs::callback_runner;
 
@@ -44,6 +44,8 @@ escape_tests!(run:
     race_symlink_swap,
     race_symlink_swap_landlock,
     race_directory_swap,
+    race_unlink_swap,
+    race_chmod_swap,
     race_exec_swap,
     race_unix_socket_swap,
     race_unix_datagram_swap,
@@ -232,29 +234,32 @@ fn race_exec_argv(mode: Mode) {
     }
 }
 
-/// One on-disk swap race: `path` is opened for appending `SWAP_ITERS`
-/// times inside the sandbox (under `flags`) while a bare process of the
-/// same user exchanges `names` as fast as it can. `refused` must stay
-/// "orig"; the allowed file (read by `allowed` afterwards) must have been
-/// written.
-fn race_on_disk(
-    mode: Mode,
-    path: &Path,
-    names: (&Path, &Path),
-    flags: &[OsString],
-    allowed: &dyn Fn() -> String,
-    refused: &Path,
-    what: &str,
-) {
+/// One on-disk swap race: `op` (`race swapop`: write, unlink, chmod) is
+/// applied to `path` `SWAP_ITERS` times inside the sandbox (under `flags`)
+/// while a bare process of the same user exchanges `names` as fast as it
+/// can. `refused_changed` must stay false; `allowed_changed` (given the
+/// attack's outcome) must become true.
+struct OnDisk<'a> {
+    op: &'a str,
+    path: &'a Path,
+    names: (&'a Path, &'a Path),
+    flags: Vec<OsString>,
+    refused_changed: &'a dyn Fn() -> bool,
+    allowed_changed: &'a dyn Fn(&Outcome) -> bool,
+    what: &'a str,
+}
+
+fn race_on_disk(mode: Mode, r: OnDisk<'_>) {
     let mut flipper = Attack::new(Mode::Bare(mode.user()), "race", "exchange")
-        .arg(names.0)
-        .arg(names.1)
+        .arg(r.names.0)
+        .arg(r.names.1)
         .spawn();
     flipper.ready();
-    let out = Attack::new(mode, "race", "swapwrite")
-        .arg(path)
+    let out = Attack::new(mode, "race", "swapop")
+        .arg(r.op)
+        .arg(r.path)
         .arg(SWAP_ITERS)
-        .flags(flags)
+        .flags(&r.flags)
         .run("");
     let flips = flipper.finish();
     let swaps = match results(&flips.lines).get("exchange") {
@@ -266,17 +271,23 @@ fn race_on_disk(
         "the names were never exchanged\n{}",
         flips.describe()
     );
-    let refused_now = fs::read_to_string(refused).unwrap_or_default();
-    let what = format!("{what} ({swaps} exchanges): the refused file was written");
-    verdict(mode, Bare::Works, refused_now != "orig", &what, &out);
+    let what = format!(
+        "{}, {} ({swaps} exchanges): the refused file changed",
+        r.what, r.op
+    );
+    verdict(mode, Bare::Works, (r.refused_changed)(), &what, &out);
     if mode.sandboxed() {
-        assert_ne!(
-            allowed(),
-            "orig",
-            "the allowed file was never written\n{}",
+        assert!(
+            (r.allowed_changed)(&out),
+            "the allowed file never changed\n{}",
             out.describe()
         );
     }
+}
+
+/// Whether `path` no longer holds "orig".
+fn rewritten(path: &Path) -> bool {
+    fs::read_to_string(path).unwrap_or_default() != "orig"
 }
 
 /// `rw/la` and `rw/lb` are symlinks to `pub` and to `secret`, exchanged
@@ -296,9 +307,18 @@ fn race_symlink_swap(mode: Mode) {
         "--fs-deny".into(),
         refused.clone().into(),
     ];
-    let what = "a symlink swapped between an allowed and a denied file";
-    let allowed = || fs::read_to_string(&allowed).unwrap_or_default();
-    race_on_disk(mode, &la, (&la, &lb), &flags, &allowed, &refused, what);
+    race_on_disk(
+        mode,
+        OnDisk {
+            op: "write",
+            path: &la,
+            names: (&la, &lb),
+            flags,
+            refused_changed: &|| rewritten(&refused),
+            allowed_changed: &|_| rewritten(&allowed),
+            what: "a symlink swapped between an allowed and a denied file",
+        },
+    );
 }
 
 /// The same swap with the refused file outside every grant: Landlock
@@ -313,9 +333,18 @@ fn race_symlink_swap_landlock(mode: Mode) {
     s.symlink("pub", "rw/la");
     s.symlink("../out/secret", "rw/lb");
     let flags: Vec<OsString> = vec!["-w".into(), s.join("rw").into()];
-    let what = "a symlink swapped between a granted file and one outside every grant";
-    let allowed = || fs::read_to_string(&allowed).unwrap_or_default();
-    race_on_disk(mode, &la, (&la, &lb), &flags, &allowed, &refused, what);
+    race_on_disk(
+        mode,
+        OnDisk {
+            op: "write",
+            path: &la,
+            names: (&la, &lb),
+            flags,
+            refused_changed: &|| rewritten(&refused),
+            allowed_changed: &|_| rewritten(&allowed),
+            what: "a symlink swapped between a granted file and one outside every grant",
+        },
+    );
 }
 
 /// `rw/d` is a directory, and `rw/dx` a symlink to the denied directory
@@ -344,17 +373,87 @@ fn race_directory_swap(mode: Mode) {
         } else {
             &dx
         };
-        fs::read_to_string(real.join("f")).unwrap_or_default()
+        rewritten(&real.join("f"))
     };
-    let what = "a directory swapped with a symlink to a denied directory";
     race_on_disk(
         mode,
-        &d.join("f"),
-        (&d, &dx),
-        &flags,
-        &allowed,
-        &refused,
-        what,
+        OnDisk {
+            op: "write",
+            path: &d.join("f"),
+            names: (&d, &dx),
+            flags,
+            refused_changed: &|| rewritten(&refused),
+            allowed_changed: &|_| allowed(),
+            what: "a directory swapped with a symlink to a denied directory",
+        },
+    );
+}
+
+/// The directory swap of [`race_directory_swap`], unlinking `rw/d/f`
+/// (created again before each try): `rw/sdir/f` must survive untouched.
+fn race_unlink_swap(mode: Mode) {
+    let s = Scratch::new(mode.user());
+    s.dir("rw");
+    s.dir("rw/d");
+    s.dir("rw/sdir");
+    s.file("rw/d/f", "orig");
+    let refused = s.file("rw/sdir/f", "orig");
+    let (d, dx) = (s.join("rw/d"), s.join("rw/dx"));
+    s.symlink("sdir", "rw/dx");
+    let flags: Vec<OsString> = vec![
+        "-w".into(),
+        s.join("rw").into(),
+        "--fs-deny".into(),
+        s.join("rw/sdir").into(),
+    ];
+    let unlinked =
+        |out: &Outcome| matches!(results(&out.lines).get("unlink"), Some(Res::Ok(n)) if *n > 0);
+    race_on_disk(
+        mode,
+        OnDisk {
+            op: "unlink",
+            path: &d.join("f"),
+            names: (&d, &dx),
+            flags,
+            // Unlinked, or unlinked and created again (empty) through the
+            // swapped directory: no longer "orig" either way.
+            refused_changed: &|| rewritten(&refused),
+            allowed_changed: &unlinked,
+            what: "a directory swapped with a symlink to a denied directory",
+        },
+    );
+}
+
+/// The symlink swap of [`race_symlink_swap`], with `chmod 0600` through
+/// `rw/la` (a change made on the supervisor, not by the confined worker):
+/// `secret` must keep its mode.
+fn race_chmod_swap(mode: Mode) {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new(mode.user());
+    s.dir("rw");
+    let allowed = s.file("rw/pub", "orig");
+    let refused = s.file("rw/secret", "orig");
+    let (la, lb) = (s.join("rw/la"), s.join("rw/lb"));
+    s.symlink("pub", "rw/la");
+    s.symlink("secret", "rw/lb");
+    let flags: Vec<OsString> = vec![
+        "-w".into(),
+        s.join("rw").into(),
+        "--fs-deny".into(),
+        refused.clone().into(),
+    ];
+    let mode_of = |p: &Path| fs::metadata(p).map_or(0, |m| m.permissions().mode() & 0o777);
+    race_on_disk(
+        mode,
+        OnDisk {
+            op: "chmod",
+            path: &la,
+            names: (&la, &lb),
+            flags,
+            refused_changed: &|| mode_of(&refused) != 0o644,
+            allowed_changed: &|_| mode_of(&allowed) == 0o600,
+            what: "a symlink swapped between an allowed and a denied file",
+        },
     );
 }
 
