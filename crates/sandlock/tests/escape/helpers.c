@@ -11,13 +11,17 @@
 #include <linux/io_uring.h>
 #include <linux/keyctl.h>
 #include <linux/seccomp.h>
+#include <mqueue.h>
 #include <sched.h>
 #include <stddef.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/msg.h>
 #include <sys/prctl.h>
+#include <sys/sem.h>
 #include <sys/shm.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -161,6 +165,48 @@ static int m_shmrm(int argc, char **argv)
 		return 0;
 	}
 	report("shmctl-rmid", shmctl(id, IPC_RMID, NULL));
+	return 0;
+}
+
+/*
+ * ipchost KEY NAME: the host's SysV shared memory segment (holding
+ * "orig"), message queue and semaphore (value 0) under KEY, and POSIX
+ * message queue /NAME, all mode 0666. READY; once stdin ends, reports
+ * which of them an attack changed (RESULT shm|msg|sem|mq ok=1) and
+ * removes them.
+ */
+static int m_ipchost(int argc, char **argv)
+{
+	need_args(argc, 2, "ipchost KEY NAME");
+	key_t key = (key_t)num(argv[0]);
+	char mqname[256];
+	snprintf(mqname, sizeof mqname, "/%s", argv[1]);
+	umask(0);
+	int shm = shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0666);
+	int msg = msgget(key, IPC_CREAT | IPC_EXCL | 0666);
+	int sem = semget(key, 1, IPC_CREAT | IPC_EXCL | 0666);
+	struct mq_attr attr = {.mq_maxmsg = 4, .mq_msgsize = 64};
+	mqd_t mq = mq_open(mqname, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666, &attr);
+	char *mem = shm < 0 ? (char *)-1 : shmat(shm, NULL, 0);
+	if (shm < 0 || msg < 0 || sem < 0 || mq == (mqd_t)-1 || mem == (char *)-1) {
+		report("ipchost-create", -1);
+		return 1;
+	}
+	strcpy(mem, "orig");
+	ready();
+	hold();
+	struct msqid_ds mds;
+	struct mq_attr now;
+	say("RESULT shm ok=%d", strcmp(mem, "orig") != 0);
+	say("RESULT msg ok=%d", msgctl(msg, IPC_STAT, &mds) == 0 && mds.msg_qnum > 0);
+	say("RESULT sem ok=%d", semctl(sem, 0, GETVAL) != 0);
+	say("RESULT mq ok=%d", mq_getattr(mq, &now) == 0 && now.mq_curmsgs > 0);
+	shmdt(mem);
+	shmctl(shm, IPC_RMID, NULL);
+	msgctl(msg, IPC_RMID, NULL);
+	semctl(sem, 0, IPC_RMID);
+	mq_close(mq);
+	mq_unlink(mqname);
 	return 0;
 }
 
@@ -413,6 +459,7 @@ int main(int argc, char **argv)
 		{"keyfind", m_keyfind},
 		{"handle", m_handle},
 		{"shmrm", m_shmrm},
+		{"ipchost", m_ipchost},
 		{"pidns", m_pidns},
 		{"leak-exec", m_leak_exec},
 		{"nolandlock", m_nolandlock},

@@ -20,10 +20,14 @@
 #include <linux/mount.h>
 #include <linux/perf_event.h>
 #include <linux/userfaultfd.h>
+#include <mqueue.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/msg.h>
 #include <sys/personality.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timex.h>
@@ -390,6 +394,49 @@ static int a_priv(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * ipc KEY NAME: reach the host's SysV objects under KEY and its POSIX
+ * message queue /NAME (made by helpers' ipchost): write into the shared
+ * memory, send a message, raise the semaphore, send to the queue.
+ */
+static int a_ipc(int argc, char **argv)
+{
+	need_args(argc, 2, "ipc KEY NAME");
+	key_t key = (key_t)num(argv[0]);
+	char mqname[256];
+	snprintf(mqname, sizeof mqname, "/%s", argv[1]);
+	ready();
+	wait_go();
+	int shm = shmget(key, 0, 0);
+	report("shmget", shm);
+	if (shm >= 0) {
+		char *mem = shmat(shm, NULL, 0);
+		report("shmat", mem == (char *)-1 ? -1 : 0);
+		if (mem != (char *)-1)
+			strcpy(mem, "pwned");
+	}
+	int msg = msgget(key, 0);
+	report("msgget", msg);
+	if (msg >= 0) {
+		struct {
+			long type;
+			char text[8];
+		} m = {1, "pwned"};
+		report("msgsnd", msgsnd(msg, &m, sizeof m.text, IPC_NOWAIT));
+	}
+	int sem = semget(key, 0, 0);
+	report("semget", sem);
+	if (sem >= 0) {
+		struct sembuf op = {.sem_num = 0, .sem_op = 1, .sem_flg = 0};
+		report("semop", semop(sem, &op, 1));
+	}
+	mqd_t mq = mq_open(mqname, O_WRONLY | O_CLOEXEC);
+	report("mq_open", mq == (mqd_t)-1 ? -1 : 0);
+	if (mq != (mqd_t)-1)
+		report("mq_send", mq_send(mq, "pwned", 5, 0));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct mode modes[] = {
@@ -408,6 +455,7 @@ int main(int argc, char **argv)
 		{"open-by-handle", a_open_by_handle},
 		{"personality", a_personality},
 		{"priv", a_priv},
+		{"ipc", a_ipc},
 		{0, 0},
 	};
 	return dispatch(modes, argc, argv);

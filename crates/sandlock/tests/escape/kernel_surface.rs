@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::checks::{Bare, ENOSYS, EPERM, fd_attack, namespace_attack, sysctl, verdict};
-use crate::harness::{Attack, Mode, Res, Scratch, User, bins, nonce};
+use crate::harness::{Attack, Mode, Res, Scratch, User, bins, nonce, results};
 use crate::observe::LoopbackPair;
 use crate::procfs;
 
@@ -39,6 +39,10 @@ escape_tests!(run:
 
 escape_tests!(run:
     io_uring_connect,
+);
+
+escape_tests!(run:
+    host_ipc_objects,
 );
 
 fn unshare_namespaces(mode: Mode) {
@@ -366,4 +370,43 @@ fn priv_adjtimex(mode: Mode) {
 
 fn priv_clock_adjtime(mode: Mode) {
     privileged(mode, "clock_adjtime", EINVAL, true);
+}
+
+/// The host's SysV shared memory, message queue and semaphore (under a
+/// key) and a POSIX message queue, all mode 0666, made by a bare root
+/// process: the sandbox, in its own IPC namespace, must change none of
+/// them (Landlock does not cover them).
+fn host_ipc_objects(mode: Mode) {
+    let hash = nonce("ipc").bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let key = 0x5f00_0000 | (hash & 0x00ff_ffff) as i32;
+    let name = nonce("sandlock-escape-mq-");
+    let mut host = Attack::new(Mode::Bare(User::Root), "helpers", "ipchost")
+        .arg(key.to_string())
+        .arg(&name)
+        .spawn();
+    host.ready();
+    let out = Attack::new(mode, "kernel", "ipc")
+        .arg(key.to_string())
+        .arg(&name)
+        .run("");
+    let host = host.finish();
+    let changed: Vec<&str> = ["shm", "msg", "sem", "mq"]
+        .into_iter()
+        .filter(|k| results(&host.lines).get(*k) == Some(&Res::Ok(1)))
+        .collect();
+    assert!(
+        ["shm", "msg", "sem", "mq"]
+            .iter()
+            .all(|k| results(&host.lines).contains_key(*k)),
+        "the host's objects were not reported\n{}",
+        host.describe()
+    );
+    let what = format!("the host's IPC objects changed: {changed:?}");
+    verdict(mode, Bare::Works, !changed.is_empty(), &what, &out);
+    if !mode.sandboxed() {
+        // Bare, every one of them is reachable (mode 0666), for both users.
+        assert_eq!(changed.len(), 4, "{}", out.describe());
+    }
 }
