@@ -7,12 +7,15 @@
 //!                     [--deny-argv WORD]... [--deny-last-arg WORD]... [--deny-path TEXT]...
 //!                     [--close-after TRIGGER=PATH]...
 //!                     [--panic-on TEXT] [--hang-on TEXT] [--callback-timeout SECS]
+//!                     [--isolate-signals on|off] [--pid-namespace on|off]
 //!                     [--audit FILE] -- COMMAND [ARGS]...
 //! ```
 //!
 //! It takes the `run FLAGS -- COMMAND` form of `sandlock run`, so the
 //! escape suite drives it like the command-line tool (`--panic-on` and
-//! `--hang-on` make the callback fail on purpose, to show it fails closed).
+//! `--hang-on` make the callback fail on purpose, to show it fails closed;
+//! `--pid-namespace off` shows what Landlock's scopes hold alone, as on a
+//! machine that refuses the namespace).
 #![allow(clippy::print_stderr)]
 
 use std::process::ExitCode;
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
     let (mut deny_argv, mut deny_last, mut deny_path) = (Vec::new(), Vec::new(), Vec::new());
     let mut close_after = Vec::new();
     let (mut panic_on, mut hang_on, mut audit) = (None, None, None);
+    let mut pid_namespace = true;
     let mut command = Vec::new();
     while let Some(a) = args.next() {
         if a == "--" {
@@ -58,6 +62,18 @@ fn main() -> ExitCode {
             "--hang-on" => hang_on = Some(v),
             "--callback-timeout" => b = b.callback_timeout(v),
             "--audit" => audit = Some(v),
+            "--isolate-signals" | "--pid-namespace" => {
+                let on = match v.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return usage(),
+                };
+                if a == "--pid-namespace" {
+                    pid_namespace = on;
+                } else {
+                    b = b.isolate_signals(on);
+                }
+            }
             _ => return usage(),
         }
     }
@@ -90,7 +106,7 @@ fn main() -> ExitCode {
         Verdict::Allow
     });
     let run = || -> Result<i32, Box<dyn std::error::Error>> {
-        let mut sandbox = Sandbox::new(policy.build()?)?;
+        let mut sandbox = Sandbox::new(policy.build()?)?.pid_namespace(pid_namespace);
         if let Some(f) = audit {
             sandbox = sandbox.audit(AuditLog::new(std::fs::File::create(f)?));
         }

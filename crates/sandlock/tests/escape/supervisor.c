@@ -95,6 +95,57 @@ static int a_kill(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * signal METHOD: the other ways to signal a process, aimed like kill:
+ *   tgkill    tgkill(PID, PID, SIGKILL);
+ *   sigqueue  rt_sigqueueinfo(PID, SIGKILL, ...);
+ *   pidfd     pidfd_open(PID) and pidfd_send_signal(SIGKILL);
+ *   sigio     F_SETOWN PID on a pipe with O_ASYNC, then a write: the
+ *             kernel sends SIGIO (whose default action ends a process).
+ */
+static int a_signal(int argc, char **argv)
+{
+	need_args(argc, 1, "signal tgkill|sigqueue|pidfd|sigio");
+	const char *how = argv[0];
+	ready();
+	long pid = target();
+	long r;
+	if (strcmp(how, "tgkill") == 0) {
+		r = syscall(SYS_tgkill, pid, pid, SIGKILL);
+	} else if (strcmp(how, "sigqueue") == 0) {
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		si.si_signo = SIGKILL;
+		si.si_code = SI_QUEUE;
+		si.si_pid = getpid();
+		si.si_uid = getuid();
+		r = syscall(SYS_rt_sigqueueinfo, pid, SIGKILL, &si);
+	} else if (strcmp(how, "pidfd") == 0) {
+		long fd = syscall(SYS_pidfd_open, pid, 0);
+		report("pidfd_open", fd);
+		r = fd < 0 ? -1 : syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0);
+	} else if (strcmp(how, "sigio") == 0) {
+		int p[2];
+		if (pipe(p) < 0) {
+			report("pipe", -1);
+			return 1;
+		}
+		r = fcntl(p[0], F_SETOWN, (int)pid);
+		report("setown", r);
+		if (r == 0) {
+			r = fcntl(p[0], F_SETFL, O_ASYNC | O_NONBLOCK);
+			report("async", r);
+			r = write(p[1], "x", 1) == 1 ? 0 : -1;
+		}
+	} else {
+		say("ERROR unknown method %s", how);
+		return 2;
+	}
+	report(how, r);
+	hold();
+	return 0;
+}
+
 static int a_kill_parent(int argc, char **argv)
 {
 	(void)argc;
@@ -276,6 +327,7 @@ int main(int argc, char **argv)
 		{"vm-read", a_vm_read},
 		{"vm-write", a_vm_write},
 		{"kill", a_kill},
+		{"signal", a_signal},
 		{"kill-parent", a_kill_parent},
 		{"kill-all", a_kill_all},
 		{"prlimit", a_prlimit},

@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::checks::{Bare, SECRET_VAR, Sentinel, fd_attack, verdict};
 use crate::harness::{Attack, HANG_GUARD, Mode, Outcome, Scratch, Session, User, bins, nonce};
 use crate::procfs;
+use crate::programs::callback_runner;
 
 escape_tests!(run:
     ptrace_supervisor,
@@ -44,6 +45,18 @@ escape_tests!(run:
 
 escape_tests!(run:
     kill_everything_default_policy,
+);
+
+escape_tests!(run:
+    tgkill_supervisor,
+    sigqueue_supervisor,
+    pidfd_signal_supervisor,
+    sigio_supervisor,
+    kill_supervisor_no_pidns,
+    tgkill_supervisor_no_pidns,
+    sigqueue_supervisor_no_pidns,
+    pidfd_signal_supervisor_no_pidns,
+    sigio_supervisor_no_pidns,
 );
 
 escape_tests!(run:
@@ -297,6 +310,80 @@ fn kill_supervisor(mode: Mode) {
         "kill(supervisor, SIGKILL)",
         &o.out,
     );
+}
+
+/// The other ways of sending a signal (`supervisor signal METHOD`), aimed
+/// at the supervisor (the sentinel bare): it must not die of `sig`.
+fn signal_supervisor(mode: Mode, method: &str, sig: i32) {
+    signal(mode, method, sig, true);
+}
+
+/// With `pidns` false the sandbox runs without a PID namespace (the
+/// library, `examples/policy_callback`), as where the machine refuses one:
+/// the supervisor's pid is then visible, and Landlock's signal scope alone
+/// stands in the way.
+fn signal(mode: Mode, method: &str, sig: i32, pidns: bool) {
+    let mut attack = if method == "kill" {
+        Attack::new(mode, "supervisor", "kill")
+    } else {
+        Attack::new(mode, "supervisor", "signal").arg(method)
+    };
+    attack = if pidns {
+        attack.flag("--isolate-signals")
+    } else if mode.sandboxed() {
+        attack.sandlock_at(callback_runner()).flags(&[
+            "--isolate-signals",
+            "on",
+            "--pid-namespace",
+            "off",
+        ])
+    } else {
+        attack
+    };
+    let o = against_supervisor(mode, attack, "s", |_| String::new());
+    let killed = match o.sentinel {
+        Some(mut sentinel) => sentinel_killed(&mut sentinel) == Some(sig),
+        None => o.out.signal() == Some(sig),
+    };
+    let what = format!("{method} to the supervisor (signal {sig}, PID namespace: {pidns})");
+    verdict(mode, Bare::Works, killed, &what, &o.out);
+}
+
+fn kill_supervisor_no_pidns(mode: Mode) {
+    signal(mode, "kill", 9, false);
+}
+
+fn tgkill_supervisor_no_pidns(mode: Mode) {
+    signal(mode, "tgkill", 9, false);
+}
+
+fn sigqueue_supervisor_no_pidns(mode: Mode) {
+    signal(mode, "sigqueue", 9, false);
+}
+
+fn pidfd_signal_supervisor_no_pidns(mode: Mode) {
+    signal(mode, "pidfd", 9, false);
+}
+
+fn sigio_supervisor_no_pidns(mode: Mode) {
+    signal(mode, "sigio", 29, false);
+}
+
+fn tgkill_supervisor(mode: Mode) {
+    signal_supervisor(mode, "tgkill", 9);
+}
+
+fn sigqueue_supervisor(mode: Mode) {
+    signal_supervisor(mode, "sigqueue", 9);
+}
+
+fn pidfd_signal_supervisor(mode: Mode) {
+    signal_supervisor(mode, "pidfd", 9);
+}
+
+/// `SIGIO` (29) from a pipe whose owner (`F_SETOWN`) is the target.
+fn sigio_supervisor(mode: Mode) {
+    signal_supervisor(mode, "sigio", 29);
 }
 
 /// kill(getppid(), SIGKILL). Everything runs under a throwaway `sh` that
