@@ -378,17 +378,25 @@ static int a_exchange(int argc, char **argv)
 }
 
 /*
- * swapop write|unlink|chmod PATH ITERS, ITERS times:
+ * swapop write|unlink|chmod|rename|link PATH ITERS [DEST], ITERS times:
  *   write   open PATH for appending and write "R";
  *   unlink  create PATH (if it can), then unlink it;
- *   chmod   chmod PATH 0600.
+ *   chmod   chmod PATH 0600;
+ *   rename  create PATH (if it can), then rename it to DEST.N;
+ *   link    hard-link PATH to DEST.N.
  */
 static int a_swapop(int argc, char **argv)
 {
-	need_args(argc, 3, "swapop write|unlink|chmod PATH ITERS");
+	need_args(argc, 3, "swapop write|unlink|chmod|rename|link PATH ITERS [DEST]");
 	const char *op = argv[0], *path = argv[1];
-	if (strcmp(op, "write") != 0 && strcmp(op, "unlink") != 0 && strcmp(op, "chmod") != 0) {
+	int moves = strcmp(op, "rename") == 0 || strcmp(op, "link") == 0;
+	if (strcmp(op, "write") != 0 && strcmp(op, "unlink") != 0 && strcmp(op, "chmod") != 0 &&
+	    !moves) {
 		say("ERROR unknown op %s", op);
+		return 2;
+	}
+	if (moves && argc < 4) {
+		say("ERROR %s needs DEST", op);
 		return 2;
 	}
 	long iters = num(argv[2]);
@@ -396,10 +404,13 @@ static int a_swapop(int argc, char **argv)
 	wait_go();
 	long ok = 0, failed = 0;
 	int last = 0;
+	char dest[4096];
 	for (long i = 0; i < iters; i++) {
 		if ((i & 31) == 31)
 			sched_yield();
 		int r;
+		if (moves)
+			snprintf(dest, sizeof dest, "%s.%ld", argv[3], i);
 		if (strcmp(op, "write") == 0) {
 			int fd = open(path, O_WRONLY | O_APPEND);
 			r = fd < 0 ? -1 : 0;
@@ -408,11 +419,13 @@ static int a_swapop(int argc, char **argv)
 					last = errno;
 				close(fd);
 			}
-		} else if (strcmp(op, "unlink") == 0) {
+		} else if (strcmp(op, "unlink") == 0 || strcmp(op, "rename") == 0) {
 			int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 			if (fd >= 0)
 				close(fd);
-			r = unlink(path);
+			r = op[0] == 'u' ? unlink(path) : rename(path, dest);
+		} else if (strcmp(op, "link") == 0) {
+			r = link(path, dest);
 		} else {
 			r = chmod(path, 0600);
 		}

@@ -45,6 +45,8 @@ escape_tests!(run:
     race_symlink_swap_landlock,
     race_directory_swap,
     race_unlink_swap,
+    race_rename_swap,
+    race_link_swap,
     race_chmod_swap,
     race_exec_swap,
     race_unix_socket_swap,
@@ -242,6 +244,8 @@ fn race_exec_argv(mode: Mode) {
 struct OnDisk<'a> {
     op: &'a str,
     path: &'a Path,
+    /// `DEST` of the rename and link ops.
+    dest: Option<&'a Path>,
     names: (&'a Path, &'a Path),
     flags: Vec<OsString>,
     refused_changed: &'a dyn Fn() -> bool,
@@ -255,12 +259,14 @@ fn race_on_disk(mode: Mode, r: OnDisk<'_>) {
         .arg(r.names.1)
         .spawn();
     flipper.ready();
-    let out = Attack::new(mode, "race", "swapop")
+    let mut attack = Attack::new(mode, "race", "swapop")
         .arg(r.op)
         .arg(r.path)
-        .arg(SWAP_ITERS)
-        .flags(&r.flags)
-        .run("");
+        .arg(SWAP_ITERS);
+    if let Some(dest) = r.dest {
+        attack = attack.arg(dest);
+    }
+    let out = attack.flags(&r.flags).run("");
     let flips = flipper.finish();
     let swaps = match results(&flips.lines).get("exchange") {
         Some(Res::Ok(n)) => *n,
@@ -312,6 +318,7 @@ fn race_symlink_swap(mode: Mode) {
         OnDisk {
             op: "write",
             path: &la,
+            dest: None,
             names: (&la, &lb),
             flags,
             refused_changed: &|| rewritten(&refused),
@@ -338,6 +345,7 @@ fn race_symlink_swap_landlock(mode: Mode) {
         OnDisk {
             op: "write",
             path: &la,
+            dest: None,
             names: (&la, &lb),
             flags,
             refused_changed: &|| rewritten(&refused),
@@ -380,6 +388,7 @@ fn race_directory_swap(mode: Mode) {
         OnDisk {
             op: "write",
             path: &d.join("f"),
+            dest: None,
             names: (&d, &dx),
             flags,
             refused_changed: &|| rewritten(&refused),
@@ -413,6 +422,7 @@ fn race_unlink_swap(mode: Mode) {
         OnDisk {
             op: "unlink",
             path: &d.join("f"),
+            dest: None,
             names: (&d, &dx),
             flags,
             // Unlinked, or unlinked and created again (empty) through the
@@ -422,6 +432,52 @@ fn race_unlink_swap(mode: Mode) {
             what: "a directory swapped with a symlink to a denied directory",
         },
     );
+}
+
+/// The directory swap of [`race_directory_swap`], moving `rw/d/f`
+/// (created again before each try) out to `rw/out/moved.N`, or hard-linking
+/// it there (`op`): the denied `rw/sdir/f` must stay where it is, with no
+/// second name.
+fn race_move_swap(mode: Mode, op: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let s = Scratch::new(mode.user());
+    s.dir("rw");
+    s.dir("rw/d");
+    s.dir("rw/sdir");
+    s.dir("rw/out");
+    s.file("rw/d/f", "orig");
+    let refused = s.file("rw/sdir/f", "orig");
+    let (d, dx) = (s.join("rw/d"), s.join("rw/dx"));
+    s.symlink("sdir", "rw/dx");
+    let flags: Vec<OsString> = vec![
+        "-w".into(),
+        s.join("rw").into(),
+        "--fs-deny".into(),
+        s.join("rw/sdir").into(),
+    ];
+    let moved = |out: &Outcome| matches!(results(&out.lines).get(op), Some(Res::Ok(n)) if *n > 0);
+    let changed = || rewritten(&refused) || fs::metadata(&refused).is_ok_and(|m| m.nlink() > 1);
+    race_on_disk(
+        mode,
+        OnDisk {
+            op,
+            path: &d.join("f"),
+            dest: Some(&s.join("rw/out/moved")),
+            names: (&d, &dx),
+            flags,
+            refused_changed: &changed,
+            allowed_changed: &moved,
+            what: "a directory swapped with a symlink to a denied directory",
+        },
+    );
+}
+
+fn race_rename_swap(mode: Mode) {
+    race_move_swap(mode, "rename");
+}
+
+fn race_link_swap(mode: Mode) {
+    race_move_swap(mode, "link");
 }
 
 /// The symlink swap of [`race_symlink_swap`], with `chmod 0600` through
@@ -448,6 +504,7 @@ fn race_chmod_swap(mode: Mode) {
         OnDisk {
             op: "chmod",
             path: &la,
+            dest: None,
             names: (&la, &lb),
             flags,
             refused_changed: &|| mode_of(&refused) != 0o644,
