@@ -129,6 +129,8 @@ mod filter_shape;
 mod kernel_surface;
 #[path = "escape/network.rs"]
 mod network;
+#[path = "escape/path_races.rs"]
+mod path_races;
 #[path = "escape/races.rs"]
 mod races;
 #[path = "escape/resources.rs"]

@@ -285,22 +285,24 @@ static int exec_child(void *p)
 	_exit(100 + errno);
 }
 
-static int run_execs(struct shared *s, struct flipper *f, char *fixed_path, char *out,
-		     int flip_path, long iters)
+/*
+ * ITERS times: clone(CLONE_VM | CLONE_VFORK) + execve of REQ, waited for.
+ * The child shares our memory (and so any flipped buffer) until its
+ * execve has copied the path and argv. Tallies the exits as WHAT.
+ */
+static int exec_loop(struct exec_req *req, long iters, const char *what,
+		     struct shared *s, struct flipper *f)
 {
 	size_t sz = 256 * 1024;
 	char *stack = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (stack == MAP_FAILED)
 		return 1;
-	char *args[] = {"marker", (char *)g_tag, "marker", out, flip_path ? NULL : s->buf, NULL};
-	struct exec_req req = {.path = flip_path ? s->buf : fixed_path, .args = args};
-	start(f, s);
+	if (f)
+		start(f, s);
 	long ok = 0, failed = 0;
 	int last = 0;
 	for (long i = 0; i < iters; i++) {
-		/* The child shares our memory (and so the flipped buffer) until
-		 * its execve has copied the path and argv. */
-		pid_t c = clone(exec_child, stack + sz, CLONE_VM | CLONE_VFORK | SIGCHLD, &req);
+		pid_t c = clone(exec_child, stack + sz, CLONE_VM | CLONE_VFORK | SIGCHLD, req);
 		int st = 0;
 		if (c < 0 || waitpid(c, &st, 0) < 0) {
 			failed++;
@@ -312,9 +314,18 @@ static int run_execs(struct shared *s, struct flipper *f, char *fixed_path, char
 			last = WIFEXITED(st) ? WEXITSTATUS(st) - 100 : -WTERMSIG(st);
 		}
 	}
-	stop(f, s);
-	tally(flip_path ? "exec" : "argv", ok, failed, last);
+	if (f)
+		stop(f, s);
+	tally(what, ok, failed, last);
 	return 0;
+}
+
+static int run_execs(struct shared *s, struct flipper *f, char *fixed_path, char *out,
+		     int flip_path, long iters)
+{
+	char *args[] = {"marker", (char *)g_tag, "marker", out, flip_path ? NULL : s->buf, NULL};
+	struct exec_req req = {.path = flip_path ? s->buf : fixed_path, .args = args};
+	return exec_loop(&req, iters, flip_path ? "exec" : "argv", s, f);
 }
 
 static int a_exec(int argc, char **argv)
@@ -493,32 +504,12 @@ static int a_swapconnect(int argc, char **argv)
 static int a_swapexec(int argc, char **argv)
 {
 	need_args(argc, 3, "swapexec PATH OUTFILE ITERS");
-	size_t sz = 256 * 1024;
-	char *stack = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (stack == MAP_FAILED)
-		return 1;
 	char *args[] = {"marker", (char *)g_tag, "exemarker", argv[1], NULL};
 	struct exec_req req = {.path = argv[0], .args = args};
 	long iters = num(argv[2]);
 	ready();
 	wait_go();
-	long ok = 0, failed = 0;
-	int last = 0;
-	for (long i = 0; i < iters; i++) {
-		pid_t c = clone(exec_child, stack + sz, CLONE_VM | CLONE_VFORK | SIGCHLD, &req);
-		int st = 0;
-		if (c < 0 || waitpid(c, &st, 0) < 0) {
-			failed++;
-			last = errno;
-		} else if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-			ok++;
-		} else {
-			failed++;
-			last = WIFEXITED(st) ? WEXITSTATUS(st) - 100 : -WTERMSIG(st);
-		}
-	}
-	tally("swapexec", ok, failed, last);
-	return 0;
+	return exec_loop(&req, iters, "swapexec", NULL, NULL);
 }
 
 int main(int argc, char **argv)
