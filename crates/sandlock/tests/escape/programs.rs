@@ -99,8 +99,10 @@ fn compile(src: &Path, name: &str, out: &Path) {
 }
 
 /// The library runner `examples/policy_callback` (a `Sandbox` with a
-/// policy callback, driven like `sandlock run`), built if missing and
-/// copied next to the programs (world-readable, for uid 65534).
+/// policy callback, driven like `sandlock run`), brought up to date by
+/// cargo (`cargo test --test escape` alone does not build examples, and a
+/// stale runner would test old code; a no-op when fresh) and copied next
+/// to the programs (world-readable, for uid 65534).
 pub fn callback_runner() -> PathBuf {
     static RUNNER: OnceLock<PathBuf> = OnceLock::new();
     RUNNER
@@ -108,31 +110,29 @@ pub fn callback_runner() -> PathBuf {
             let sandlock = PathBuf::from(env!("CARGO_BIN_EXE_sandlock"));
             let profile_dir = sandlock.parent().expect("target profile directory");
             let built = profile_dir.join("examples/policy_callback");
-            if !built.exists() {
-                let mut cargo = Command::new(env!("CARGO"));
-                cargo
-                    .args(["build", "-p", "sandlock", "--example", "policy_callback"])
-                    .current_dir(env!("CARGO_MANIFEST_DIR"));
-                if profile_dir.ends_with("release") {
-                    cargo.arg("--release");
-                }
-                // Under `cargo test --target T` the binaries are in
-                // target/T/PROFILE: build the example for T too.
-                let triple = profile_dir
-                    .parent()
-                    .and_then(|d| d.file_name())
-                    .and_then(|n| n.to_str())
-                    .filter(|n| n.contains("-linux-"));
-                if let Some(triple) = triple {
-                    cargo.args(["--target", triple]);
-                }
-                let out = cargo.output().expect("run cargo");
-                assert!(
-                    out.status.success(),
-                    "cargo build --example policy_callback:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo
+                .args(["build", "-p", "sandlock", "--example", "policy_callback"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            if profile_dir.ends_with("release") {
+                cargo.arg("--release");
             }
+            // Under `cargo test --target T` the binaries are in
+            // target/T/PROFILE: build the example for T too.
+            let triple = profile_dir
+                .parent()
+                .and_then(|d| d.file_name())
+                .and_then(|n| n.to_str())
+                .filter(|n| n.contains("-linux-"));
+            if let Some(triple) = triple {
+                cargo.args(["--target", triple]);
+            }
+            let out = cargo.output().expect("run cargo");
+            assert!(
+                out.status.success(),
+                "cargo build --example policy_callback:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let dest = bins().dir().join("policy_callback");
             fs::copy(&built, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
             fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).unwrap();
