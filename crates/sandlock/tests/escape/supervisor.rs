@@ -297,31 +297,15 @@ fn sentinel_killed(sentinel: &mut Sentinel) -> Option<i32> {
 }
 
 fn kill_supervisor(mode: Mode) {
-    let attack = Attack::new(mode, "supervisor", "kill").flag("--isolate-signals");
-    let o = against_supervisor(mode, attack, "s", |_| String::new());
-    let killed = match o.sentinel {
-        Some(mut sentinel) => sentinel_killed(&mut sentinel) == Some(9),
-        None => o.out.signal() == Some(9),
-    };
-    verdict(
-        mode,
-        Bare::Works,
-        killed,
-        "kill(supervisor, SIGKILL)",
-        &o.out,
-    );
+    signal(mode, "kill", 9, true);
 }
 
-/// The other ways of sending a signal (`supervisor signal METHOD`), aimed
-/// at the supervisor (the sentinel bare): it must not die of `sig`.
-fn signal_supervisor(mode: Mode, method: &str, sig: i32) {
-    signal(mode, method, sig, true);
-}
-
-/// With `pidns` false the sandbox runs without a PID namespace (the
-/// library, `examples/policy_callback`), as where the machine refuses one:
-/// the supervisor's pid is then visible, and Landlock's signal scope alone
-/// stands in the way.
+/// `kill`, or another way of sending a signal (`supervisor signal
+/// METHOD`), aimed at the supervisor (the sentinel bare): it must not die
+/// of `sig`. With `pidns` false the sandbox runs without a PID namespace
+/// (the library, `examples/policy_callback`), as where the machine refuses
+/// one: the supervisor's pid is then visible, and Landlock's signal scope
+/// alone stands in the way.
 fn signal(mode: Mode, method: &str, sig: i32, pidns: bool) {
     let mut attack = if method == "kill" {
         Attack::new(mode, "supervisor", "kill")
@@ -370,20 +354,20 @@ fn sigio_supervisor_no_pidns(mode: Mode) {
 }
 
 fn tgkill_supervisor(mode: Mode) {
-    signal_supervisor(mode, "tgkill", 9);
+    signal(mode, "tgkill", 9, true);
 }
 
 fn sigqueue_supervisor(mode: Mode) {
-    signal_supervisor(mode, "sigqueue", 9);
+    signal(mode, "sigqueue", 9, true);
 }
 
 fn pidfd_signal_supervisor(mode: Mode) {
-    signal_supervisor(mode, "pidfd", 9);
+    signal(mode, "pidfd", 9, true);
 }
 
 /// `SIGIO` (29) from a pipe whose owner (`F_SETOWN`) is the target.
 fn sigio_supervisor(mode: Mode) {
-    signal_supervisor(mode, "sigio", 29);
+    signal(mode, "sigio", 29, true);
 }
 
 /// kill(getppid(), SIGKILL). Everything runs under a throwaway `sh` that
