@@ -478,6 +478,13 @@ mod tests {
             )
             .unwrap();
         assert_eq!(run.stdout.trim(), "0");
+        // Every thread of this process kept its identity (the runner has a
+        // watchdog thread; a set*id that reached it would show here).
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+            let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+            assert!(uid.split_whitespace().skip(1).all(|u| u == "0"), "{uid}");
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
