@@ -28,6 +28,20 @@ escape_tests!(run:
     ioprio_set_supervisor,
 );
 
+// The same without a PID namespace (the library runner, as where the
+// machine refuses one): sandlock's pid is visible, and the deny list's
+// argument filters and the supervisor's own checks alone stand in the way.
+escape_tests!(run:
+    ptrace_supervisor_no_pidns,
+    process_vm_readv_supervisor_no_pidns,
+    process_vm_writev_supervisor_no_pidns,
+    prlimit_supervisor_no_pidns,
+    setpriority_supervisor_no_pidns,
+    sched_setaffinity_supervisor_no_pidns,
+    sched_setattr_supervisor_no_pidns,
+    ioprio_set_supervisor_no_pidns,
+);
+
 // The init of the sandbox's PID namespace (pid 1 there) runs in sandlock's
 // own memory (`CLONE_VM`, docs/namespaces.md): the same attacks, aimed at
 // pid 1, must not reach sandlock's memory through it.
@@ -158,14 +172,40 @@ fn against(
     }
 }
 
-fn changed(mode: Mode, attack: &str, observe: impl Fn(&Target) -> String, what: &str) {
-    let o = against_supervisor(mode, Attack::new(mode, "supervisor", attack), "s", observe);
+/// `supervisor NAME`, run by the CLI (in its PID namespace), or with
+/// `pidns` false by the library runner without one
+/// (`examples/policy_callback --pid-namespace off`), as where the machine
+/// refuses it: sandlock's pid is then visible from the sandbox.
+fn aimed(mode: Mode, name: &str, pidns: bool) -> Attack {
+    let attack = Attack::new(mode, "supervisor", name);
+    if pidns || !mode.sandboxed() {
+        attack
+    } else {
+        attack.sandlock_at(callback_runner()).flags(&[
+            "--isolate-signals",
+            "on",
+            "--pid-namespace",
+            "off",
+        ])
+    }
+}
+
+fn changed(mode: Mode, attack: &str, observe: impl Fn(&Target) -> String, what: &str, pidns: bool) {
+    let o = against_supervisor(mode, aimed(mode, attack, pidns), "s", observe);
     let what = format!("{what}: {:?} -> {:?}", o.before, o.after);
     verdict(mode, Bare::Works, o.before != o.after, &what, &o.out);
 }
 
 fn ptrace_supervisor(mode: Mode) {
-    let o = against_supervisor(mode, Attack::new(mode, "supervisor", "ptrace"), "s", |t| {
+    ptrace_sup(mode, true);
+}
+
+fn ptrace_supervisor_no_pidns(mode: Mode) {
+    ptrace_sup(mode, false);
+}
+
+fn ptrace_sup(mode: Mode, pidns: bool) {
+    let o = against_supervisor(mode, aimed(mode, "ptrace", pidns), "s", |t| {
         format!("{:?}", procfs::tracers(t.pid))
     });
     let traced = o
@@ -185,6 +225,24 @@ fn process_vm_writev_supervisor(mode: Mode) {
         mode,
         false,
         "process_vm_writev into the supervisor's memory",
+    );
+}
+
+fn process_vm_readv_supervisor_no_pidns(mode: Mode) {
+    vm_read_with(
+        mode,
+        aimed(mode, "vm-read", false),
+        false,
+        "process_vm_readv of the supervisor's memory, no PID namespace",
+    );
+}
+
+fn process_vm_writev_supervisor_no_pidns(mode: Mode) {
+    vm_write_with(
+        mode,
+        aimed(mode, "vm-write", false),
+        false,
+        "process_vm_writev into the supervisor's memory, no PID namespace",
     );
 }
 
@@ -215,8 +273,16 @@ fn process_vm_writev_init(mode: Mode) {
 /// `process_vm_readv` of the secret, aimed at sandlock or (`at_init`) at
 /// pid 1.
 fn vm_read(mode: Mode, at_init: bool, what: &str) {
+    vm_read_with(
+        mode,
+        Attack::new(mode, "supervisor", "vm-read"),
+        at_init,
+        what,
+    );
+}
+
+fn vm_read_with(mode: Mode, attack: Attack, at_init: bool, what: &str) {
     let secret = nonce("vm-secret-");
-    let attack = Attack::new(mode, "supervisor", "vm-read");
     let o = against(mode, attack, &secret, |_| String::new(), at_init);
     verdict(mode, Bare::Works, o.out.printed(&secret), what, &o.out);
 }
@@ -224,8 +290,16 @@ fn vm_read(mode: Mode, at_init: bool, what: &str) {
 /// `process_vm_writev` over the secret, aimed at sandlock or (`at_init`)
 /// at pid 1; the secret is then looked for in sandlock's environment.
 fn vm_write(mode: Mode, at_init: bool, what: &str) {
+    vm_write_with(
+        mode,
+        Attack::new(mode, "supervisor", "vm-write"),
+        at_init,
+        what,
+    );
+}
+
+fn vm_write_with(mode: Mode, attack: Attack, at_init: bool, what: &str) {
     let secret = nonce("vm-secret-");
-    let attack = Attack::new(mode, "supervisor", "vm-write");
     let environ = |t: &Target| String::from_utf8_lossy(&procfs::environ(t.pid)).into_owned();
     let o = against(mode, attack, &secret, environ, at_init);
     let overwritten = match o.sentinel {
@@ -236,41 +310,90 @@ fn vm_write(mode: Mode, at_init: bool, what: &str) {
 }
 
 fn prlimit_supervisor(mode: Mode) {
+    prlimit(mode, true);
+}
+
+fn prlimit_supervisor_no_pidns(mode: Mode) {
+    prlimit(mode, false);
+}
+
+fn prlimit(mode: Mode, pidns: bool) {
     let observe = |t: &Target| procfs::limits_line(t.pid, "Max msgqueue size").unwrap_or_default();
-    changed(mode, "prlimit", observe, "prlimit64 on the supervisor");
+    changed(
+        mode,
+        "prlimit",
+        observe,
+        "prlimit64 on the supervisor",
+        pidns,
+    );
 }
 
 fn setpriority_supervisor(mode: Mode) {
+    setpriority(mode, true);
+}
+
+fn setpriority_supervisor_no_pidns(mode: Mode) {
+    setpriority(mode, false);
+}
+
+fn setpriority(mode: Mode, pidns: bool) {
     let observe = |t: &Target| procfs::stat_field(t.pid, 19).unwrap_or_default();
     changed(
         mode,
         "setpriority",
         observe,
         "setpriority (nice) of the supervisor",
+        pidns,
     );
 }
 
 fn sched_setaffinity_supervisor(mode: Mode) {
+    sched_setaffinity(mode, true);
+}
+
+fn sched_setaffinity_supervisor_no_pidns(mode: Mode) {
+    sched_setaffinity(mode, false);
+}
+
+fn sched_setaffinity(mode: Mode, pidns: bool) {
     let observe = |t: &Target| procfs::status_value(t.pid, "Cpus_allowed_list").unwrap_or_default();
     changed(
         mode,
         "affinity",
         observe,
         "sched_setaffinity of the supervisor",
+        pidns,
     );
 }
 
 fn sched_setattr_supervisor(mode: Mode) {
+    sched_setattr(mode, true);
+}
+
+fn sched_setattr_supervisor_no_pidns(mode: Mode) {
+    sched_setattr(mode, false);
+}
+
+fn sched_setattr(mode: Mode, pidns: bool) {
     let observe = |t: &Target| procfs::stat_field(t.pid, 41).unwrap_or_default();
     changed(
         mode,
         "setattr",
         observe,
         "sched_setattr (policy) of the supervisor",
+        pidns,
     );
 }
 
 fn ioprio_set_supervisor(mode: Mode) {
+    ioprio_set(mode, true);
+}
+
+fn ioprio_set_supervisor_no_pidns(mode: Mode) {
+    ioprio_set(mode, false);
+}
+
+fn ioprio_set(mode: Mode, pidns: bool) {
     let observe = |t: &Target| {
         let out = Command::new("ionice")
             .arg("-p")
@@ -279,7 +402,13 @@ fn ioprio_set_supervisor(mode: Mode) {
         out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_default()
     };
-    changed(mode, "ioprio", observe, "ioprio_set of the supervisor");
+    changed(
+        mode,
+        "ioprio",
+        observe,
+        "ioprio_set of the supervisor",
+        pidns,
+    );
 }
 
 /// Wait (bounded) for a sentinel to die; its killing signal, if it did.
