@@ -90,6 +90,14 @@ pub enum Error {
     /// The command line is empty.
     #[error("no command given")]
     NoCommand,
+    /// The policy's timeout ended before the command had started (its
+    /// `execve` hung, or the sandbox was stopped from outside); the
+    /// sandbox was killed.
+    #[error("timed out after {} before the command started", secs(*timeout))]
+    TimedOut {
+        /// The policy's timeout.
+        timeout: std::time::Duration,
+    },
     /// A system call of sandlock itself failed.
     #[error("{what}: {}", errno_text(*errno))]
     Os {
@@ -123,13 +131,15 @@ pub enum Error {
 
 impl Error {
     /// The exit status the `sandlock` command uses for this error: 127 when
-    /// the command was not found, 126 when it could not be executed, 125
-    /// for every failure of sandlock itself.
+    /// the command was not found, 126 when it could not be executed, 124
+    /// when the timeout ended before it started, 125 for every failure of
+    /// sandlock itself.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::NotFound { .. } => 127,
             Error::Exec { errno, .. } if *errno == Errno::NOENT || *errno == Errno::NOTDIR => 127,
             Error::Exec { .. } => 126,
+            Error::TimedOut { .. } => 124,
             _ => 125,
         }
     }
@@ -166,6 +176,11 @@ pub fn io_text(e: &std::io::Error) -> String {
         Some(n) if n > 0 && n < 4096 => errno_text(Errno::from_raw_os_error(n)),
         _ => e.to_string(),
     }
+}
+
+/// A timeout as the command line spells it (`-t 2` is "2 s").
+fn secs(d: std::time::Duration) -> String {
+    format!("{} s", d.as_secs_f64())
 }
 
 fn setup_text(step: SetupStep, errno: Errno) -> String {

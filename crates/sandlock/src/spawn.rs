@@ -22,6 +22,7 @@ use std::ffi::CString;
 use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 use rustix::net::{
@@ -63,6 +64,10 @@ pub(crate) struct SpawnPlan {
     pub(crate) exec_supervised: bool,
     /// What features keep alive for the run (dropped with the [`Child`](crate::Child)).
     pub(crate) keep: Vec<Box<dyn std::any::Any + Send>>,
+    /// When the policy's timeout ends, counted from before the fork: a
+    /// hand-shake still waiting then (an `execve` that hangs, a child
+    /// stopped from outside) gives up with [`Error::TimedOut`].
+    pub(crate) deadline: Option<(Instant, Duration)>,
 }
 
 impl std::fmt::Debug for SpawnPlan {
@@ -74,6 +79,7 @@ impl std::fmt::Debug for SpawnPlan {
             .field("ns", &self.ns)
             .field("exec_supervised", &self.exec_supervised)
             .field("keep", &self.keep.len())
+            .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +125,7 @@ pub(crate) struct ExecPending {
     sock: OwnedFd,
     reaper: bool,
     mounts: Vec<String>,
+    deadline: Option<(Instant, Duration)>,
 }
 
 /// A message from the child.
@@ -263,6 +270,7 @@ pub(crate) fn launch(
         reaper,
         exec: l.exec,
         mounts: ns_what,
+        deadline: l.plan.deadline,
     };
     if let Err(e) = hs.run(early) {
         return Err(abandon(&pidfd, e));
@@ -283,6 +291,7 @@ pub(crate) fn launch(
                 sock: ours,
                 reaper,
                 mounts: ns_what.to_vec(),
+                deadline: l.plan.deadline,
             }),
             init_stack,
         });
@@ -322,6 +331,7 @@ pub(crate) fn finish_exec(
         reaper: p.reaper,
         exec,
         mounts: &p.mounts,
+        deadline: p.deadline,
     };
     if let Err(e) = hs.run(false) {
         return Err(abandon(pidfd, e));
@@ -338,13 +348,20 @@ struct Handshake<'a> {
     reaper: bool,
     exec: &'a ExecArgs,
     mounts: &'a [String],
+    deadline: Option<(Instant, Duration)>,
 }
 
 impl Handshake<'_> {
     /// Receives the child's messages until the command called `execve`
-    /// (or, with `until_listener`, until the listener is here).
+    /// (or, with `until_listener`, until the listener is here), or until
+    /// the deadline.
     fn run(&mut self, until_listener: bool) -> Result<(), Error> {
         loop {
+            if let Some((at, timeout)) = self.deadline
+                && !readable_before(self.sock, at)?
+            {
+                return Err(Error::TimedOut { timeout });
+            }
             match recv(self.sock)? {
                 Msg::Listener(fd) if self.listener.is_none() && self.notifies => {
                     *self.listener = Some(fd);
@@ -362,6 +379,28 @@ impl Handshake<'_> {
                 Msg::Eof => return Err(died(self.pidfd)),
                 _ => return Err(Error::os("sandbox hand-shake")(Errno::PROTO)),
             }
+        }
+    }
+}
+
+/// Waits until `sock` is readable (a message, or its end); `false` when
+/// `at` passes first.
+fn readable_before(sock: &OwnedFd, at: Instant) -> Result<bool, Error> {
+    loop {
+        let left = at.saturating_duration_since(Instant::now());
+        let ts = rustix::time::Timespec {
+            tv_sec: left.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let mut fds = [rustix::event::PollFd::new(
+            sock,
+            rustix::event::PollFlags::IN,
+        )];
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(0) if left.is_zero() => return Ok(false),
+            Ok(0) | Err(Errno::INTR) => continue,
+            Ok(_) => return Ok(true),
+            Err(e) => return Err(Error::os("sandbox hand-shake")(e)),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The sandbox's processes: no inherited descriptor above 2 (the seccomp
 //! listener first of all), children and grandchildren confined like their
-//! parent, the sandbox dies with sandlock.
+//! parent, the sandbox dies with sandlock, and its timeout holds before
+//! the command has started too.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -9,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use common::{
-    NOBODY, Scratch, bins, descendants, gone_marked, gone_within, probe_in, root, run_as,
+    NOBODY, Scratch, bins, descendants, gcc, gone_marked, gone_within, probe_in, root, run_as,
 };
 
 /// Descriptors 7 and 9 are open in sandlock (inherited from the shell), and
@@ -125,4 +126,49 @@ fn setsid_does_not_leave_the_sandbox() {
     // its pid (which would be its pid in the sandbox's PID namespace
     // anyway): find it by its argv, which holds the unique pidfile path.
     assert!(gone_marked(&pidfile, 10), "the daemon outlived the sandbox");
+}
+
+/// `-t` counts from the start: an `execve` that never completes (held at
+/// its entry by a tracer, as a binary on a hung network file system would
+/// hold it) ends with exit 124 at the timeout, the sandbox killed, rather
+/// than a sandlock waiting for it forever.
+fn timeout_before_the_command_started(uid: u32) {
+    let holdexec = bins().dir().join(format!("holdexec-{uid}"));
+    gcc("tests/progs/holdexec.c", &holdexec, &[]);
+    let started = std::time::Instant::now();
+    let out = run_as(
+        uid,
+        &holdexec,
+        &[
+            "30",
+            bins().sandlock().to_str().unwrap(),
+            "run",
+            "-t",
+            "1",
+            "--",
+            "/bin/true",
+        ],
+        &[],
+    );
+    assert!(out.stdout.contains("HELD"), "no execve was held: {out:?}");
+    assert!(out.stdout.contains("EXIT 124"), "{out:?}");
+    assert_eq!(out.code, Some(124), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("timed out after 1 s before the command started"),
+        "{out:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn timeout_before_the_command_started_root() {
+    timeout_before_the_command_started(0);
+}
+
+#[test]
+fn timeout_before_the_command_started_nobody() {
+    if root() {
+        timeout_before_the_command_started(NOBODY);
+    }
 }

@@ -49,7 +49,7 @@ pub(crate) fn run(args: RunArgs) -> i32 {
             Err(e) => serde_json::json!({
                 "exit_code": code,
                 "signal": null,
-                "timed_out": false,
+                "timed_out": matches!(e, Error::TimedOut { .. }),
                 "error": message(&args, e),
             }),
         };

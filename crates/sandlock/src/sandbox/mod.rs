@@ -421,6 +421,7 @@ impl Sandbox {
                 .collect::<Result<_, _>>()?,
         );
         let mut plan = self.plan(workdir.as_deref())?;
+        plan.deadline = policy.timeout().map(|t| (std::time::Instant::now() + t, t));
         for f in self.features.iter() {
             f.prepare(&mut plan)?;
         }
