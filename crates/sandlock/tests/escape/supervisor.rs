@@ -437,22 +437,13 @@ fn kill_supervisor(mode: Mode) {
 /// alone stands in the way.
 fn signal(mode: Mode, method: &str, sig: i32, pidns: bool) {
     let mut attack = if method == "kill" {
-        Attack::new(mode, "supervisor", "kill")
+        aimed(mode, "kill", pidns)
     } else {
-        Attack::new(mode, "supervisor", "signal").arg(method)
+        aimed(mode, "signal", pidns).arg(method)
     };
-    attack = if pidns {
-        attack.flag("--isolate-signals")
-    } else if mode.sandboxed() {
-        attack.sandlock_at(callback_runner()).flags(&[
-            "--isolate-signals",
-            "on",
-            "--pid-namespace",
-            "off",
-        ])
-    } else {
-        attack
-    };
+    if pidns {
+        attack = attack.flag("--isolate-signals");
+    }
     let o = against_supervisor(mode, attack, "s", |_| String::new());
     let killed = match o.sentinel {
         Some(mut sentinel) => sentinel_killed(&mut sentinel) == Some(sig),
