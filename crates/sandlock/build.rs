@@ -20,10 +20,10 @@ fn main() {
 
 /// In a release build of the `sandlock` binary, links it with the
 /// toolchain's own lld (`<sysroot>/lib/rustlib/<host>/bin/gcc-ld`) and
-/// `link/start-order.txt`, the functions a sandbox's start runs, hottest
-/// first (written by `cargo xtask layout`): they end up side by side, so a
-/// start maps fewer pages of code and its exit unmaps fewer (80-140 µs of
-/// a 1.4 ms start, `docs/benchmarks.md`). Names the list has and the
+/// `link/start-order.txt`, the functions a sandbox's start runs, in the
+/// order first run (written by `cargo xtask layout`): they end up side by
+/// side, so a start maps fewer pages of code and its exit unmaps fewer
+/// (about 0.1 ms of a 1.4 ms start, `docs/benchmarks.md`). Names the list has and the
 /// binary no longer does are ignored. Without that lld (a toolchain not
 /// from rustup) the binary is linked as usual.
 fn code_layout() {

@@ -27,9 +27,8 @@ commands:
       --fuzz-dir DIR       the cargo-fuzz project (default fuzz/)
       TARGET...            only these targets
   ci      what .ci/run runs (fmt, clippy -D warnings, tests) plus bench --quick
-  layout  sample a sandbox's start with perf and write crates/sandlock/link/start-order.txt,
-          the functions release builds lay out side by side
-      --starts N           starts of each kind sampled (default 1500)
+  layout  trace a few sandbox starts instruction by instruction (x86-64, ptrace) and write
+          crates/sandlock/link/start-order.txt, the functions release builds lay out side by side
 ";
 
 /// A parsed `cargo xtask` invocation.
@@ -41,11 +40,8 @@ pub enum Command {
     Fuzz(FuzzOptions),
     /// `cargo xtask ci`
     Ci,
-    /// `cargo xtask layout [--starts N]`
-    Layout {
-        /// Starts of each kind sampled.
-        starts: u32,
-    },
+    /// `cargo xtask layout`
+    Layout,
     /// `--help`
     Help,
 }
@@ -120,22 +116,10 @@ impl Default for FuzzOptions {
 }
 
 fn parse_layout(args: &[String]) -> Result<Command, String> {
-    let mut starts = 1500;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--starts" => {
-                let raw = it.next().ok_or("--starts needs a value")?;
-                starts = raw
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| format!("--starts: {raw:?} must be a positive number"))?;
-            }
-            other => return Err(format!("layout: unknown option {other:?}")),
-        }
+    match args.first() {
+        None => Ok(Command::Layout),
+        Some(other) => Err(format!("layout: unknown option {other:?}")),
     }
-    Ok(Command::Layout { starts })
 }
 
 /// Parses the arguments after `cargo xtask`.
@@ -304,21 +288,10 @@ mod tests {
     }
 
     #[test]
-    fn layout_takes_a_number_of_starts() {
+    fn layout_takes_no_option() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            parse(&args(&["layout"])),
-            Ok(Command::Layout { starts: 1500 })
-        );
-        assert_eq!(
-            parse(&args(&["layout", "--starts", "20"])),
-            Ok(Command::Layout { starts: 20 })
-        );
-        for bad in [
-            &["layout", "--starts", "0"][..],
-            &["layout", "--starts"],
-            &["layout", "-x"],
-        ] {
+        assert_eq!(parse(&args(&["layout"])), Ok(Command::Layout));
+        for bad in [&["layout", "--starts", "20"][..], &["layout", "-x"]] {
             assert!(parse(&args(bad)).is_err(), "{bad:?}");
         }
     }

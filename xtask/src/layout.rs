@@ -1,25 +1,30 @@
-//! `cargo xtask layout`: the list of functions a sandbox's start runs,
-//! hottest first, that release builds of `sandlock` lay out side by side
-//! (`crates/sandlock/build.rs`, `crates/sandlock/link/start-order.txt`).
+//! `cargo xtask layout`: the list of functions a sandbox's start runs, in
+//! the order first run, that release builds of `sandlock` lay out side by
+//! side (`crates/sandlock/build.rs`, `crates/sandlock/link/start-order.txt`).
 //!
-//! It builds the binary as the bench does, samples `perf record -e
-//! cpu-clock:u` over many starts (the default profile, and the bench's
-//! start-up grants), and writes the sampled functions of the binary, most
-//! sampled first, with their exact (mangled) names: lld's
+//! It builds the binary as the bench does, runs a few kinds of start
+//! (the default profile, the bench's start-up grants, a writable
+//! directory) single-stepped ([`trace`]), and writes every function of the
+//! binary they executed with its exact (mangled) name: lld's
 //! `--symbol-ordering-file` takes names, and ignores those the binary no
-//! longer has. Run it again after large changes to the start path.
+//! longer has. The workspace's crates are built in one codegen unit in
+//! release (`Cargo.toml`), so their functions carry no per-build suffix and
+//! the names hold across edits; run it again after large changes to the
+//! start path.
+
+mod trace;
 
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 
 use crate::workspace;
 
 /// Where the list goes, from the workspace root.
 const ORDER_FILE: &str = "crates/sandlock/link/start-order.txt";
 
-/// Runs `cargo xtask layout` with `starts` starts of each kind.
-pub fn main(starts: u32) -> ExitCode {
-    match run(starts) {
+/// Runs `cargo xtask layout`.
+pub fn main() -> ExitCode {
+    match run() {
         Ok(n) => {
             println!("layout: {n} functions in {ORDER_FILE}");
             ExitCode::SUCCESS
@@ -31,57 +36,116 @@ pub fn main(starts: u32) -> ExitCode {
     }
 }
 
-fn run(starts: u32) -> Result<usize, String> {
-    let has_perf = Command::new("perf")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_perf {
-        return Err("perf is not installed (Debian: apt-get install linux-perf)".to_owned());
-    }
+fn run() -> Result<usize, String> {
     let sandlock = crate::bench::build_sandlock()?;
     let scratch = std::env::temp_dir().join(format!("xtask-layout-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
-    let data = scratch.join("perf.data");
-    let s = sandlock.display();
-    let w = scratch.display();
-    let script = format!(
-        "for i in $(seq {starts}); do \
-         {s} run -- /bin/true; \
-         {s} run -r /usr -r /bin -r /etc -w {w} -- /bin/true; \
-         done >/dev/null"
-    );
-    let recorded = Command::new("perf")
-        .args(["record", "-q", "-e", "cpu-clock:u", "-F", "30000", "-o"])
-        .arg(&data)
-        .args(["--", "sh", "-c", &script])
-        .status()
-        .map_err(|e| format!("perf record: {e}"))?;
-    if !recorded.success() {
-        return Err(format!("perf record failed ({recorded})"));
+    let run = |flags: &[&str]| -> Vec<String> {
+        std::iter::once("run")
+            .chain(flags.iter().copied())
+            .chain(["--", "/bin/true"])
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut grants = Vec::new();
+    for dir in crate::bench::SYSTEM_DIRS {
+        grants.extend(["-r", dir]);
     }
-    let report = Command::new("perf")
-        .args(["report", "--stdio", "--no-demangle", "-g", "none"])
-        .args(["--comm", "sandlock", "--sort", "dso,sym", "-i"])
-        .arg(&data)
-        .output()
-        .map_err(|e| format!("perf report: {e}"))?;
+    let scratch_str = scratch.to_string_lossy().into_owned();
+    let kinds = [
+        run(&[]),
+        run(&grants),
+        run(&["-r", "/usr", "-r", "/bin", "-r", "/etc", "-w", &scratch_str]),
+    ];
+    let mut traces = Vec::new();
+    for args in &kinds {
+        println!("layout: tracing sandlock {}", args.join(" "));
+        let t = trace::first_executed(&sandlock, args);
+        if t.is_err() {
+            let _ = std::fs::remove_dir_all(&scratch);
+        }
+        traces.push(t?);
+    }
     let _ = std::fs::remove_dir_all(&scratch);
-    if !report.status.success() {
-        return Err(format!("perf report failed ({})", report.status));
+    let out = Command::new("nm")
+        .args(["-n", "-S", "--defined-only"])
+        .arg(&sandlock)
+        .output()
+        .map_err(|e| format!("nm: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("nm failed ({})", out.status));
     }
-    let dso = sandlock
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let names = functions(&String::from_utf8_lossy(&report.stdout), &dso);
+    let funcs = functions(&String::from_utf8_lossy(&out.stdout));
+    let names = in_order(&traces, &funcs);
     if names.is_empty() {
-        return Err("perf sampled no function of the binary".to_owned());
+        return Err("the traced starts ran no named function of the binary".to_owned());
     }
     let path = workspace::root().join(ORDER_FILE);
     write(&path, &names)?;
     Ok(names.len())
+}
+
+/// A function of the binary: where its code starts and ends, its name.
+#[derive(Debug, PartialEq)]
+struct Func {
+    start: u64,
+    end: u64,
+    name: String,
+}
+
+/// The functions of an `nm -n -S` listing, by address. A symbol without
+/// a size (hand-written assembly) ends where the next one starts.
+fn functions(nm: &str) -> Vec<Func> {
+    let mut funcs: Vec<(u64, Option<u64>, String)> = nm
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (addr, size, kind, name) = match f[..] {
+                [a, s, k, n] => (a, Some(s), k, n),
+                [a, k, n] => (a, None, k, n),
+                _ => return None,
+            };
+            if !matches!(kind, "t" | "T" | "w" | "W") {
+                return None;
+            }
+            let hex = |s: &str| u64::from_str_radix(s, 16).ok();
+            let size = match size {
+                Some(s) => Some(hex(s)?).filter(|&n| n > 0),
+                None => None,
+            };
+            Some((hex(addr)?, size, name.to_owned()))
+        })
+        .collect();
+    funcs.sort_by_key(|f| f.0);
+    let next: Vec<u64> = funcs.iter().skip(1).map(|f| f.0).collect();
+    funcs
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, (start, size, name))| {
+            let end = match size {
+                Some(n) => start + n,
+                None => *next.get(i)?,
+            };
+            Some(Func { start, end, name })
+        })
+        .collect()
+}
+
+/// The functions holding the traced offsets, each once: the first trace's
+/// in its order, then what each further trace adds.
+fn in_order(traces: &[Vec<u64>], funcs: &[Func]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut names = Vec::new();
+    for off in traces.iter().flatten() {
+        let i = funcs.partition_point(|f| f.start <= *off);
+        let Some(f) = i.checked_sub(1).map(|i| &funcs[i]) else {
+            continue;
+        };
+        if *off < f.end && seen.insert(f.name.as_str()) {
+            names.push(f.name.clone());
+        }
+    }
+    names
 }
 
 /// How many of the listed functions `binary` still has, of how many
@@ -108,19 +172,6 @@ fn present(listed: &str, have: &std::collections::HashSet<&str>) -> (usize, usiz
     (found, names.len())
 }
 
-/// The functions of `dso` in a `perf report --sort dso,sym` listing, in its
-/// order (most samples first).
-fn functions(report: &str, dso: &str) -> Vec<String> {
-    report
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let (_, d, kind, sym) = (f.next()?, f.next()?, f.next()?, f.next()?);
-            (d == dso && kind == "[.]" && !sym.starts_with("0x")).then(|| sym.to_owned())
-        })
-        .collect()
-}
-
 fn write(path: &Path, names: &[String]) -> Result<(), String> {
     let mut text = names.join("\n");
     text.push('\n');
@@ -129,7 +180,7 @@ fn write(path: &Path, names: &[String]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{functions, present};
+    use super::{functions, in_order, present};
 
     #[test]
     fn coverage_counts_the_listed_names_the_binary_has() {
@@ -138,24 +189,39 @@ mod tests {
     }
 
     #[test]
-    fn the_binarys_sampled_functions_in_order() {
-        let report = "\
-# Overhead  Shared Object  Symbol
-#
-     5.10%  sandlock       [.] memcpy
-     3.02%  [kernel.kallsyms]  [k] clear_page_erms
-     2.50%  sandlock       [.] _ZN8sandlock3cli4main17h0123456789abcdefE
-     1.00%  libc.so.6      [.] __libc_start_main
-     0.40%  sandlock       [.] 0x00000000000a3770
-     0.20%  sandlock       [.] _ZN8sandlock7ruleset8Landlock3add17hE.llvm.42
+    fn functions_end_at_their_size_or_the_next_symbol() {
+        let nm = "\
+00000000000a3990 t __memcpy_fwd
+00000000000a39c2 0000000000000040 T _start_c
+00000000000a3a10 0000000000000000 T zero_sized
+00000000000a3a20 0000000000000010 D some_data
+00000000000a3b00 0000000000000030 W weak_fn
 ";
+        let f = functions(nm);
+        let spans: Vec<(u64, u64, &str)> = f
+            .iter()
+            .map(|f| (f.start, f.end, f.name.as_str()))
+            .collect();
         assert_eq!(
-            functions(report, "sandlock"),
+            spans,
             [
-                "memcpy",
-                "_ZN8sandlock3cli4main17h0123456789abcdefE",
-                "_ZN8sandlock7ruleset8Landlock3add17hE.llvm.42",
+                (0xa3990, 0xa39c2, "__memcpy_fwd"),
+                (0xa39c2, 0xa3a02, "_start_c"),
+                (0xa3a10, 0xa3b00, "zero_sized"),
+                (0xa3b00, 0xa3b30, "weak_fn"),
             ]
         );
+    }
+
+    #[test]
+    fn names_in_the_order_first_run_each_once() {
+        let funcs = functions(
+            "0000000000000100 0000000000000010 t a\n\
+             0000000000000200 0000000000000010 t b\n\
+             0000000000000300 0000000000000010 t c\n",
+        );
+        // 0x50 is before every function, 0x180 between two: neither counts.
+        let traces = [vec![0x204, 0x50, 0x100, 0x208, 0x180], vec![0x300, 0x104]];
+        assert_eq!(in_order(&traces, &funcs), ["b", "a", "c"]);
     }
 }

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Ok(cli::Command::Bench(opts)) => bench::main(&opts),
         Ok(cli::Command::Fuzz(opts)) => fuzz::main(&opts),
         Ok(cli::Command::Ci) => ci::main(),
-        Ok(cli::Command::Layout { starts }) => layout::main(starts),
+        Ok(cli::Command::Layout) => layout::main(),
         Ok(cli::Command::Help) => {
             print!("{}", cli::USAGE);
             ExitCode::SUCCESS

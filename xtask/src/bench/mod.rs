@@ -25,6 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::cli::BenchOptions;
 use crate::workspace;
 use record::{Record, SCHEMA, ScenarioRecord};
+pub use sandbox::SYSTEM_DIRS;
 use scenario::{CATALOGUE, Workload};
 
 /// Runs `cargo xtask bench` with `opts`.
