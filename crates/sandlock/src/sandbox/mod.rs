@@ -267,7 +267,7 @@ impl Sandbox {
     /// A policy with `clean_env` gets one anyway.
     pub fn with_private_tmp(mut self) -> Result<Sandbox, Error> {
         if self.tmp.is_none() {
-            let tmp = TempDir::create()?;
+            let tmp = TempDir::for_sandbox()?;
             if let Some(ll) = &mut self.landlock {
                 let path = tmp.path().to_string_lossy().into_owned();
                 ll.add_path(&path, Grant::Write, "private temporary directory")?;
