@@ -41,12 +41,25 @@ pub const SECRET_INFIXES: &[&str] = &["_SECRET", "SECRET_"];
 /// upper case): the exact names of [`SECRET_NAMES`], and names that start
 /// with [`SECRET_PREFIXES`], end with [`SECRET_SUFFIXES`] or contain
 /// [`SECRET_INFIXES`].
+///
+/// The patterns are ASCII, so comparing the name's bytes ignoring ASCII
+/// case is the same as comparing its upper-case text (bytes that are not
+/// ASCII never match), without building that text for every variable.
 pub fn is_secret(name: &OsStr) -> bool {
-    let upper = name.to_string_lossy().to_ascii_uppercase();
-    SECRET_NAMES.contains(&upper.as_str())
-        || SECRET_PREFIXES.iter().any(|p| upper.starts_with(p))
-        || SECRET_SUFFIXES.iter().any(|s| upper.ends_with(s))
-        || SECRET_INFIXES.iter().any(|s| upper.contains(s))
+    let name = name.as_bytes();
+    let same = |part: &[u8], pattern: &str| part.eq_ignore_ascii_case(pattern.as_bytes());
+    SECRET_NAMES.iter().any(|n| same(name, n))
+        || SECRET_PREFIXES
+            .iter()
+            .any(|p| name.get(..p.len()).is_some_and(|part| same(part, p)))
+        || SECRET_SUFFIXES.iter().any(|s| {
+            name.len()
+                .checked_sub(s.len())
+                .is_some_and(|at| same(&name[at..], s))
+        })
+        || SECRET_INFIXES
+            .iter()
+            .any(|s| !s.is_empty() && name.windows(s.len()).any(|part| same(part, s)))
 }
 
 /// The command's environment, from the caller's (`inherited`), the policy,
@@ -153,6 +166,67 @@ mod tests {
             .collect();
         assert_eq!(names, ["HOME", "KEYBOARD", "GITHUB_TOKEN"]);
         assert_eq!(env[2].1, "given");
+    }
+
+    /// The rule as documented: the name's upper-case text against the
+    /// patterns (what `is_secret` computes without building that text).
+    fn by_upper_case_text(name: &OsStr) -> bool {
+        let upper = name.to_string_lossy().to_ascii_uppercase();
+        SECRET_NAMES.contains(&upper.as_str())
+            || SECRET_PREFIXES.iter().any(|p| upper.starts_with(p))
+            || SECRET_SUFFIXES.iter().any(|s| upper.ends_with(s))
+            || SECRET_INFIXES.iter().any(|s| upper.contains(s))
+    }
+
+    #[test]
+    fn secret_names_by_bytes_as_by_upper_case_text() {
+        let mut names: Vec<Vec<u8>> = [
+            "",
+            "_",
+            "AWS",
+            "aws_",
+            "Aws_Region",
+            "xAWS_",
+            "ssh_auth_sock",
+            "SSH_AUTH_SOCKET",
+            "_KEY",
+            "KEY",
+            "api_key",
+            "a_KeY",
+            "my_passwd",
+            "PASSWORD",
+            "X_CREDENTIALS",
+            "SECRET",
+            "_secret",
+            "secret_",
+            "TOP_SECRET_X",
+            "LD_PRELOAD",
+            "ld_audit",
+            "LD_AUDITX",
+            "KEYBOARD",
+            "HOME",
+            "GITHUB_TOKEN",
+            "TOKEN",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        // Bytes that are not UTF-8 or not ASCII, around the patterns.
+        for raw in [
+            &b"\xffAWS_X"[..],
+            b"AWS_\xff",
+            b"X\xff_TOKEN",
+            b"\xff_secret\xfe",
+            b"\xc3\xa9_KEY",
+            b"_\xffKEY",
+            b"SECRE\xffT_",
+        ] {
+            names.push(raw.to_vec());
+        }
+        for name in &names {
+            let name = OsStr::from_bytes(name);
+            assert_eq!(is_secret(name), by_upper_case_text(name), "{name:?}");
+        }
     }
 
     #[test]
