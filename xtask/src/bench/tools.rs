@@ -177,17 +177,21 @@ pub fn discover(
     v
 }
 
-/// Keeps bare and the sandboxes named in `only` (a name or its prefix, so
-/// `sandlock-cli` selects every version); all when `only` is empty.
+/// Keeps bare and the sandboxes named in `only`: by name, or by prefix
+/// when no sandbox has that exact name (so `sandlock-cli` selects every
+/// version, and `sandlock` only this workspace's); all when `only` is
+/// empty.
 pub fn select(sandboxes: Vec<Sandbox>, only: &[String]) -> Vec<Sandbox> {
+    let exact = |o: &String| sandboxes.iter().any(|s| s.name == *o);
+    let wanted: Vec<(&String, bool)> = only.iter().map(|o| (o, exact(o))).collect();
     sandboxes
         .into_iter()
         .filter(|s| {
             s.kind == Kind::Bare
                 || only.is_empty()
-                || only
-                    .iter()
-                    .any(|o| s.name == *o || s.name.starts_with(&format!("{o}-")))
+                || wanted.iter().any(|(o, exact)| {
+                    s.name == **o || (!exact && s.name.starts_with(&format!("{o}-")))
+                })
         })
         .collect()
 }
@@ -352,8 +356,12 @@ mod tests {
             ["bare", "sandlock-cli-0.4.1", "sandlock-cli-0.9.0"]
         );
         assert_eq!(
-            names(&select(all, &["bwrap".to_owned()])),
+            names(&select(all.clone(), &["bwrap".to_owned()])),
             ["bare", "bwrap"]
+        );
+        assert_eq!(
+            names(&select(all, &["sandlock".to_owned()])),
+            ["bare", "sandlock"]
         );
     }
 
