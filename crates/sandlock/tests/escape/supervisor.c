@@ -182,6 +182,38 @@ static int a_prlimit(int argc, char **argv)
 	return 0;
 }
 
+/* get_robust_list of the target: the address of its robust futex list
+ * head (an address in its memory, which ASLR is meant to keep secret). */
+static int a_robust_list(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	ready();
+	long pid = target();
+	void *head = 0;
+	size_t len = 0;
+	long r = syscall(SYS_get_robust_list, (pid_t)pid, &head, &len);
+	report("get_robust_list", r);
+	if (r == 0)
+		say("HEAD %p %zu", head, len);
+	hold();
+	return 0;
+}
+
+/* kcmp of our descriptor 0 and the target's: whether they are the same
+ * open file (what the target holds, told from outside). */
+static int a_kcmp(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	ready();
+	long pid = target();
+	long r = syscall(SYS_kcmp, getpid(), (pid_t)pid, 0 /* KCMP_FILE */, 0, 0);
+	report("kcmp", r);
+	hold();
+	return 0;
+}
+
 static int a_setpriority(int argc, char **argv)
 {
 	(void)argc;
@@ -331,6 +363,8 @@ int main(int argc, char **argv)
 		{"kill-parent", a_kill_parent},
 		{"kill-all", a_kill_all},
 		{"prlimit", a_prlimit},
+		{"robust-list", a_robust_list},
+		{"kcmp", a_kcmp},
 		{"setpriority", a_setpriority},
 		{"affinity", a_affinity},
 		{"setattr", a_setattr},

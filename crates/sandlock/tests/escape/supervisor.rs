@@ -26,6 +26,8 @@ escape_tests!(run:
     sched_setaffinity_supervisor,
     sched_setattr_supervisor,
     ioprio_set_supervisor,
+    robust_list_supervisor,
+    kcmp_supervisor,
 );
 
 // The same without a PID namespace (the library runner, as where the
@@ -40,6 +42,8 @@ escape_tests!(run:
     sched_setaffinity_supervisor_no_pidns,
     sched_setattr_supervisor_no_pidns,
     ioprio_set_supervisor_no_pidns,
+    robust_list_supervisor_no_pidns,
+    kcmp_supervisor_no_pidns,
 );
 
 // The init of the sandbox's PID namespace (pid 1 there) runs in sandlock's
@@ -307,6 +311,31 @@ fn vm_write_with(mode: Mode, attack: Attack, at_init: bool, what: &str) {
         None => !o.after.contains(&secret),
     };
     verdict(mode, Bare::Works, overwritten, what, &o.out);
+}
+
+fn robust_list_supervisor(mode: Mode) {
+    answered(mode, "robust-list", "get_robust_list", true);
+}
+
+fn robust_list_supervisor_no_pidns(mode: Mode) {
+    answered(mode, "robust-list", "get_robust_list", false);
+}
+
+fn kcmp_supervisor(mode: Mode) {
+    answered(mode, "kcmp", "kcmp", true);
+}
+
+fn kcmp_supervisor_no_pidns(mode: Mode) {
+    answered(mode, "kcmp", "kcmp", false);
+}
+
+/// An attack that only reads (an address of the supervisor's memory, what
+/// its descriptors are): the kernel answering it at all is the leak.
+fn answered(mode: Mode, attack: &str, call: &str, pidns: bool) {
+    let o = against_supervisor(mode, aimed(mode, attack, pidns), "s", |_| String::new());
+    let leaked = o.out.printed(&format!("RESULT {call} ok="));
+    let what = format!("{call} on the supervisor answered");
+    verdict(mode, Bare::Works, leaked, &what, &o.out);
 }
 
 fn prlimit_supervisor(mode: Mode) {
