@@ -316,13 +316,18 @@ fn settings_allow() -> bool {
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
     };
-    let max = read("/proc/sys/user/max_user_namespaces").unwrap_or(1);
+    // Unreadable: no /proc (the id maps could not be written either).
+    let Some(max) = read("/proc/sys/user/max_user_namespaces") else {
+        return false;
+    };
     // Debian and Ubuntu kernels' switch for unprivileged user namespaces.
     let clone = read("/proc/sys/kernel/unprivileged_userns_clone").unwrap_or(1);
     // Ubuntu's AppArmor switch: the namespace is created, but without the
     // capabilities to write its id maps or mount anything.
     let apparmor = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").unwrap_or(0);
-    max > 0 && clone != 0 && apparmor == 0 && Path::new("/proc/self/ns/user").exists()
+    // A kernel built without user namespaces refuses the clone (EINVAL):
+    // the launch then runs without, and remembers it (`launch`).
+    max > 0 && clone != 0 && apparmor == 0
 }
 
 /// Creates the namespaces a sandbox would get here (PID, IPC, and a user
