@@ -71,11 +71,15 @@ impl Arch {
     /// assert_eq!(Arch::Aarch64.syscall_nr("open"), None);
     /// ```
     pub fn syscall_nr(self, name: &str) -> Option<u32> {
-        let id = match self {
-            Arch::X86_64 => name.parse::<syscalls::x86_64::Sysno>().ok()?.id(),
-            Arch::Aarch64 => name.parse::<syscalls::aarch64::Sysno>().ok()?.id(),
-        };
-        u32::try_from(id).ok()
+        use crate::names::{AARCH64, X86_64, lookup};
+        match self {
+            Arch::X86_64 => lookup(&X86_64, name, |nr| {
+                syscalls::x86_64::Sysno::new(nr).map(|s| s.name())
+            }),
+            Arch::Aarch64 => lookup(&AARCH64, name, |nr| {
+                syscalls::aarch64::Sysno::new(nr).map(|s| s.name())
+            }),
+        }
     }
 
     /// The name of syscall number `nr` on this architecture.

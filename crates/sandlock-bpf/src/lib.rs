@@ -44,6 +44,7 @@ pub mod errno;
 pub mod filter;
 pub mod insn;
 pub mod interp;
+mod names;
 pub mod prebuilt;
 pub mod program;
 pub mod reference;
