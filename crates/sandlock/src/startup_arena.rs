@@ -70,9 +70,11 @@ fn bump(layout: Layout) -> Option<*mut u8> {
         return None;
     }
     let base = base();
+    // A power of two (`Layout`'s invariant): a mask, not a division.
+    let mask = layout.align() - 1;
     let mut top = TOP.load(Ordering::Relaxed);
     loop {
-        let start = (base + top).checked_next_multiple_of(layout.align())? - base;
+        let start = ((base + top).checked_add(mask)? & !mask) - base;
         let end = start.checked_add(layout.size())?;
         if end > SIZE {
             return None;
