@@ -57,16 +57,15 @@ fn run() -> Result<usize, String> {
         run(&grants),
         run(&["-r", "/usr", "-r", "/bin", "-r", "/etc", "-w", &scratch_str]),
     ];
-    let mut traces = Vec::new();
-    for args in &kinds {
-        println!("layout: tracing sandlock {}", args.join(" "));
-        let t = trace::first_executed(&sandlock, args);
-        if t.is_err() {
-            let _ = std::fs::remove_dir_all(&scratch);
-        }
-        traces.push(t?);
-    }
+    let traces: Result<Vec<_>, String> = kinds
+        .iter()
+        .map(|args| {
+            println!("layout: tracing sandlock {}", args.join(" "));
+            trace::first_executed(&sandlock, args)
+        })
+        .collect();
     let _ = std::fs::remove_dir_all(&scratch);
+    let traces = traces?;
     let out = Command::new("nm")
         .args(["-n", "-S", "--defined-only"])
         .arg(&sandlock)
