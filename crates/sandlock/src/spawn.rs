@@ -483,6 +483,7 @@ fn recv(sock: &OwnedFd) -> Result<Msg, Error> {
             }
         }
         let word = |i: usize| [buf[i], buf[i + 1], buf[i + 2], buf[i + 3]];
+        let protocol = || Error::os("sandbox hand-shake")(Errno::PROTO);
         return Ok(match (got, buf[0]) {
             (0, _) => Msg::Eof,
             (_, child::TAG_LISTENER) => match fd {
@@ -493,10 +494,64 @@ fn recv(sock: &OwnedFd) -> Result<Msg, Error> {
             (5, child::TAG_STATUS) => Msg::Status,
             (13, child::TAG_ERROR) => Msg::Failed {
                 step: u32::from_le_bytes(word(1)),
-                errno: Errno::from_raw_os_error(i32::from_le_bytes(word(5))),
+                // An errno out of the kernel's range (1 to 4095) is no
+                // report of ours: a protocol error, not a panic.
+                errno: match i32::from_le_bytes(word(5)) {
+                    n @ 1..=4095 => Errno::from_raw_os_error(n),
+                    _ => return Err(protocol()),
+                },
                 detail: u32::from_le_bytes(word(9)),
             },
-            _ => return Err(Error::os("sandbox hand-shake")(Errno::PROTO)),
+            _ => return Err(protocol()),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+
+    /// A failure report as the child writes it.
+    fn report(errno: i32) -> [u8; 13] {
+        let mut msg = [0u8; 13];
+        msg[0] = child::TAG_ERROR;
+        msg[1..5].copy_from_slice(&7u32.to_le_bytes());
+        msg[5..9].copy_from_slice(&errno.to_le_bytes());
+        msg[9..13].copy_from_slice(&3u32.to_le_bytes());
+        msg
+    }
+
+    #[test]
+    fn reports_decode_and_bad_errnos_are_protocol_errors() {
+        let (ours, theirs) = rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        rustix::io::write(&theirs, &report(13)).unwrap();
+        match recv(&ours).unwrap() {
+            Msg::Failed {
+                step,
+                errno,
+                detail,
+            } => assert_eq!((step, errno, detail), (7, Errno::ACCESS, 3)),
+            _ => panic!("not a failure report"),
+        }
+        for bad in [0, -1, 4096, i32::MIN] {
+            rustix::io::write(&theirs, &report(bad)).unwrap();
+            match recv(&ours) {
+                Err(Error::Os {
+                    what: "sandbox hand-shake",
+                    errno: Errno::PROTO,
+                }) => {}
+                _ => panic!("errno {bad} was not refused"),
+            }
+        }
+        drop(theirs);
+        assert!(matches!(recv(&ours).unwrap(), Msg::Eof));
     }
 }
