@@ -86,7 +86,7 @@ impl std::fmt::Debug for SpawnPlan {
 
 /// The size of the command's stack in the init of a PID namespace (until
 /// its `execve`, it runs only the raw system calls of the confinement).
-const COMMAND_STACK: usize = 128 * 1024;
+pub(crate) const COMMAND_STACK: usize = 128 * 1024;
 
 /// What the parent passes to [`launch`].
 pub(crate) struct Launch<'a> {
@@ -187,15 +187,27 @@ pub(crate) fn launch(
         None => (None, &[][..]),
     };
     let reaper = ns.is_some_and(|n| n.reaper);
-    // The init of a PID namespace runs the command on this stack (in our
-    // memory when the init shares it, else its own copy from the fork):
-    // see `sys::ns::vfork_command`.
-    let mut command_stack: Vec<u128> = if reaper {
+    // The init shares this process's memory when it reads `args` only
+    // while this function waits (the hand-shake below runs to the
+    // command's execve, except for a supervised execve).
+    let mut init_stack = if reaper && !l.plan.exec_supervised && sandlock_notify::raw::ERRNO_FREE {
+        Some(sys::host::InitStack::new().map_err(Error::os("init stack"))?)
+    } else {
+        None
+    };
+    // The init of a PID namespace runs the command on a stack of its own
+    // (see `sys::ns::vfork_command`): below the init's, in the same
+    // mapping, when the init shares our memory; else a buffer of ours,
+    // which the forked init gets a copy of.
+    let mut command_stack: Vec<u128> = if reaper && init_stack.is_none() {
         vec![0; COMMAND_STACK / 16]
     } else {
         Vec::new()
     };
-    let stack_top = reaper.then(|| command_stack.as_mut_ptr_range().end as usize);
+    let stack_top = match &init_stack {
+        Some(stack) => Some(stack.command_top() as usize),
+        None => reaper.then(|| command_stack.as_mut_ptr_range().end as usize),
+    };
     let args = ChildArgs {
         sock: theirs.as_raw_fd(),
         parent: rustix::process::getpid().as_raw_nonzero().get(),
@@ -224,14 +236,6 @@ pub(crate) fn launch(
     // namespace (it never calls execve): a plain fork. Otherwise the
     // cheaper vfork-style clone.
     let share_memory = !l.plan.wait_go && !l.plan.exec_supervised && clone_flags == 0;
-    // The init shares this process's memory when it reads `args` only
-    // while this function waits (the hand-shake below runs to the
-    // command's execve, except for a supervised execve).
-    let mut init_stack = if reaper && !l.plan.exec_supervised && sandlock_notify::raw::ERRNO_FREE {
-        Some(sys::host::InitStack::new().map_err(Error::os("init stack"))?)
-    } else {
-        None
-    };
     let (pid, pidfd) = sys::host::spawn_child(
         &args,
         share_memory,

@@ -226,12 +226,15 @@ impl InitStack {
     /// Usable bytes: the init runs the confinement steps and its reaper
     /// loop, a few KiB; untouched pages cost nothing.
     const SIZE: usize = 256 * 1024;
-    /// The guard page below the stack.
+    /// Below the init's stack, the command's (see [`command_top`](Self::command_top)).
+    const COMMAND: usize = crate::spawn::COMMAND_STACK;
+    /// The guard page below both.
     const GUARD: usize = 4096;
 
-    /// Maps a fresh stack.
+    /// Maps a fresh stack: from the top, the init's, then the command's,
+    /// then a guard page.
     pub(crate) fn new() -> Result<InitStack, Errno> {
-        let len = Self::SIZE + Self::GUARD;
+        let len = Self::SIZE + Self::COMMAND + Self::GUARD;
         // SAFETY: an anonymous private mapping at an address of the
         // kernel's choosing touches no existing memory.
         let base = unsafe {
@@ -262,6 +265,16 @@ impl InitStack {
     /// The initial stack pointer (the end of the mapping, page-aligned).
     fn top(&self) -> *mut libc::c_void {
         self.base.wrapping_byte_add(self.len)
+    }
+
+    /// The initial stack pointer of the command the init forks
+    /// (`CLONE_VM | CLONE_VFORK`, in this same memory): just below the
+    /// init's stack, page-aligned. The command runs on it only until its
+    /// `execve`, while the init is suspended (`CLONE_VFORK`), so the two
+    /// never run on the mapping at once; the command overflowing its
+    /// share would hit the guard page.
+    pub(crate) fn command_top(&self) -> *mut libc::c_void {
+        self.base.wrapping_byte_add(Self::GUARD + Self::COMMAND)
     }
 }
 

@@ -202,8 +202,9 @@ pub(crate) fn peer_gone(fd: RawFd) -> bool {
 
 /// Forks the command from the init of a PID namespace, as `posix_spawn`
 /// does: `clone(CLONE_VM | CLONE_VFORK | SIGCHLD)` on `args.command_stack`
-/// (prepared by sandlock before the init was forked, so it is the init's
-/// own copy): no page table is copied, and the init sleeps until the
+/// (prepared by sandlock before the init was created: the lower part of
+/// the init's own stack mapping when the init shares sandlock's memory,
+/// else the init's copy of a buffer): no page table is copied, and the init sleeps until the
 /// command has called `execve` (or ended). The child runs
 /// [`crate::child::confine_and_exec`] and never returns from here; the
 /// parent gets the child's pid. Without a stack, a `CLONE_VFORK` fork.
@@ -216,8 +217,9 @@ pub(crate) fn vfork_command(args: &crate::child::ChildArgs<'_>) -> Result<i32, E
     }
     let ret = match args.command_stack {
         Some(top) => {
-            // SAFETY: `top` is the end of a live, 16-byte aligned buffer of
-            // the init's memory that nothing else uses; the child only runs
+            // SAFETY: `top` is the end of a live, 16-byte aligned region of
+            // the init's memory that nothing else uses (a buffer, or the
+            // part of the init's stack mapping below its own stack); the child only runs
             // `confine_and_exec` (raw, async-signal-safe syscalls on data
             // the init keeps alive and does not touch while suspended by
             // CLONE_VFORK), writing nothing but that stack.
