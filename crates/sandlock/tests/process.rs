@@ -172,3 +172,61 @@ fn timeout_before_the_command_started_nobody() {
         timeout_before_the_command_started(NOBODY);
     }
 }
+
+/// Where the kernel refuses the namespaces (here `user.max_user_namespaces`
+/// set to 0 in a user namespace of the test's own, which limits only what
+/// is created inside it), the clone fails, the launch runs again without
+/// them, and the command runs confined as ever: Landlock refuses the write
+/// outside its grants. Without the setting the same line gets its PID
+/// namespace (the command is pid 2): the test tells the two apart.
+fn refused_namespaces(uid: u32) {
+    let s = Scratch::new(uid);
+    s.dir("rw");
+    s.dir("outside");
+    let line = |limit: &str| {
+        format!(
+            "{limit}exec {} run -w {} -- {} ids write {} write {}",
+            bins().sandlock().display(),
+            s.s("rw"),
+            bins().probe().display(),
+            s.s("outside/x"),
+            s.s("rw/ok"),
+        )
+    };
+    let run = |limit: &str| {
+        run_as(
+            uid,
+            std::path::Path::new("/usr/bin/unshare"),
+            &["-U", "-r", "/bin/sh", "-c", &line(limit)],
+            &[],
+        )
+    };
+    let pid = |out: &common::Out| {
+        out.get("ids")
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("pid="))
+            .unwrap()
+            .to_owned()
+    };
+    let usual = run("");
+    assert_eq!(usual.code, Some(0), "{usual:?}");
+    assert_eq!(pid(&usual), "2", "{usual:?}");
+    let refused = run("echo 0 > /proc/sys/user/max_user_namespaces && ");
+    assert_eq!(refused.code, Some(0), "{refused:?}");
+    assert_ne!(pid(&refused), "2", "{refused:?}");
+    let lines: Vec<&str> = refused.stdout.lines().collect();
+    assert!(lines.contains(&"write errno=13"), "{refused:?}");
+    assert!(lines.contains(&"write ok"), "{refused:?}");
+}
+
+#[test]
+fn refused_namespaces_root() {
+    refused_namespaces(0);
+}
+
+#[test]
+fn refused_namespaces_nobody() {
+    if root() {
+        refused_namespaces(NOBODY);
+    }
+}
