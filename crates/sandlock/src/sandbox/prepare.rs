@@ -22,7 +22,7 @@ impl Sandbox {
     pub(super) fn plan(&self, workdir: Option<&Path>) -> Result<SpawnPlan, Error> {
         let policy = &self.policy;
         let mut plan = SpawnPlan::default();
-        if self.pid_namespace && ns::probably_available() {
+        if self.pid_namespace && ns::worth_trying() {
             plan.ns.pid = true;
             plan.ns.ipc = true;
             plan.ns.optional = true;
