@@ -22,6 +22,12 @@ commands:
       --no-run             with --compare/--plot/--markdown: use the records already there
       --install            install missing comparison sandboxes (apt-get, cargo install)
       --list               list scenarios and sandboxes, then exit
+  ab      start-up of this tree's sandlock against another revision's: both built alike,
+          their page cache dropped and read back alike, starts alternated A B B A, in
+          two passes (A first, B first); medians per start line (startup flags, the
+          default profile, and as uid 65534 when run as root)
+      --rev REV            the revision to compare with (default HEAD)
+      --pairs N            alternated pairs per pass and line (default 600)
   fuzz    run every cargo-fuzz target (nightly), print coverage growth and crashes
       --seconds N          time per target (default 60)
       --fuzz-dir DIR       the cargo-fuzz project (default fuzz/)
@@ -36,6 +42,8 @@ commands:
 pub enum Command {
     /// `cargo xtask bench ...`
     Bench(BenchOptions),
+    /// `cargo xtask ab ...`
+    Ab(AbOptions),
     /// `cargo xtask fuzz ...`
     Fuzz(FuzzOptions),
     /// `cargo xtask ci`
@@ -44,6 +52,24 @@ pub enum Command {
     Layout,
     /// `--help`
     Help,
+}
+
+/// Options of `cargo xtask ab`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbOptions {
+    /// The revision to compare this tree with.
+    pub rev: String,
+    /// Alternated pairs per pass and line.
+    pub pairs: usize,
+}
+
+impl Default for AbOptions {
+    fn default() -> Self {
+        Self {
+            rev: "HEAD".to_owned(),
+            pairs: 600,
+        }
+    }
 }
 
 /// Options of `cargo xtask bench`.
@@ -129,6 +155,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     };
     match command.as_str() {
         "bench" => parse_bench(rest).map(Command::Bench),
+        "ab" => parse_ab(rest).map(Command::Ab),
         "fuzz" => parse_fuzz(rest).map(Command::Fuzz),
         "ci" => match rest.first() {
             None => Ok(Command::Ci),
@@ -149,6 +176,25 @@ fn value<'a>(flag: &str, it: &mut impl Iterator<Item = &'a String>) -> Result<&'
 fn number<T: std::str::FromStr>(flag: &str, raw: &str) -> Result<T, String> {
     raw.parse()
         .map_err(|_| format!("{flag}: {raw:?} is not a valid number"))
+}
+
+fn parse_ab(args: &[String]) -> Result<AbOptions, String> {
+    let mut o = AbOptions::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--rev" => o.rev = value(arg, &mut it)?.to_owned(),
+            "--pairs" => {
+                let n: usize = number(arg, value(arg, &mut it)?)?;
+                if n == 0 {
+                    return Err("--pairs must be at least 1".to_owned());
+                }
+                o.pairs = n;
+            }
+            other => return Err(format!("ab: unknown option {other:?}")),
+        }
+    }
+    Ok(o)
 }
 
 fn parse_bench(args: &[String]) -> Result<BenchOptions, String> {
@@ -232,6 +278,35 @@ mod tests {
         assert_eq!(o.sandboxes, ["bwrap"]);
         assert_eq!(o.rounds, Some(3));
         assert!((o.threshold - 0.15).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ab_flags() {
+        assert_eq!(
+            parse(&args("ab")).unwrap(),
+            Command::Ab(AbOptions {
+                rev: "HEAD".to_owned(),
+                pairs: 600
+            })
+        );
+        assert_eq!(
+            parse(&args("ab --rev 949e794 --pairs 40")).unwrap(),
+            Command::Ab(AbOptions {
+                rev: "949e794".to_owned(),
+                pairs: 40
+            })
+        );
+        assert!(
+            parse(&args("ab --pairs 0"))
+                .unwrap_err()
+                .contains("at least 1")
+        );
+        assert!(parse(&args("ab --rev")).unwrap_err().contains("--rev"));
+        assert!(
+            parse(&args("ab --scenario x"))
+                .unwrap_err()
+                .contains("--scenario")
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! `cargo xtask bench | fuzz | ci | layout`: sandlock's developer tasks.
+//! `cargo xtask bench | ab | fuzz | ci | layout`: sandlock's developer tasks.
 //!
 //! - `bench`: end-to-end scenarios, bare against sandlock, Landlock alone and
 //!   other sandboxes, interleaved; a JSON record per run in `target/bench/`.
+//! - `ab`: this tree's start-up against another revision's, start by start.
 //! - `fuzz`: every cargo-fuzz target for a while, coverage growth, crashes.
 //! - `ci`: `.ci/run` plus `bench --quick`.
 //! - `layout`: the start path's functions, for the binary's code layout.
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match cli::parse(&args) {
         Ok(cli::Command::Bench(opts)) => bench::main(&opts),
+        Ok(cli::Command::Ab(opts)) => bench::ab(&opts),
         Ok(cli::Command::Fuzz(opts)) => fuzz::main(&opts),
         Ok(cli::Command::Ci) => ci::main(),
         Ok(cli::Command::Layout) => layout::main(),

@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: end-to-end scenarios, bare against each sandbox, in
 //! one interleaved run; a JSON record per run; comparison and history plot.
 
+mod ab;
 mod compare;
 mod criterion;
 mod listener;
@@ -27,6 +28,8 @@ use crate::workspace;
 use record::{Record, SCHEMA, ScenarioRecord};
 pub use sandbox::SYSTEM_DIRS;
 use scenario::{CATALOGUE, Workload};
+
+pub use ab::main as ab;
 
 /// Runs `cargo xtask bench` with `opts`.
 pub fn main(opts: &BenchOptions) -> ExitCode {
