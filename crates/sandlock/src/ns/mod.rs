@@ -324,7 +324,7 @@ pub(crate) fn probably_available() -> bool {
 /// kernel refuses the clone at once where `user.max_user_namespaces` is 0,
 /// Debian's `kernel.unprivileged_userns_clone` is 0 or user namespaces are
 /// not built in, and the launch then runs without them (`launch`): cheaper
-/// than reading those settings before every launch (20-40 µs here). Under
+/// than reading those settings before every launch (35-50 µs here). Under
 /// AppArmor's switch the clone succeeds and only writing the id maps
 /// fails, which would cost a whole clone each time.
 pub(crate) fn worth_trying() -> bool {
