@@ -46,6 +46,11 @@ struct Line {
 fn ab(opts: &AbOptions) -> Result<(), String> {
     let dir = workspace::target_dir().join("ab");
     let rev = resolve(&opts.rev)?;
+    if !tools::musl_installed() {
+        return Err(format!(
+            "sandlock is measured as distributed, built against musl: rustup target add {MUSL_TARGET}"
+        ));
+    }
     eprintln!("== building this tree's sandlock");
     let ours = tools::build(false).1?;
     eprintln!("== building {} ({rev})", opts.rev);

@@ -17,7 +17,7 @@ pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 
 /// Whether the standard library for [`MUSL_TARGET`] is installed (and this
 /// is an x86-64 machine).
-fn musl_installed() -> bool {
+pub fn musl_installed() -> bool {
     cfg!(target_arch = "x86_64")
         && workspace::output_of("rustc", &["--print", "sysroot"]).is_some_and(|root| {
             Path::new(&root)
