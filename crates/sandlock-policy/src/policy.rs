@@ -365,9 +365,43 @@ impl Policy {
         self.workdir.as_ref()
     }
 
-    /// The directory that becomes the sandbox's root.
+    /// The directory that becomes the sandbox's root. The policy's other
+    /// paths are then paths inside it.
     pub fn chroot(&self) -> Option<&AbsPath> {
         self.chroot.as_ref()
+    }
+
+    /// A copy of this policy with each file-system path (`fs_readable`,
+    /// `fs_writable`, `fs_denied`, in that order) replaced by what `f`
+    /// returns for it; `f` also gets the field's name. The first error
+    /// stops the mapping and is returned.
+    ///
+    /// ```
+    /// use sandlock_policy::{AbsPath, Policy};
+    ///
+    /// let p = Policy::builder().fs_read("/usr").fs_deny("/usr/secret").build()?;
+    /// let moved = p.map_fs_paths(|_, path| {
+    ///     AbsPath::new(format!("/srv/root{}", path.as_str()))
+    /// })?;
+    /// assert_eq!(moved.fs_readable()[0].as_str(), "/srv/root/usr");
+    /// assert_eq!(moved.fs_denied()[0].as_str(), "/srv/root/usr/secret");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map_fs_paths<E>(
+        &self,
+        mut f: impl FnMut(&'static str, &AbsPath) -> Result<AbsPath, E>,
+    ) -> Result<Policy, E> {
+        let mut out = self.clone();
+        for (field, list) in [
+            ("fs_readable", &mut out.fs_readable),
+            ("fs_writable", &mut out.fs_writable),
+            ("fs_denied", &mut out.fs_denied),
+        ] {
+            for p in list.iter_mut() {
+                *p = f(field, p)?;
+            }
+        }
+        Ok(out)
     }
 
     /// What to do when the kernel cannot enforce a protection.
