@@ -403,7 +403,8 @@ pub fn read_open_request(
 /// `O_CLOEXEC` (pass it on to [`crate::Listener::add_fd`]).
 ///
 /// Absolute paths and `..` resolve against the supervisor's root, which is
-/// the task's root unless the task was chrooted (sandlock never does).
+/// the task's root unless the task was chrooted: for a chrooted task,
+/// resolve from its root (`/proc/TID/root`) with `RESOLVE_IN_ROOT` instead.
 pub fn open(
     child: &ChildFds,
     req: &Verified<OpenRequest>,

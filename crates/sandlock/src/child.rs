@@ -56,6 +56,8 @@ pub(crate) struct ChildArgs<'a> {
     pub cpu_mask: Option<&'a [u64]>,
     /// Working directory.
     pub cwd: Option<&'a CStr>,
+    /// The new root's path and a descriptor of it, entered before `cwd`.
+    pub root: Option<(&'a CStr, RawFd)>,
     /// Wait for the parent's go-ahead before confining.
     pub wait_go: bool,
     /// `RLIMIT_NOFILE` soft limit (for the close-on-exec fallback).
@@ -130,6 +132,20 @@ pub(crate) fn run(a: &ChildArgs<'_>) -> ! {
     {
         fail(a.sock, step.code(), e, detail, 125);
     }
+    // The grants on the new mounts, by their host paths: before the root
+    // changes. The ruleset is the launch's own (shared with the command).
+    if let (Some(n), Some(fd)) = (a.ns, a.landlock)
+        && let Err((step, detail, e)) = ns::regrant(n, fd)
+    {
+        fail(a.sock, step.code(), e, detail, 125);
+    }
+    // The new root, once mounted in: the init's too, so that no process
+    // of the sandbox has a root (`/proc/1/root`) outside it.
+    if let Some((path, fd)) = a.root
+        && let Err(e) = sys::enter_root(path, fd)
+    {
+        die(a, SetupStep::Chroot, e);
+    }
     for (target, &src) in a.stdio.iter().enumerate() {
         if src >= 0
             && let Err(e) = sys::dup_to(src, target as RawFd)
@@ -200,11 +216,6 @@ pub(crate) fn confine_and_exec(a: &ChildArgs<'_>) -> ! {
         die(a, SetupStep::NoNewPrivs, e);
     }
     if let Some(fd) = a.landlock {
-        if let Some(n) = a.ns
-            && let Err((step, detail, e)) = ns::regrant(n, fd)
-        {
-            fail(a.sock, step.code(), e, detail, 125);
-        }
         if let Err(e) = sys::landlock_restrict_self(fd) {
             die(a, SetupStep::Landlock, e);
         }

@@ -36,11 +36,15 @@ pub enum Protection {
     /// `/dev/urandom` and `/dev/random` following `random_seed` (a mount
     /// namespace).
     SeededDevices,
+    /// A directory as the sandbox's root, `chroot` (`CAP_SYS_CHROOT`: root,
+    /// or a user namespace). Never skipped, even in best-effort mode: the
+    /// policy's paths are inside the new root.
+    NewRoot,
 }
 
 impl Protection {
     /// Every protection.
-    pub const ALL: [Protection; 11] = [
+    pub const ALL: [Protection; 12] = [
         Protection::Filesystem,
         Protection::Truncate,
         Protection::TcpPorts,
@@ -52,6 +56,7 @@ impl Protection {
         Protection::CpuView,
         Protection::PrivateProc,
         Protection::SeededDevices,
+        Protection::NewRoot,
     ];
 
     /// The Landlock ABI this protection needs (`None`: not a Landlock right).
@@ -74,6 +79,7 @@ impl Protection {
             | Protection::CpuView
             | Protection::PrivateProc
             | Protection::SeededDevices => crate::ns::probably_available(),
+            Protection::NewRoot => crate::ns::is_global_root() || crate::ns::probably_available(),
             _ => self
                 .landlock_abi()
                 .is_some_and(|abi| kernel::landlock_abi().is_some_and(|have| have >= abi)),
@@ -99,6 +105,7 @@ impl Protection {
             Protection::CpuView => policy.num_cpus().is_some(),
             Protection::PrivateProc => grants_proc(policy),
             Protection::SeededDevices => policy.random_seed().is_some(),
+            Protection::NewRoot => policy.chroot().is_some(),
         }
     }
 
@@ -114,7 +121,8 @@ impl Protection {
             Protection::HostName
             | Protection::CpuView
             | Protection::PrivateProc
-            | Protection::SeededDevices => "namespaces: root, or unprivileged user namespaces",
+            | Protection::SeededDevices
+            | Protection::NewRoot => "namespaces: root, or unprivileged user namespaces",
         }
     }
 }
@@ -133,20 +141,31 @@ impl fmt::Display for Protection {
             Protection::CpuView => "CPU files (--num-cpus)",
             Protection::PrivateProc => "private /proc",
             Protection::SeededDevices => "seeded random devices (--random-seed)",
+            Protection::NewRoot => "new root (--chroot)",
         };
         write!(f, "{what} [{}]", self.needs())
     }
 }
 
 /// Whether `policy` grants `/proc` or part of it (a grant of `/` does too).
+/// With a new root, the policy's paths are host paths already
+/// (`NewRoot::rooted`) and its `/proc` is the root's.
 pub(crate) fn grants_proc(policy: &Policy) -> bool {
+    let root = policy
+        .chroot()
+        .map_or("", |r| r.as_str().trim_end_matches('/'));
+    let proc = format!("{root}/proc");
     policy
         .fs_readable()
         .iter()
         .chain(policy.fs_writable())
         .any(|p| {
             let p = p.as_str().trim_end_matches('/');
-            p.is_empty() || p == "/proc" || p.starts_with("/proc/")
+            p.is_empty()
+                || p == root
+                || p == proc
+                || p.strip_prefix(proc.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
         })
 }
 

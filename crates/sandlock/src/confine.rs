@@ -9,7 +9,7 @@ use sandlock_policy::{Limit, Policy};
 
 use crate::error::{Error, SetupStep};
 use crate::ruleset::Landlock;
-use crate::sandbox::{check_implemented, check_kernel, cpu_mask};
+use crate::sandbox::{check_kernel, cpu_mask};
 use crate::sys::child as sys;
 use crate::{kernel, seccomp, supervise};
 
@@ -22,9 +22,11 @@ use crate::{kernel, seccomp, supervise};
 ///
 /// Refused (with an error, before anything is applied): a process with
 /// more than one thread (Landlock would confine only the calling one),
-/// and the settings that need a parent: `timeout`, `clean_env`, `env`,
+/// and the settings that need a parent, a supervisor or namespaces:
+/// `timeout`, `time_start`, `random_seed`, `chroot`, `hostname`,
+/// `num_cpus`, a private `/proc` (strict mode), the resource limits,
+/// `net_allow_hosts`, `fs_denied`, `policy_fn`, `clean_env` and `env`.
 pub fn confine_current(policy: &Policy) -> Result<(), Error> {
-    check_implemented(policy)?;
     let refuse = |field: &'static str, why: &str| Error::Invalid {
         field,
         value: "confine_current".to_owned(),
@@ -38,6 +40,12 @@ pub fn confine_current(policy: &Policy) -> Result<(), Error> {
     }
     if policy.random_seed().is_some() {
         return Err(refuse("random_seed", "needs a supervisor"));
+    }
+    if policy.chroot().is_some() {
+        return Err(refuse(
+            "chroot",
+            "needs a launched sandbox: a running process keeps the root it has",
+        ));
     }
     if policy.hostname().is_some() {
         return Err(refuse(

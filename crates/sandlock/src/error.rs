@@ -55,8 +55,9 @@ pub enum Error {
         why: String,
     },
     /// The kernel lacks a protection the policy asks for, and the policy is
-    /// `strict` (the default).
-    #[error("not enforced by this kernel: {0} (use best-effort compatibility to run without it)")]
+    /// `strict` (the default), or the protection is one a sandbox never
+    /// runs without (a new root).
+    #[error("not enforced by this kernel: {0}{hint}", hint = unsupported_hint(*.0))]
     Unsupported(Protection),
     /// The seccomp program could not be built.
     #[error("seccomp filter: {0}")]
@@ -192,6 +193,14 @@ fn setup_text(step: SetupStep, errno: Errno) -> String {
     errno_text(errno)
 }
 
+/// What to do about a missing protection.
+fn unsupported_hint(p: Protection) -> &'static str {
+    match p {
+        Protection::NewRoot => " (a new root is never skipped, even in best-effort mode)",
+        _ => " (use best-effort compatibility to run without it)",
+    }
+}
+
 /// One step of the child's confinement sequence, for [`Error::Setup`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -236,11 +245,13 @@ pub enum SetupStep {
     Hostname,
     /// Forking the command from the init of the sandbox's PID namespace.
     Reaper,
+    /// Entering the new root (`chroot`).
+    Chroot,
 }
 
 impl SetupStep {
     /// Every step, in wire order.
-    pub(crate) const ALL: [SetupStep; 20] = [
+    pub(crate) const ALL: [SetupStep; 21] = [
         SetupStep::ProcessGroup,
         SetupStep::DeathSignal,
         SetupStep::Stdio,
@@ -261,6 +272,7 @@ impl SetupStep {
         SetupStep::Mount,
         SetupStep::Hostname,
         SetupStep::Reaper,
+        SetupStep::Chroot,
     ];
 
     /// The step's number on the child-to-parent channel.
@@ -297,6 +309,7 @@ impl fmt::Display for SetupStep {
             SetupStep::Mount => "a mount of the sandbox's mount namespace",
             SetupStep::Hostname => "sethostname",
             SetupStep::Reaper => "forking the command from the PID namespace's init",
+            SetupStep::Chroot => "chroot (entering the new root)",
         })
     }
 }

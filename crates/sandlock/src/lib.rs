@@ -101,6 +101,7 @@ mod env;
 pub mod error;
 pub mod kernel;
 pub mod limits;
+mod newroot;
 pub mod ns;
 mod process;
 mod procmem;

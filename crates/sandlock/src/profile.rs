@@ -107,6 +107,46 @@ pub fn default_builder(granted: &[&str]) -> Result<PolicyBuilder, Error> {
     Ok(b)
 }
 
+/// [`default_builder`] for a sandbox whose root is the host directory
+/// `root` (`chroot`): the paths are the new root's, inside it (those it
+/// has), `/etc` is the root's (minus its secrets), and `workdir` (the
+/// working directory inside) is granted readable in place of the current
+/// directory, unless it is `/`.
+pub fn default_builder_rooted(
+    root: &Path,
+    workdir: Option<&str>,
+    granted: &[&str],
+) -> Result<PolicyBuilder, Error> {
+    let root = crate::newroot::NewRoot::open(root)?;
+    let has = |p: &str| root.host(Path::new(p)).is_ok();
+    let mut b = default_switches(Policy::builder());
+    for &p in DEFAULT_READABLE {
+        if has(p) {
+            b = b.fs_read(p);
+        }
+    }
+    for &p in DEFAULT_WRITABLE {
+        if has(p) {
+            b = b.fs_write(p);
+        }
+    }
+    if !granted.iter().any(|g| covers(g, "/etc"))
+        && let Ok(etc) = root.host(Path::new("/etc"))
+    {
+        for p in etc_grants_in(&etc) {
+            if let Some(inside) = root.inside(Path::new(&p)) {
+                b = b.fs_read(inside.to_string_lossy().into_owned());
+            }
+        }
+    }
+    if let Some(w) = workdir
+        && !w.trim_end_matches('/').is_empty()
+    {
+        b = b.fs_read(w);
+    }
+    Ok(b)
+}
+
 /// Whether granting `outer` grants `inner` (same path or an ancestor, by
 /// components).
 fn covers(outer: &str, inner: &str) -> bool {
@@ -123,12 +163,17 @@ fn covers(outer: &str, inner: &str) -> bool {
 
 /// What the default profile grants of `/etc`.
 fn etc_grants() -> Vec<String> {
-    let etc = Path::new("/etc");
+    etc_grants_in(Path::new("/etc"))
+}
+
+/// What the default profile grants of `etc` (the host's `/etc`, or a new
+/// root's), as host paths.
+fn etc_grants_in(etc: &Path) -> Vec<String> {
     if !etc.exists() {
         return Vec::new();
     }
     if secrets_unreadable(etc, ETC_SECRETS) {
-        return vec!["/etc".to_owned()];
+        return vec![etc.to_string_lossy().into_owned()];
     }
     let mut out = Vec::new();
     expand(etc, ETC_SECRETS, &mut out);

@@ -55,6 +55,9 @@ pub(crate) struct SpawnPlan {
     pub(crate) cpu_mask: Option<Vec<u64>>,
     /// Working directory.
     pub(crate) cwd: Option<CString>,
+    /// The new root (`chroot`): its host path and a descriptor of it (to
+    /// check that the path still names it), entered before `cwd`.
+    pub(crate) root: Option<(CString, std::os::fd::RawFd)>,
     /// Namespaces (none by default); see [`crate::ns`].
     pub(crate) ns: NsPlan,
     /// The base filter sends the command's own `execve` to the supervisor:
@@ -217,6 +220,7 @@ pub(crate) fn launch(
         thp_disable: l.plan.thp_disable,
         cpu_mask: l.plan.cpu_mask.as_deref(),
         cwd: l.plan.cwd.as_deref(),
+        root: l.plan.root.as_ref().map(|(p, fd)| (p.as_c_str(), *fd)),
         wait_go: l.plan.wait_go,
         fd_limit,
         landlock: l.landlock.map(|f| f.as_raw_fd()),

@@ -56,7 +56,7 @@ impl TempDir {
     }
 
     /// [`for_sandbox`](Self::for_sandbox) with `base` for `$TMPDIR`.
-    fn for_sandbox_in(base: &Path) -> Result<TempDir, Error> {
+    pub(crate) fn for_sandbox_in(base: &Path) -> Result<TempDir, Error> {
         let Some(dir) = private_dir_in(base) else {
             return TempDir::create_in(base);
         };

@@ -151,23 +151,6 @@ fn workdir_must_be_a_directory() {
     assert_eq!(out.get("cwd"), scratch.path().to_str().unwrap());
 }
 
-/// Flags another issue implements exist, and refuse loudly.
-#[test]
-fn flags_not_implemented_yet_fail_loudly() {
-    let cases: &[(&[&str], &str)] = &[(&["--chroot", "/"], "--chroot")];
-    for (flags, name) in cases {
-        let out = probe_in(0, flags, &["echo", "ran"]);
-        assert_eq!(out.code, Some(125), "{flags:?}: {out:?}");
-        assert!(!out.stdout.contains("ran"));
-        assert!(
-            out.stderr
-                .starts_with(&format!("sandlock: {name}: not implemented yet")),
-            "{flags:?}: {out:?}"
-        );
-        assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
-    }
-}
-
 #[test]
 fn usage_errors_are_2() {
     assert_eq!(

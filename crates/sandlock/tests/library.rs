@@ -196,13 +196,13 @@ fn errors_name_what_failed() {
 
     let e = Sandbox::new(base().chroot("/").build().unwrap()).unwrap_err();
     assert!(
-        matches!(
-            e,
-            Error::NotImplemented {
-                setting: "chroot",
-                ..
-            }
-        ),
+        matches!(&e, Error::Invalid { field: "chroot", value, .. } if value == "/"),
+        "{e:?}"
+    );
+    assert_eq!(e.exit_code(), 125);
+    let e = Sandbox::new(base().chroot("/sandlock-nope").build().unwrap()).unwrap_err();
+    assert!(
+        matches!(&e, Error::Path { field: "chroot", errno, .. } if *errno == rustix::io::Errno::NOENT),
         "{e:?}"
     );
 
@@ -331,6 +331,19 @@ fn confine_current_confines_this_process() {
 }
 
 fn confined_body(s: &Scratch, outside: &Scratch) {
+    // A running process keeps its root: refused before anything applies.
+    let e =
+        sandlock::confine_current(&Policy::builder().chroot("/srv").build().unwrap()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Invalid {
+                field: "chroot",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     // A policy with a timeout needs a parent: refused before anything applies.
     let e = sandlock::confine_current(&Policy::builder().timeout(5).build().unwrap()).unwrap_err();
     assert!(

@@ -160,12 +160,34 @@ fn absolute(path: &str) -> String {
 }
 
 impl RunArgs {
+    /// A path of the policy made absolute: against the current directory,
+    /// or with `--chroot`, against the working directory in the new root
+    /// (`--workdir`, else `/`).
+    fn path(&self, p: &str) -> String {
+        if self.chroot.is_none() || p.starts_with('/') || p.is_empty() {
+            return absolute(p);
+        }
+        let mut base = std::path::PathBuf::from("/");
+        if let Some(w) = &self.workdir {
+            base.push(w);
+        }
+        base.join(p).to_string_lossy().into_owned()
+    }
+
+    /// `--workdir`, absolute: with `--chroot`, against the new root's `/`.
+    pub(crate) fn workdir_path(&self, w: &str) -> String {
+        if self.chroot.is_some() && !w.starts_with('/') {
+            return format!("/{w}");
+        }
+        absolute(w)
+    }
+
     /// Every path given with -r / -w (absolute).
     pub(crate) fn granted(&self) -> Vec<String> {
         self.fs_read
             .iter()
             .chain(&self.fs_write)
-            .map(|p| absolute(p))
+            .map(|p| self.path(p))
             .collect()
     }
 
@@ -175,10 +197,18 @@ impl RunArgs {
             "fs_readable" => &self.fs_read,
             "fs_writable" => &self.fs_write,
             "fs_denied" => &self.fs_deny,
-            "workdir" => return self.workdir.as_deref().map(absolute).as_deref() == Some(path),
+            "chroot" => return self.chroot.as_deref().map(absolute).as_deref() == Some(path),
+            "workdir" => {
+                return self
+                    .workdir
+                    .as_deref()
+                    .map(|w| self.workdir_path(w))
+                    .as_deref()
+                    == Some(path);
+            }
             _ => return false,
         };
-        list.iter().any(|p| absolute(p) == path)
+        list.iter().any(|p| self.path(p) == path)
     }
 
     /// The flags layered on `base`. A bad `--random-seed` is reported as
@@ -186,13 +216,13 @@ impl RunArgs {
     pub(crate) fn apply(&self, base: PolicyBuilder) -> Result<PolicyBuilder, String> {
         let mut b = base;
         for p in &self.fs_read {
-            b = b.fs_read(absolute(p));
+            b = b.fs_read(self.path(p));
         }
         for p in &self.fs_write {
-            b = b.fs_write(absolute(p));
+            b = b.fs_write(self.path(p));
         }
         for p in &self.fs_deny {
-            b = b.fs_deny(absolute(p));
+            b = b.fs_deny(self.path(p));
         }
         if let Some(v) = &self.max_memory {
             b = b.max_memory(v.as_str());
@@ -262,7 +292,7 @@ impl RunArgs {
             b = b.chroot(absolute(v));
         }
         if let Some(v) = &self.workdir {
-            b = b.workdir(absolute(v));
+            b = b.workdir(self.workdir_path(v));
         }
         if self.best_effort {
             b = b.compat(Compat::BestEffort);
@@ -293,7 +323,17 @@ pub(crate) fn policy(args: &RunArgs) -> Result<Policy, sandlock::Error> {
         None => {
             let granted = args.granted();
             let refs: Vec<&str> = granted.iter().map(String::as_str).collect();
-            sandlock::profile::default_builder(&refs)?
+            match &args.chroot {
+                Some(root) => {
+                    let workdir = args.workdir.as_deref().map(|w| args.workdir_path(w));
+                    sandlock::profile::default_builder_rooted(
+                        std::path::Path::new(&absolute(root)),
+                        workdir.as_deref(),
+                        &refs,
+                    )?
+                }
+                None => sandlock::profile::default_builder(&refs)?,
+            }
         }
     };
     let b = args.apply(base).map_err(|value| sandlock::Error::Invalid {

@@ -2,6 +2,7 @@
 //! the machine refuses optional ones.
 
 use std::os::fd::OwnedFd;
+use std::path::Path;
 
 use rustix::io::Errno;
 
@@ -46,7 +47,7 @@ pub(crate) fn launch(
 ) -> Result<Started, Error> {
     let grants: Vec<Grant> = parts.landlock.map(Landlock::grants).unwrap_or_default();
     let mut ns: NsPlan = clone_plan(&plan.ns);
-    if ns.pid && covers_proc(&grants) {
+    if ns.pid && covers_proc(&grants, &ns.mounts.proc_target()) {
         // A PID namespace with the caller's /proc granted would show pids
         // of the wrong namespace (`/proc/<getpid()>` is another process):
         // give it its own.
@@ -68,6 +69,9 @@ pub(crate) fn launch(
                 });
             }
             Err(e) if !plan.ns.required() && refused(&e) => super::record(false),
+            Err(e) if plan.root.is_some() && plan.ns.user && refused(&e) => {
+                return Err(Error::Unsupported(crate::compat::Protection::NewRoot));
+            }
             Err(e) => return Err(e),
         }
     }
@@ -136,11 +140,17 @@ fn become_subreaper() {
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
 }
 
-/// Whether a grant reaches into `/proc` (a grant of `/` does too).
-fn covers_proc(grants: &[Grant]) -> bool {
+/// Whether a grant reaches into `proc` (`/proc`, or the new root's): a
+/// grant of it, of something under it, or of an ancestor.
+fn covers_proc(grants: &[Grant], proc: &Path) -> bool {
+    let proc = proc.to_string_lossy();
+    let proc = proc.trim_end_matches('/');
     grants.iter().any(|g| {
         let p = g.path.trim_end_matches('/');
-        p.is_empty() || p == "/proc" || p.starts_with("/proc/")
+        p.is_empty()
+            || p == proc
+            || p.strip_prefix(proc).is_some_and(|r| r.starts_with('/'))
+            || proc.strip_prefix(p).is_some_and(|r| r.starts_with('/'))
     })
 }
 

@@ -199,8 +199,9 @@ impl NsPlan {
             files,
         } = self.mounts.prepare()?;
         let mut regrants = Vec::new();
+        let targets: Vec<std::path::PathBuf> = self.mounts.targets().collect();
         for g in grants {
-            if self.mounts.targets().any(|t| under(&g.path, t)) {
+            if targets.iter().any(|t| under(&g.path, t)) {
                 let path = CString::new(g.path.as_bytes()).map_err(|_| Error::Invalid {
                     field: "fs_readable",
                     value: g.path.clone(),

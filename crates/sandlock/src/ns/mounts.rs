@@ -68,6 +68,9 @@ enum Op {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MountPlan {
     ops: Vec<Op>,
+    /// The new root's host path (`chroot`): a fresh procfs goes on its
+    /// `/proc` (bind targets are given as host paths already).
+    root: Option<PathBuf>,
 }
 
 /// One mount operation, as the child makes it.
@@ -92,7 +95,14 @@ pub(crate) struct ChildMount {
 impl MountPlan {
     /// Mounts a fresh procfs on `/proc`: it shows the sandbox's processes
     /// only (the launch gets a PID namespace). Asked twice, done once.
+    /// Under a new root, only where the root has a `/proc` directory
+    /// (not a symbolic link): without one the sandbox has no `/proc`.
     pub(crate) fn fresh_proc(&mut self) {
+        if self.root.is_some()
+            && !std::fs::symlink_metadata(self.proc_target()).is_ok_and(|m| m.is_dir())
+        {
+            return;
+        }
         if !self.has_proc() {
             self.ops.push(Op::Proc);
         }
@@ -120,6 +130,20 @@ impl MountPlan {
         });
     }
 
+    /// Mounts under the new root at `root` (a host path): see
+    /// [`MountPlan::proc_target`].
+    pub(crate) fn set_root(&mut self, root: PathBuf) {
+        self.root = Some(root);
+    }
+
+    /// Where a fresh procfs goes: `/proc`, or the new root's `/proc`.
+    pub(crate) fn proc_target(&self) -> PathBuf {
+        match &self.root {
+            Some(r) => r.join("proc"),
+            None => PathBuf::from("/proc"),
+        }
+    }
+
     /// Whether nothing is to be mounted.
     pub(crate) fn is_empty(&self) -> bool {
         self.ops.is_empty()
@@ -131,10 +155,11 @@ impl MountPlan {
     }
 
     /// Every target.
-    pub(crate) fn targets(&self) -> impl Iterator<Item = &Path> {
-        self.ops.iter().map(|o| match o {
-            Op::Proc => Path::new("/proc"),
-            Op::Bind { target, .. } => target.as_path(),
+    pub(crate) fn targets(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        let proc = self.proc_target();
+        self.ops.iter().map(move |o| match o {
+            Op::Proc => proc.clone(),
+            Op::Bind { target, .. } => target.clone(),
         })
     }
 
@@ -169,7 +194,7 @@ impl MountPlan {
                     out.push(ChildMount {
                         source: Some(lit("proc")?),
                         content: None,
-                        target: lit("/proc")?,
+                        target: c("procfs mount point", &self.proc_target())?,
                         fstype: Some(lit("proc")?),
                         flags: MS_NOSUID | MS_NODEV | MS_NOEXEC,
                     });

@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::{Arc, Once};
 
@@ -15,6 +15,7 @@ use crate::kernel;
 use crate::limits::{
     self, CpuCap, LaunchLimits, LimitExceeded, Mechanisms, MemoryGuard, ProcessCap,
 };
+use crate::newroot::NewRoot;
 use crate::process::{Capture, Child, Sup, Tracking};
 use crate::ruleset::{Grant, Landlock};
 use crate::seccomp::{self, Programs};
@@ -114,6 +115,8 @@ pub struct Sandbox {
     swept: std::sync::atomic::AtomicBool,
     /// The seed library preloaded into the command (`random_seed`).
     preload: Option<crate::seedlib::Preload>,
+    /// The new root (`chroot`).
+    root: Option<NewRoot>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -126,15 +129,6 @@ impl std::fmt::Debug for Sandbox {
     }
 }
 
-/// Refuses the settings other parts of sandlock have not implemented yet.
-pub(crate) fn check_implemented(policy: &Policy) -> Result<(), Error> {
-    let todo = |setting, issue| Err(Error::NotImplemented { setting, issue });
-    if policy.chroot().is_some() {
-        return todo("chroot", "it needs a user namespace, see docs/cli.md");
-    }
-    Ok(())
-}
-
 /// Checks the kernel against what `policy` asks for: an error in strict
 /// mode, a warning (once per protection and process) in best-effort mode.
 pub(crate) fn check_kernel(policy: &Policy) -> Result<Vec<Protection>, Error> {
@@ -143,6 +137,11 @@ pub(crate) fn check_kernel(policy: &Policy) -> Result<Vec<Protection>, Error> {
         && policy.compat() == Compat::Strict
     {
         return Err(Error::Unsupported(first));
+    }
+    if missing.contains(&Protection::NewRoot) {
+        // Running outside the new root would run another program, on
+        // other files: never best-effort.
+        return Err(Error::Unsupported(Protection::NewRoot));
     }
     static WARNED: [Once; Protection::ALL.len()] = [const { Once::new() }; Protection::ALL.len()];
     for p in &missing {
@@ -181,7 +180,16 @@ impl Sandbox {
     /// the caller rather than detected (a cgroup mechanism that cannot be
     /// set up fails the launch).
     pub fn with_mechanisms(policy: Policy, mech: Mechanisms) -> Result<Sandbox, Error> {
-        check_implemented(&policy)?;
+        // With a new root, the policy's paths are inside it: from here on
+        // they are the host paths they name (see `newroot`).
+        let root = match policy.chroot() {
+            Some(dir) => Some(NewRoot::open(Path::new(dir.as_str()))?),
+            None => None,
+        };
+        let policy = match &root {
+            Some(r) => r.rooted(&policy)?,
+            None => policy,
+        };
         let missing = check_kernel(&policy)?;
         // Host names are resolved once, here, before any fork.
         let hosts = Arc::new(HostTable::resolve(&policy)?);
@@ -232,6 +240,7 @@ impl Sandbox {
             swept: std::sync::atomic::AtomicBool::new(false),
             mech,
             preload,
+            root,
         };
         if clean_env {
             sandbox.with_private_tmp()
@@ -267,7 +276,19 @@ impl Sandbox {
     /// A policy with `clean_env` gets one anyway.
     pub fn with_private_tmp(mut self) -> Result<Sandbox, Error> {
         if self.tmp.is_none() {
-            let tmp = TempDir::for_sandbox()?;
+            let tmp = match &self.root {
+                // In the new root's /tmp: the sandbox could not reach the
+                // host's.
+                Some(root) => {
+                    let base = root.host(Path::new("/tmp")).map_err(|errno| Error::Path {
+                        field: "private temporary directory",
+                        path: root.host_path().join("tmp").display().to_string(),
+                        errno,
+                    })?;
+                    TempDir::for_sandbox_in(&base)?
+                }
+                None => TempDir::for_sandbox()?,
+            };
             if let Some(ll) = &mut self.landlock {
                 let path = tmp.path().to_string_lossy().into_owned();
                 ll.add_path(&path, Grant::Write, "private temporary directory")?;
@@ -396,16 +417,25 @@ impl Sandbox {
     ) -> Result<(Child, StdioFds), Error> {
         let policy = &self.policy;
         let first = argv.first().ok_or(Error::NoCommand)?.as_ref();
-        let tmp = self.tmp.as_ref().map(TempDir::path);
-        let mut envv = env::build(policy, std::env::vars_os(), tmp);
+        let root = self.root.as_ref();
+        // The private directory by the path the sandbox sees.
+        let tmp = self.tmp.as_ref().map(|t| match root {
+            Some(r) => r.inside(t.path()).unwrap_or_else(|| t.path().to_path_buf()),
+            None => t.path().to_path_buf(),
+        });
+        let mut envv = env::build(policy, std::env::vars_os(), tmp.as_deref());
         if let Some(lib) = &self.preload {
             env::preload(&mut envv, lib.path());
         }
-        let workdir = policy.workdir().map(|w| w.as_path().to_path_buf());
+        let mut workdir = policy.workdir().map(|w| w.as_path().to_path_buf());
         if let Some(w) = &workdir {
-            check_dir(w)?;
+            check_dir(w, root)?;
         }
-        let program = resolve(first, &env::path_of(&envv), workdir.as_deref())?;
+        if root.is_some() && workdir.is_none() {
+            // The caller's directory is not in the new root.
+            workdir = Some(PathBuf::from("/"));
+        }
+        let program = resolve(first, &env::path_of(&envv), workdir.as_deref(), root)?;
         let exec = ExecArgs::new(
             cstring("command", program.into_os_string())?,
             argv.iter()

@@ -13,6 +13,7 @@ use sandlock_policy::Limit;
 
 use super::{Sandbox, Stdio, StdioFds};
 use crate::error::Error;
+use crate::newroot::NewRoot;
 use crate::ns;
 use crate::seccomp;
 use crate::spawn::SpawnPlan;
@@ -26,6 +27,16 @@ impl Sandbox {
             plan.ns.pid = true;
             plan.ns.ipc = true;
             plan.ns.optional = true;
+        }
+        if let Some(root) = &self.root {
+            plan.root = Some((
+                cstring("chroot", root.host_path().as_os_str().to_owned())?,
+                root.raw_fd(),
+            ));
+            // chroot needs CAP_SYS_CHROOT: a user namespace of its own for
+            // a caller that is not root (required: no fallback without).
+            plan.ns.user = ns::needs_user_namespace();
+            plan.ns.mounts.set_root(root.host_path().to_path_buf());
         }
         if let Limit::Limited(n) = policy.max_open_files() {
             let n = n.get();
@@ -112,25 +123,31 @@ pub(super) fn cstring(field: &'static str, s: OsString) -> Result<CString, Error
     })
 }
 
-/// The working directory must be a directory.
-pub(super) fn check_dir(dir: &Path) -> Result<(), Error> {
-    let st = rustix::fs::stat(dir).map_err(|errno| Error::Path {
+/// The working directory must be a directory (of the new root, with one).
+pub(super) fn check_dir(dir: &Path, root: Option<&NewRoot>) -> Result<(), Error> {
+    let err = |errno| Error::Path {
         field: "workdir",
         path: dir.display().to_string(),
         errno,
-    })?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-        return Err(Error::Path {
-            field: "workdir",
-            path: dir.display().to_string(),
-            errno: Errno::NOTDIR,
-        });
+    };
+    let kind = match root {
+        Some(r) => r.kind(dir).map_err(err)?,
+        None => FileType::from_raw_mode(rustix::fs::stat(dir).map_err(err)?.st_mode),
+    };
+    if kind != FileType::Directory {
+        return Err(err(Errno::NOTDIR));
     }
     Ok(())
 }
 
-/// Finds `cmd` in `path` (a command without a `/`), as the shell would.
-pub(super) fn resolve(cmd: &OsStr, path: &OsStr, workdir: Option<&Path>) -> Result<PathBuf, Error> {
+/// Finds `cmd` in `path` (a command without a `/`), as the shell would;
+/// with a new root, in the root (the result is then a path inside it).
+pub(super) fn resolve(
+    cmd: &OsStr,
+    path: &OsStr,
+    workdir: Option<&Path>,
+    root: Option<&NewRoot>,
+) -> Result<PathBuf, Error> {
     if cmd.is_empty() {
         return Err(Error::NotFound {
             command: String::new(),
@@ -148,20 +165,14 @@ pub(super) fn resolve(cmd: &OsStr, path: &OsStr, workdir: Option<&Path>) -> Resu
         {
             candidate = w.join(candidate);
         }
-        let Ok(st) = rustix::fs::stat(&candidate) else {
-            continue;
+        let found = match root {
+            Some(r) => r.executable(&candidate),
+            None => executable(&candidate),
         };
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            continue;
-        }
-        match rustix::fs::accessat(
-            rustix::fs::CWD,
-            &candidate,
-            Access::EXEC_OK,
-            AtFlags::EACCESS,
-        ) {
-            Ok(()) => return Ok(candidate),
-            Err(_) => denied = true,
+        match found {
+            Some((FileType::RegularFile, true)) => return Ok(candidate),
+            Some((FileType::RegularFile, false)) => denied = true,
+            _ => {}
         }
     }
     let command = cmd.to_string_lossy().into_owned();
@@ -173,6 +184,13 @@ pub(super) fn resolve(cmd: &OsStr, path: &OsStr, workdir: Option<&Path>) -> Resu
     } else {
         Err(Error::NotFound { command })
     }
+}
+
+/// The file type of `p` and whether sandlock may execute it.
+fn executable(p: &Path) -> Option<(FileType, bool)> {
+    let st = rustix::fs::stat(p).ok()?;
+    let x = rustix::fs::accessat(rustix::fs::CWD, p, Access::EXEC_OK, AtFlags::EACCESS).is_ok();
+    Some((FileType::from_raw_mode(st.st_mode), x))
 }
 
 /// The affinity bitmap of `cores`; an error when none is usable here.

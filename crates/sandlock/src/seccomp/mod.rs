@@ -146,6 +146,13 @@ pub(crate) fn base_rules(
         }
     }
     rules.extend(socket::head(policy));
+    if policy.chroot().is_some()
+        && let Some(nr) = arch.syscall_nr("chroot")
+    {
+        // A process of the new root, root there, must not make another
+        // root to climb out of it.
+        rules.push(Rule::nr(nr, Action::Errno(Errno::EPERM)));
+    }
     for f in features {
         rules.extend(f.rules(policy, supervised).into_iter().filter(known));
     }
@@ -252,6 +259,13 @@ pub fn deny_list_markdown() -> String {
         refused: socket::ENTRY_REFUSED.to_owned(),
         answer: "EPERM".to_owned(),
         reason: socket::ENTRY_REASON.to_owned(),
+    });
+    rows.push(Row {
+        syscalls: "`chroot`".to_owned(),
+        refused: "with a new root (`chroot`)".to_owned(),
+        answer: "EPERM".to_owned(),
+        reason: "a second `chroot` (with `..` from a directory outside it) climbs out of the first"
+            .to_owned(),
     });
     for doc in crate::supervise::DOCS {
         rows.push(Row {

@@ -7,7 +7,7 @@
 //! fork.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 
 use rustix::io::Errno;
 
@@ -138,6 +138,27 @@ pub(crate) fn sched_setaffinity(mask: &[u64]) -> Result<(), Errno> {
         )
     })
     .map(drop)
+}
+
+/// `chroot(path)` and `chdir("/")`, then checks that the new root is the
+/// directory `expected` refers to (same device and inode): the path is
+/// resolved in the child's mount namespace (a descriptor opened before it
+/// would keep the caller's mounts), and must still name the directory the
+/// parent checked. `EXDEV` when it does not.
+pub(crate) fn enter_root(path: &CStr, expected: RawFd) -> Result<(), Errno> {
+    // SAFETY: plain system calls on a valid C string.
+    check_raw(unsafe { raw_syscall!(libc::SYS_chroot, path.as_ptr()) })?;
+    // SAFETY: as above, on a static C string.
+    check_raw(unsafe { raw_syscall!(libc::SYS_chdir, c"/".as_ptr()) })?;
+    // SAFETY: `expected` is a descriptor the parent keeps open for the
+    // launch; borrowed for this call only.
+    let want = rustix::fs::fstat(unsafe { BorrowedFd::borrow_raw(expected) })?;
+    let have = rustix::fs::stat(c"/")?;
+    if (want.st_dev, want.st_ino) == (have.st_dev, have.st_ino) {
+        Ok(())
+    } else {
+        Err(Errno::XDEV)
+    }
 }
 
 /// `chdir(path)`.

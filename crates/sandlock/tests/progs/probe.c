@@ -403,6 +403,39 @@ static int op(int argc, char **argv)
 		usleep(100000);
 		return 2;
 	}
+	if (!strcmp(o, "cat")) {
+		/* The first line of a file: "cat LINE" or "cat errno=N". */
+		char line[256] = { 0 };
+		FILE *f = fopen(a, "r");
+		if (!f)
+			return report("cat", -1), 2;
+		if (!fgets(line, sizeof line, f))
+			line[0] = 0;
+		fclose(f);
+		line[strcspn(line, "\n")] = 0;
+		printf("cat %s\n", line);
+		return 2;
+	}
+	if (!strcmp(o, "chroot"))
+		return report("chroot", chroot(a)), 2;
+	if (!strcmp(o, "fdread")) {
+		/* Reads PATH relative to descriptor FD: "fdread FD PATH". */
+		int fd = openat(atoi(a), argc > 2 ? argv[2] : "", O_RDONLY);
+		char c;
+		if (fd >= 0 && read(fd, &c, 1) < 0)
+			fd = -1;
+		report("fdread", fd);
+		return 3;
+	}
+	if (!strcmp(o, "tmpwrite")) {
+		/* Creates a file in $TMPDIR. */
+		char path[4096];
+		const char *t = getenv("TMPDIR");
+		snprintf(path, sizeof path, "%s/probe-tmp", t ? t : "/nonexistent-tmpdir");
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		report("tmpwrite", fd);
+		return 1;
+	}
 	if (!strcmp(o, "echo")) {
 		printf("%s\n", a);
 		return 2;

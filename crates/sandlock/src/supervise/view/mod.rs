@@ -35,6 +35,7 @@ use super::{Feature, Shared};
 use crate::chacha::Stream;
 use crate::compat::{Protection, grants_proc};
 use crate::error::Error;
+use crate::newroot::NewRoot;
 use crate::procmem::{self, Mem, MemCache};
 use crate::spawn::SpawnPlan;
 use crate::vdso::{self, Config, Image, Plan, TimeReads, VdsoError};
@@ -59,6 +60,10 @@ pub(crate) fn feature(policy: &Policy) -> Result<Option<Box<dyn Feature>>, Error
             .chain(policy.fs_writable())
             .map(|p| p.as_str().to_owned())
             .collect(),
+        root: match policy.chroot() {
+            Some(r) => Some(NewRoot::open(std::path::Path::new(r.as_str()))?),
+            None => None,
+        },
     };
     if view.time_start.is_none()
         && view.seed.is_none()
@@ -91,6 +96,8 @@ struct View {
     private_proc: bool,
     no_network: bool,
     grants: Vec<String>,
+    /// The new root: the files replaced are the root's.
+    root: Option<NewRoot>,
 }
 
 impl View {
@@ -109,6 +116,15 @@ impl View {
         self.private_proc && tracer::SUPPORTED
     }
 
+    /// The host path of `path` (a path of the sandbox's view) if it
+    /// exists: under a new root, resolved in it.
+    fn at(&self, path: &str) -> Option<String> {
+        match &self.root {
+            Some(r) => r.existing(path),
+            None => std::path::Path::new(path).exists().then(|| path.to_owned()),
+        }
+    }
+
     /// Whether `path` is at or under a granted path.
     fn granted(&self, path: &str) -> bool {
         self.grants.iter().any(|g| {
@@ -124,18 +140,23 @@ impl View {
             return Ok(());
         }
         for f in ["online", "possible", "present"] {
-            let path = format!("/sys/devices/system/cpu/{f}");
-            if self.granted(&path) && std::path::Path::new(&path).exists() {
+            if let Some(path) = self.at(&format!("/sys/devices/system/cpu/{f}"))
+                && self.granted(&path)
+            {
                 plan.ns.mounts.bind_content(path, cpus::range_file(n));
             }
         }
-        if self.granted("/proc/cpuinfo")
+        let cpuinfo = plan.ns.mounts.proc_target().join("cpuinfo");
+        let cpuinfo = cpuinfo.to_string_lossy();
+        if self.granted(&cpuinfo)
             && let Ok(info) = std::fs::read_to_string("/proc/cpuinfo")
         {
             plan.ns.mounts.fresh_proc();
-            plan.ns
-                .mounts
-                .bind_content("/proc/cpuinfo", cpus::cpuinfo(&info, &chosen));
+            if plan.ns.mounts.has_proc() {
+                plan.ns
+                    .mounts
+                    .bind_content(cpuinfo.as_ref(), cpus::cpuinfo(&info, &chosen));
+            }
         }
         Ok(())
     }
@@ -162,10 +183,12 @@ impl Feature for View {
             && Protection::HostName.available()
         {
             plan.ns.hostname = Some(name.clone());
-            if std::path::Path::new("/etc/hostname").exists() && self.granted("/etc/hostname") {
+            if let Some(path) = self.at("/etc/hostname")
+                && self.granted(&path)
+            {
                 plan.ns
                     .mounts
-                    .bind_content("/etc/hostname", format!("{name}\n").into_bytes());
+                    .bind_content(path, format!("{name}\n").into_bytes());
             }
         }
         if let Some(n) = self.num_cpus {
@@ -176,7 +199,9 @@ impl Feature for View {
         {
             let seeded = devices::start(seed)?;
             for (fifo, device) in seeded.binds {
-                plan.ns.mounts.bind_path(fifo, device);
+                if let Some(target) = self.at(device) {
+                    plan.ns.mounts.bind_path(fifo, target);
+                }
             }
             plan.keep.push(seeded.alive);
         }
@@ -362,6 +387,20 @@ mod tests {
         assert!(grants_proc(&root));
         let near = Policy::builder().fs_read("/processes").build().unwrap();
         assert!(!grants_proc(&near));
+        // With a new root, the policy's paths are host paths (rooted) and
+        // its /proc is the root's.
+        let rooted = |p: &str| {
+            Policy::builder()
+                .chroot("/srv/r")
+                .fs_read(p)
+                .build()
+                .unwrap()
+        };
+        assert!(grants_proc(&rooted("/srv/r/proc")));
+        assert!(grants_proc(&rooted("/srv/r/proc/self")));
+        assert!(grants_proc(&rooted("/srv/r")));
+        assert!(!grants_proc(&rooted("/proc")));
+        assert!(!grants_proc(&rooted("/srv/r/processes")));
     }
 
     #[test]
@@ -375,6 +414,7 @@ mod tests {
             private_proc: false,
             no_network: true,
             grants: vec!["/etc".into(), "/sys/devices/".into()],
+            root: None,
         };
         assert!(v.granted("/etc/hostname"));
         assert!(v.granted("/sys/devices/system/cpu/online"));
