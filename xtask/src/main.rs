@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         Ok(cli::Command::Ab(opts)) => bench::ab(&opts),
         Ok(cli::Command::Fuzz(opts)) => fuzz::main(&opts),
         Ok(cli::Command::Ci) => ci::main(),
-        Ok(cli::Command::Layout) => layout::main(),
+        Ok(cli::Command::Layout { check }) => layout::main(check),
         Ok(cli::Command::Help) => {
             print!("{}", cli::USAGE);
             ExitCode::SUCCESS

@@ -53,6 +53,15 @@ fn ab(opts: &AbOptions) -> Result<(), String> {
     }
     eprintln!("== building this tree's sandlock");
     let ours = tools::build(false).1?;
+    if let Some((found, listed)) = crate::layout::coverage(&ours)
+        && found < listed
+    {
+        eprintln!(
+            "   warning: this tree's binary lacks {} of the {listed} start-path functions \
+             crates/sandlock/link/start-order.txt lists (cargo xtask layout): they are left unplaced",
+            listed - found
+        );
+    }
     eprintln!("== building {} ({rev})", opts.rev);
     let theirs = build_rev(&rev, &dir)?;
     let a = place(&ours, &dir.join("a"))?;

@@ -158,8 +158,11 @@ fn measure(opts: &BenchOptions, mode: &str) -> Result<Record, String> {
         && let Some((found, listed)) = crate::layout::coverage(sandlock)
     {
         eprintln!("   start-path layout: {found} of the {listed} listed functions in the binary");
-        if found * 10 < listed * 8 {
-            eprintln!("   (fewer than 80%: cargo xtask layout writes the list again)");
+        if found < listed {
+            // 24 of 317 unplaced cost 0.10-0.15 ms a start (cargo xtask ab).
+            eprintln!(
+                "   (not all: the figures are slower than they should be; cargo xtask layout writes the list again)"
+            );
         }
     }
     let cache = workspace::tool_cache();
