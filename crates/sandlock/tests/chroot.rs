@@ -12,7 +12,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{NOBODY, Out, Scratch, bins, root, run_as};
+use common::{NOBODY, Out, Scratch, bins, command_as, root, run_as};
 
 /// A small tree to use as a root: the static probe in `/bin`, files in
 /// `/etc` (a secret among them) and `/data`, `/tmp`, `/proc`, and two
@@ -133,20 +133,7 @@ fn escapes(uid: u32) {
     // A directory of the host handed in as standard input: `openat` from
     // it walks outside the root, where Landlock still holds.
     let dir = || Stdio::from(fs::File::open(s.join("outside")).unwrap());
-    let mut cmd = if uid == 0 {
-        Command::new(bins().sandlock())
-    } else {
-        let mut c = Command::new("setpriv");
-        c.args([
-            format!("--reuid={uid}"),
-            format!("--regid={uid}"),
-            "--clear-groups".to_owned(),
-            "--".to_owned(),
-        ])
-        .arg(bins().sandlock());
-        c
-    };
-    let out = cmd
+    let out = command_as(uid, &bins().sandlock())
         .args(["run", "--chroot", &s.s("root"), "-r", "/", "--"])
         .args(["/bin/probe", "fdread", "0", "secret"])
         .stdin(dir())

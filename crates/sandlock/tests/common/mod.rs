@@ -201,20 +201,25 @@ impl Out {
     }
 }
 
+/// A command that runs `program` as `uid` (0: as we are; else through
+/// setpriv, without supplementary groups).
+pub fn command_as(uid: u32, program: &Path) -> Command {
+    if uid == 0 {
+        return Command::new(program);
+    }
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .arg("--")
+        .arg(program);
+    c
+}
+
 /// Runs `program args` as `uid` (0: as we are; else through setpriv),
 /// from the binaries' directory, with `env` added.
 pub fn run_as<S: AsRef<OsStr>>(uid: u32, program: &Path, args: &[S], env: &[(&str, &str)]) -> Out {
-    let mut cmd = if uid == 0 {
-        Command::new(program)
-    } else {
-        let mut c = Command::new("setpriv");
-        c.arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={uid}"))
-            .arg("--clear-groups")
-            .arg("--")
-            .arg(program);
-        c
-    };
+    let mut cmd = command_as(uid, program);
     cmd.args(args)
         .current_dir(bins().dir())
         .stdin(Stdio::null())
