@@ -427,12 +427,20 @@ fn prebuilt_policies() -> Vec<(&'static str, Policy)> {
     let cli = crate::profile::default_builder(&[])
         .and_then(|b| b.build().map_err(Error::from))
         .unwrap();
+    // Any existing directory but `/` stands for the new root: the filter
+    // only depends on there being one (`chroot` refused).
+    let root = std::env::temp_dir().to_string_lossy().into_owned();
+    let rooted = cli.to_builder().chroot(root).build().unwrap();
     vec![
         (
             "the default profile of `sandlock run` (whatever paths it grants),",
             cli,
         ),
         ("`Policy::default()`.", Policy::default()),
+        (
+            "the default profile of `sandlock run` with a new root (`--chroot`).",
+            rooted,
+        ),
     ]
 }
 
