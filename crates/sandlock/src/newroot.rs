@@ -87,6 +87,11 @@ impl NewRoot {
         )
     }
 
+    /// Whether `inside` exists in the new root.
+    pub(crate) fn has(&self, inside: &Path) -> bool {
+        self.open_inside(inside).is_ok()
+    }
+
     /// The host path that `inside` names in the new root (it must exist).
     pub(crate) fn host(&self, inside: &Path) -> Result<PathBuf, Errno> {
         let fd = self.open_inside(inside)?;

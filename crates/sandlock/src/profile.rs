@@ -118,7 +118,7 @@ pub fn default_builder_rooted(
     granted: &[&str],
 ) -> Result<PolicyBuilder, Error> {
     let root = crate::newroot::NewRoot::open(root)?;
-    let has = |p: &str| root.host(Path::new(p)).is_ok();
+    let has = |p: &str| root.has(Path::new(p));
     let mut b = default_switches(Policy::builder());
     for &p in DEFAULT_READABLE {
         if has(p) {
