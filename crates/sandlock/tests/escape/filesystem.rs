@@ -14,7 +14,7 @@
 //! compared before and after each attack.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, lchown, symlink};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
 use std::path::{Path, PathBuf};
 
 use crate::checks::{Bare, sysctl, verdict};
@@ -37,6 +37,7 @@ escape_tests!(run:
     memfd_exec,
     execveat_o_path,
     device_ioctl_read_only,
+    chroot_climb_out,
 );
 
 struct Tree {
@@ -255,5 +256,39 @@ fn device_ioctl_read_only(mode: Mode) {
         .run("");
     let after = pty.winsize();
     let what = format!("TIOCSWINSZ on a read-only terminal: {before:?} -> {after:?}");
+    verdict(mode, Bare::Works, before != after, &what, &out);
+}
+
+/// The classic way out of a chroot (a second `chroot` below the working
+/// directory, then `..` up from it), to append to a host file next to the
+/// root. Bare: the attacker in a plain chroot (`unshare -U -r --root`: root
+/// of its own user namespace, as uid 65534 too); sandboxed: `--chroot`
+/// with the root's `/tmp` writable.
+fn chroot_climb_out(mode: Mode) {
+    let user = mode.user();
+    let scratch = Scratch::new(user);
+    let root = scratch.dir("root");
+    scratch.dir("root/bin");
+    let prog = scratch.join("root/bin/fs");
+    fs::copy(crate::programs::bins().prog("fs"), &prog).unwrap();
+    fs::set_permissions(&prog, fs::Permissions::from_mode(0o755)).unwrap();
+    scratch.dir("root/tmp");
+    scratch.dir("outside");
+    let target = scratch.file("outside/target", "original-out");
+    let before = fs::read_to_string(&target).unwrap();
+    let mut attack = Attack::new(mode, "fs", "chroot-climb")
+        .prog_at("/bin/fs")
+        .arg(&target)
+        .flag("--chroot")
+        .flag(&root)
+        .flag("-w")
+        .flag("/tmp");
+    if !mode.sandboxed() {
+        let root_opt = format!("--root={}", root.display());
+        attack = attack.wrapped(&["/usr/bin/unshare", "-U", "-r", &root_opt, "--"]);
+    }
+    let out = attack.run("");
+    let after = fs::read_to_string(&target).unwrap();
+    let what = format!("climbing out of a chroot to write {}", target.display());
     verdict(mode, Bare::Works, before != after, &what, &out);
 }

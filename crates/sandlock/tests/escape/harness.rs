@@ -109,6 +109,9 @@ pub struct Attack {
     envs: Vec<(String, String)>,
     stderr: Option<Stdio>,
     tag: String,
+    /// Whether sandboxed runs get `-r BINS` (not under `--chroot`, where
+    /// paths are the new root's).
+    bins_flag: bool,
 }
 
 impl Attack {
@@ -125,7 +128,16 @@ impl Attack {
             envs: vec![],
             stderr: None,
             tag: nonce("tag"),
+            bins_flag: true,
         }
+    }
+
+    /// Run the program from `path` (as the process will see it, e.g. inside
+    /// a new root), without `-r BINS` when sandboxed.
+    pub fn prog_at(mut self, path: impl Into<PathBuf>) -> Attack {
+        self.prog = path.into();
+        self.bins_flag = false;
+        self
     }
 
     /// One more argument for the program.
@@ -181,8 +193,10 @@ impl Attack {
             argv.push(sandlock.into());
             argv.push("run".into());
             argv.extend(self.flags.iter().cloned());
-            argv.push("-r".into());
-            argv.push(bins().dir().into());
+            if self.bins_flag {
+                argv.push("-r".into());
+                argv.push(bins().dir().into());
+            }
             argv.push("--".into());
         }
         argv.push(self.prog.clone().into());
