@@ -7,10 +7,12 @@
 //! or `../../../../etc`) resolves as it will for the sandbox and can never
 //! lead out of it. Everything after that (the Landlock ruleset, the deny
 //! rules, the mounts) works on host paths as without a new root; the
-//! child enters the root (`fchdir` to its descriptor, `chroot(".")`) once
-//! its mounts are made, before it confines itself.
+//! child enters the root once its mounts are made, before it confines
+//! itself: `chroot` by the root's host path (resolved in the child's own
+//! mount namespace, where the mounts are), then a check that its new `/`
+//! is the directory of the descriptor (`sys::child::enter_root`).
 //!
-//! What stays inside-out: the command's path (found in the new root's
+//! What is given by its path inside: the command's path (found in the new root's
 //! `PATH`), the working directory (`/` of the new root unless `workdir`
 //! says otherwise), and the private temporary directory, made in the new
 //! root's `/tmp` and exported by its inside path.
@@ -64,7 +66,8 @@ impl NewRoot {
         &self.host
     }
 
-    /// The descriptor the child enters (`fchdir`, then `chroot(".")`).
+    /// The descriptor the child checks its new root against (it enters the
+    /// root by its path, in its own mount namespace).
     pub(crate) fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
@@ -112,9 +115,9 @@ impl NewRoot {
     }
 
     /// The host path of `p`, a path of the sandbox's view, for features
-    /// that name fixed paths (`/proc`, `/etc/hostname`): the root's path
-    /// joined with it, by components (`None` when it does not exist in the
-    /// root or leads out of it).
+    /// that name fixed paths (`/etc/hostname`, the CPU files): resolved in
+    /// the root as [`host`](Self::host) does (`None` when it does not
+    /// exist there).
     pub(crate) fn existing(&self, p: &str) -> Option<String> {
         self.host(Path::new(p))
             .ok()
