@@ -95,6 +95,23 @@ impl NewRoot {
         self.open_inside(inside).is_ok()
     }
 
+    /// An `O_PATH` descriptor of `host`, a directory sandlock just made
+    /// under the root, opened from the root by its inside path: `EXDEV`
+    /// when that is not the directory at `host` (a link of the tree,
+    /// changed meanwhile, took the making elsewhere). Granting this
+    /// descriptor grants what the sandbox will see at that path.
+    pub(crate) fn made_dir(&self, host: &Path) -> Result<OwnedFd, Errno> {
+        let inside = self.inside(host).ok_or(Errno::XDEV)?;
+        let fd = self.open_inside(&inside)?;
+        let want = rustix::fs::lstat(host)?;
+        let have = rustix::fs::fstat(&fd)?;
+        if (want.st_dev, want.st_ino) == (have.st_dev, have.st_ino) {
+            Ok(fd)
+        } else {
+            Err(Errno::XDEV)
+        }
+    }
+
     /// The host path that `inside` names in the new root (it must exist).
     pub(crate) fn host(&self, inside: &Path) -> Result<PathBuf, Errno> {
         let fd = self.open_inside(inside)?;
@@ -183,4 +200,110 @@ fn real_path(fd: &OwnedFd) -> Result<PathBuf, Errno> {
         return Err(Errno::NOENT);
     }
     Ok(PathBuf::from(OsStr::from_bytes(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    /// A scratch directory, removed at drop.
+    struct Tmp(PathBuf);
+
+    impl Tmp {
+        fn new(tag: &str) -> Tmp {
+            let p = std::env::temp_dir().join(format!("newroot-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Tmp(p.canonicalize().unwrap())
+        }
+    }
+
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn paths_resolve_inside_the_root() {
+        let t = Tmp::new("links");
+        let r = t.0.join("root");
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        symlink("/etc", r.join("abs")).unwrap();
+        symlink("../../../../../../etc", r.join("up")).unwrap();
+        let root = NewRoot::open(&r).unwrap();
+        assert_eq!(root.host_path(), r);
+        for p in ["/etc", "/abs", "/up", "/abs/../etc"] {
+            assert_eq!(root.host(Path::new(p)).unwrap(), r.join("etc"), "{p}");
+        }
+        assert_eq!(root.host(Path::new("/")).unwrap(), r);
+        assert_eq!(root.host(Path::new("/nope")), Err(Errno::NOENT));
+        assert_eq!(root.inside(&r.join("etc/x")), Some(PathBuf::from("/etc/x")));
+        assert_eq!(root.inside(Path::new("/etc")), None);
+    }
+
+    #[test]
+    fn bad_roots_are_refused() {
+        let t = Tmp::new("bad");
+        std::fs::write(t.0.join("file"), "x").unwrap();
+        let e = NewRoot::open(&t.0.join("file")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Path {
+                    errno: Errno::NOTDIR,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = NewRoot::open(&t.0.join("none")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Path {
+                    errno: Errno::NOENT,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = NewRoot::open(Path::new("/")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Invalid {
+                    field: "chroot",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    /// A directory made through a link that leads out of the root (in the
+    /// host's view) is not the one the sandbox would see there.
+    #[test]
+    fn a_made_directory_is_checked_from_the_root() {
+        let t = Tmp::new("made");
+        let r = t.0.join("root");
+        let outside = t.0.join("outside");
+        std::fs::create_dir_all(r.join("tmp/made")).unwrap();
+        std::fs::create_dir_all(outside.join("made")).unwrap();
+        // The same name inside the root, so that the inside path resolves.
+        std::fs::create_dir_all(r.join(outside.strip_prefix("/").unwrap()).join("made")).unwrap();
+        symlink(&outside, r.join("link")).unwrap();
+        let root = NewRoot::open(&r).unwrap();
+        assert!(root.made_dir(&r.join("tmp/made")).is_ok());
+        assert_eq!(
+            root.made_dir(&r.join("link/made")).map(drop),
+            Err(Errno::XDEV)
+        );
+        assert_eq!(
+            root.made_dir(&outside.join("made")).map(drop),
+            Err(Errno::XDEV)
+        );
+    }
 }

@@ -156,6 +156,18 @@ impl Landlock {
         self.add(path, grant, field, None)
     }
 
+    /// Grants `grant` on the file `fd` refers to (an `O_PATH` descriptor
+    /// the caller opened and checked; `path` names it in errors).
+    pub(crate) fn add_fd(
+        &mut self,
+        fd: OwnedFd,
+        path: &str,
+        grant: Grant,
+        field: &'static str,
+    ) -> Result<(), Error> {
+        self.add_opened(fd, path, grant, field)
+    }
+
     /// [`add_path`](Self::add_path); with `last`, opening `path` relative
     /// to it when it is in that directory (and keeping its directory there
     /// for the next path).
@@ -166,13 +178,28 @@ impl Landlock {
         field: &'static str,
         last: Option<&mut LastDir>,
     ) -> Result<(), Error> {
+        let fd = open_path(path, last).map_err(|errno| Error::Path {
+            field,
+            path: path.to_owned(),
+            errno,
+        })?;
+        self.add_opened(fd, path, grant, field)
+    }
+
+    /// Grants `grant` on the file `fd` (opened from `path`).
+    fn add_opened(
+        &mut self,
+        fd: OwnedFd,
+        path: &str,
+        grant: Grant,
+        field: &'static str,
+    ) -> Result<(), Error> {
         let abi = ABI::from(self.abi);
         let bad_path = |errno| Error::Path {
             field,
             path: path.to_owned(),
             errno,
         };
-        let fd = open_path(path, last).map_err(bad_path)?;
         let is_dir = rustix::fs::fstat(&fd)
             .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
             .map_err(bad_path)?;

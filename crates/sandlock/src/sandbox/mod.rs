@@ -276,22 +276,34 @@ impl Sandbox {
     /// A policy with `clean_env` gets one anyway.
     pub fn with_private_tmp(mut self) -> Result<Sandbox, Error> {
         if self.tmp.is_none() {
-            let tmp = match &self.root {
-                // In the new root's /tmp: the sandbox could not reach the
-                // host's.
-                Some(root) => {
-                    let base = root.host(Path::new("/tmp")).map_err(|errno| Error::Path {
-                        field: "private temporary directory",
-                        path: root.host_path().join("tmp").display().to_string(),
-                        errno,
-                    })?;
-                    TempDir::for_sandbox_in(&base)?
+            const FIELD: &str = "private temporary directory";
+            let Some(root) = &self.root else {
+                let tmp = TempDir::for_sandbox()?;
+                if let Some(ll) = &mut self.landlock {
+                    let path = tmp.path().to_string_lossy().into_owned();
+                    ll.add_path(&path, Grant::Write, FIELD)?;
                 }
-                None => TempDir::for_sandbox()?,
+                self.tmp = Some(tmp);
+                return Ok(self);
             };
+            // In the new root's /tmp: the sandbox could not reach the
+            // host's. The tree may be writable by another sandbox: the
+            // directory made is granted by a descriptor opened from the
+            // root and checked to be the one made.
+            let base = root.host(Path::new("/tmp")).map_err(|errno| Error::Path {
+                field: FIELD,
+                path: root.host_path().join("tmp").display().to_string(),
+                errno,
+            })?;
+            let tmp = TempDir::for_sandbox_in(&base)?;
+            let path = tmp.path().to_string_lossy().into_owned();
+            let fd = root.made_dir(tmp.path()).map_err(|errno| Error::Path {
+                field: FIELD,
+                path: path.clone(),
+                errno,
+            })?;
             if let Some(ll) = &mut self.landlock {
-                let path = tmp.path().to_string_lossy().into_owned();
-                ll.add_path(&path, Grant::Write, "private temporary directory")?;
+                ll.add_fd(fd, &path, Grant::Write, FIELD)?;
             }
             self.tmp = Some(tmp);
         }
