@@ -139,8 +139,11 @@ pub fn default_builder_rooted(
             }
         }
     }
+    // A working directory the root lacks is left for the launch to
+    // report as `--workdir`'s.
     if let Some(w) = workdir
         && !w.trim_end_matches('/').is_empty()
+        && has(w)
     {
         b = b.fs_read(w);
     }

@@ -281,6 +281,15 @@ fn bad_roots_are_named() {
             ],
             "sandlock: --workdir /etc/msg: not a directory".into(),
         ),
+        (
+            vec![
+                "--chroot".into(),
+                s.s("root"),
+                "--workdir".into(),
+                "/nope".into(),
+            ],
+            "sandlock: --workdir /nope: no such file or directory".into(),
+        ),
     ];
     for (flags, want) in cases {
         let mut args: Vec<String> = vec!["run".into()];
