@@ -154,18 +154,17 @@ pub(crate) fn grants_proc(policy: &Policy) -> bool {
     let root = policy
         .chroot()
         .map_or("", |r| r.as_str().trim_end_matches('/'));
-    let proc = format!("{root}/proc");
     policy
         .fs_readable()
         .iter()
         .chain(policy.fs_writable())
         .any(|p| {
-            let p = p.as_str().trim_end_matches('/');
-            p.is_empty()
-                || p == root
-                || p == proc
-                || p.strip_prefix(proc.as_str())
-                    .is_some_and(|r| r.starts_with('/'))
+            // The path as the sandbox sees it (every path of a rooted
+            // policy is under the root).
+            let Some(p) = p.as_str().trim_end_matches('/').strip_prefix(root) else {
+                return false;
+            };
+            p.is_empty() || p == "/proc" || p.starts_with("/proc/")
         })
 }
 
