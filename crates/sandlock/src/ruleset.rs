@@ -156,18 +156,6 @@ impl Landlock {
         self.add(path, grant, field, None)
     }
 
-    /// Grants `grant` on the file `fd` refers to (an `O_PATH` descriptor
-    /// the caller opened and checked; `path` names it in errors).
-    pub(crate) fn add_fd(
-        &mut self,
-        fd: OwnedFd,
-        path: &str,
-        grant: Grant,
-        field: &'static str,
-    ) -> Result<(), Error> {
-        self.add_opened(fd, path, grant, field)
-    }
-
     /// [`add_path`](Self::add_path); with `last`, opening `path` relative
     /// to it when it is in that directory (and keeping its directory there
     /// for the next path).
@@ -183,11 +171,12 @@ impl Landlock {
             path: path.to_owned(),
             errno,
         })?;
-        self.add_opened(fd, path, grant, field)
+        self.add_fd(fd, path, grant, field)
     }
 
-    /// Grants `grant` on the file `fd` (opened from `path`).
-    fn add_opened(
+    /// Grants `grant` on the file `fd` refers to (an `O_PATH` descriptor
+    /// opened from `path`, which names it in errors).
+    pub(crate) fn add_fd(
         &mut self,
         fd: OwnedFd,
         path: &str,
