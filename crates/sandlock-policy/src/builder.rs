@@ -94,6 +94,12 @@ impl PolicyBuilder {
         self.with("fs_denied", path, |p, v| p.fs_denied.push(v))
     }
 
+    /// Shows `path` to the sandbox as an empty read-only directory or an
+    /// empty file (see [`Policy::fs_masked`]).
+    pub fn fs_mask(self, path: impl Arg<AbsPath>) -> Self {
+        self.with("fs_masked", path, |p, v| p.fs_masked.push(v))
+    }
+
     /// Denies the syscall `name` on top of the default deny list. The name
     /// must exist in the native architecture's table.
     pub fn deny_syscall(mut self, name: impl AsRef<str>) -> Self {

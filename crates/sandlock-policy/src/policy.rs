@@ -127,6 +127,7 @@ pub struct Policy {
     pub(crate) fs_readable: Vec<AbsPath>,
     pub(crate) fs_writable: Vec<AbsPath>,
     pub(crate) fs_denied: Vec<AbsPath>,
+    pub(crate) fs_masked: Vec<AbsPath>,
     pub(crate) deny_syscalls: Vec<String>,
     pub(crate) allow_syscalls: Option<Vec<String>>,
     pub(crate) syscall_errno: Errno,
@@ -170,6 +171,7 @@ impl Default for Policy {
             fs_readable: Vec::new(),
             fs_writable: Vec::new(),
             fs_denied: Vec::new(),
+            fs_masked: Vec::new(),
             deny_syscalls: Vec::new(),
             allow_syscalls: None,
             syscall_errno: Errno::EPERM,
@@ -231,6 +233,15 @@ impl Policy {
     /// Paths that stay closed even inside a readable or writable tree.
     pub fn fs_denied(&self) -> &[AbsPath] {
         &self.fs_denied
+    }
+
+    /// Paths the sandbox sees empty: an empty read-only directory, or an
+    /// empty file (`/dev/null`), is mounted over each in the sandbox's own
+    /// mount namespace. Unlike [`fs_denied`](Self::fs_denied), nothing is
+    /// intercepted at run time: the mount is the whole cost, paid once at
+    /// the start.
+    pub fn fs_masked(&self) -> &[AbsPath] {
+        &self.fs_masked
     }
 
     /// Syscalls denied on top of the default deny list (names in the native table).
@@ -372,7 +383,7 @@ impl Policy {
     }
 
     /// A copy of this policy with each file-system path (`fs_readable`,
-    /// `fs_writable`, `fs_denied`, in that order) replaced by what `f`
+    /// `fs_writable`, `fs_denied`, `fs_masked`, in that order) replaced by what `f`
     /// returns for it; `f` also gets the field's name. The first error
     /// stops the mapping and is returned.
     ///
@@ -396,6 +407,7 @@ impl Policy {
             ("fs_readable", &mut out.fs_readable),
             ("fs_writable", &mut out.fs_writable),
             ("fs_denied", &mut out.fs_denied),
+            ("fs_masked", &mut out.fs_masked),
         ] {
             for p in list.iter_mut() {
                 *p = f(field, p)?;

@@ -63,10 +63,11 @@ pub enum ProfileError {
 }
 
 /// Every key of a profile, in the order [`Policy::to_toml`] writes them.
-pub const KEYS: [&str; 33] = [
+pub const KEYS: [&str; 34] = [
     "fs_readable",
     "fs_writable",
     "fs_denied",
+    "fs_masked",
     "deny_syscalls",
     "allow_syscalls",
     "syscall_errno",
@@ -153,6 +154,10 @@ impl Policy {
         w.put(
             "fs_denied",
             strs(&mut self.fs_denied.iter().map(|p| p.to_string())),
+        );
+        w.put(
+            "fs_masked",
+            strs(&mut self.fs_masked.iter().map(|p| p.to_string())),
         );
         w.section("syscalls");
         w.put(
@@ -421,6 +426,7 @@ fn apply(b: PolicyBuilder, key: &'static str, v: &Value) -> Result<PolicyBuilder
             .into_iter()
             .fold(b, PolicyBuilder::fs_write),
         "fs_denied" => strings(key, v)?.into_iter().fold(b, PolicyBuilder::fs_deny),
+        "fs_masked" => strings(key, v)?.into_iter().fold(b, PolicyBuilder::fs_mask),
         "deny_syscalls" => strings(key, v)?
             .into_iter()
             .fold(b, PolicyBuilder::deny_syscall),

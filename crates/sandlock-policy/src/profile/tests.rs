@@ -11,6 +11,7 @@ fn reads_every_kind_of_value() {
         fs_readable = ["/usr", "/lib"]
         fs_writable = ["/tmp/w"]
         fs_denied = ["/etc/shadow"]
+        fs_masked = ["/etc/gshadow", "/etc/ssl/private"]
         deny_syscalls = ["ptrace"]
         syscall_errno = "ENOSYS"
         net_allow_hosts = ["10.0.0.0/8", "::1", "example.com"]
@@ -43,6 +44,7 @@ fn reads_every_kind_of_value() {
     )
     .unwrap();
     assert_eq!(p.fs_readable().len(), 2);
+    assert_eq!(p.fs_masked()[1].as_str(), "/etc/ssl/private");
     assert_eq!(p.syscall_errno(), sandlock_bpf::Errno::ENOSYS);
     assert_eq!(p.net_allow_hosts().len(), 3);
     assert_eq!(
@@ -266,6 +268,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
         prop::collection::vec(arb_path(), 0..3),
         prop::collection::vec(arb_path(), 0..3),
         prop::collection::vec(arb_path(), 0..3),
+        prop::collection::vec(arb_path(), 0..3),
         prop::option::of(arb_path()),
         prop::option::of(arb_path()),
     );
@@ -299,10 +302,11 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
     );
     (fs, sys, net, res, det).prop_map(|(fs, sys, net, res, det)| {
         let mut b = Policy::builder();
-        let (r, w, d, wd, ch) = fs;
+        let (r, w, d, m, wd, ch) = fs;
         b = r.iter().fold(b, |b, p| b.fs_read(p));
         b = w.iter().fold(b, |b, p| b.fs_write(p));
         b = d.iter().fold(b, |b, p| b.fs_deny(p));
+        b = m.iter().fold(b, |b, p| b.fs_mask(p));
         if let Some(p) = wd {
             b = b.workdir(p);
         }
