@@ -40,11 +40,15 @@ pub enum Protection {
     /// or a user namespace). Never skipped, even in best-effort mode: the
     /// policy's paths are inside the new root.
     NewRoot,
+    /// Paths shown empty, `fs_masked` (a mount namespace: user namespaces
+    /// for a caller that is not root). Never skipped, even in best-effort
+    /// mode: what the masks hide, the policy's grants would show.
+    MaskedPaths,
 }
 
 impl Protection {
     /// Every protection.
-    pub const ALL: [Protection; 12] = [
+    pub const ALL: [Protection; 13] = [
         Protection::Filesystem,
         Protection::Truncate,
         Protection::TcpPorts,
@@ -57,6 +61,7 @@ impl Protection {
         Protection::PrivateProc,
         Protection::SeededDevices,
         Protection::NewRoot,
+        Protection::MaskedPaths,
     ];
 
     /// The Landlock ABI this protection needs (`None`: not a Landlock right).
@@ -79,7 +84,9 @@ impl Protection {
             | Protection::CpuView
             | Protection::PrivateProc
             | Protection::SeededDevices => crate::ns::probably_available(),
-            Protection::NewRoot => crate::ns::is_global_root() || crate::ns::probably_available(),
+            Protection::NewRoot | Protection::MaskedPaths => {
+                crate::ns::is_global_root() || crate::ns::probably_available()
+            }
             _ => self
                 .landlock_abi()
                 .is_some_and(|abi| kernel::landlock_abi().is_some_and(|have| have >= abi)),
@@ -106,6 +113,7 @@ impl Protection {
             Protection::PrivateProc => grants_proc(policy),
             Protection::SeededDevices => policy.random_seed().is_some(),
             Protection::NewRoot => policy.chroot().is_some(),
+            Protection::MaskedPaths => !policy.fs_masked().is_empty(),
         }
     }
 
@@ -122,7 +130,8 @@ impl Protection {
             | Protection::CpuView
             | Protection::PrivateProc
             | Protection::SeededDevices
-            | Protection::NewRoot => "namespaces: root, or unprivileged user namespaces",
+            | Protection::NewRoot
+            | Protection::MaskedPaths => "namespaces: root, or unprivileged user namespaces",
         }
     }
 }
@@ -142,6 +151,7 @@ impl fmt::Display for Protection {
             Protection::PrivateProc => "private /proc",
             Protection::SeededDevices => "seeded random devices (--random-seed)",
             Protection::NewRoot => "new root (--chroot)",
+            Protection::MaskedPaths => "masked paths (--fs-mask)",
         };
         write!(f, "{what} [{}]", self.needs())
     }

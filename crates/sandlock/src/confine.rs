@@ -25,7 +25,7 @@ use crate::{kernel, seccomp, supervise};
 /// and the settings that need a parent, a supervisor or namespaces:
 /// `timeout`, `time_start`, `random_seed`, `chroot`, `hostname`,
 /// `num_cpus`, a private `/proc` (strict mode), the resource limits,
-/// `net_allow_hosts`, `fs_denied`, `policy_fn`, `clean_env` and `env`.
+/// `net_allow_hosts`, `fs_denied`, `fs_masked`, `policy_fn`, `clean_env` and `env`.
 pub fn confine_current(policy: &Policy) -> Result<(), Error> {
     let refuse = |field: &'static str, why: &str| Error::Invalid {
         field,
@@ -84,6 +84,12 @@ pub fn confine_current(policy: &Policy) -> Result<(), Error> {
         return Err(refuse(
             "fs_denied",
             "needs a supervisor (Sandbox::run or spawn)",
+        ));
+    }
+    if !policy.fs_masked().is_empty() {
+        return Err(refuse(
+            "fs_masked",
+            "needs a mount namespace of the sandbox's own, which a running process cannot enter (use Sandbox)",
         ));
     }
     if policy.policy_fn().is_some() {

@@ -197,6 +197,7 @@ fn setup_text(step: SetupStep, errno: Errno) -> String {
 fn unsupported_hint(p: Protection) -> &'static str {
     match p {
         Protection::NewRoot => " (a new root is never skipped, even in best-effort mode)",
+        Protection::MaskedPaths => " (masked paths are never skipped, even in best-effort mode)",
         _ => " (use best-effort compatibility to run without it)",
     }
 }

@@ -344,6 +344,23 @@ fn confined_body(s: &Scratch, outside: &Scratch) {
         ),
         "{e:?}"
     );
+    // Masks need a mount namespace of the sandbox's own: refused too.
+    let masked = Policy::builder()
+        .fs_read("/etc")
+        .fs_mask("/etc/shadow")
+        .build()
+        .unwrap();
+    let e = sandlock::confine_current(&masked).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Invalid {
+                field: "fs_masked",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     // A policy with a timeout needs a parent: refused before anything applies.
     let e = sandlock::confine_current(&Policy::builder().timeout(5).build().unwrap()).unwrap_err();
     assert!(

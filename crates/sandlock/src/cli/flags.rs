@@ -25,6 +25,11 @@ pub(crate) struct RunArgs {
     /// truncated, changed or removed.
     #[arg(long = "fs-deny", value_name = "PATH")]
     pub fs_deny: Vec<String>,
+    /// Show PATH empty inside a granted tree (repeatable): an empty
+    /// read-only directory, or an empty file, is mounted over it in the
+    /// sandbox's own mount namespace. Costs nothing after the start.
+    #[arg(long = "fs-mask", value_name = "PATH")]
+    pub fs_mask: Vec<String>,
     /// Memory of the whole sandbox (e.g. 512M): over it, allocations fail (ENOMEM).
     #[arg(short = 'm', long = "max-memory", value_name = "SIZE")]
     pub max_memory: Option<String>,
@@ -127,6 +132,7 @@ pub(crate) fn flag_of(field: &str) -> &str {
         "fs_readable" => "-r",
         "fs_writable" => "-w",
         "fs_denied" => "--fs-deny",
+        "fs_masked" => "--fs-mask",
         "max_memory" => "-m/--max-memory",
         "max_processes" => "-P/--max-processes",
         "max_cpu" => "-c/--cpu",
@@ -197,6 +203,7 @@ impl RunArgs {
             "fs_readable" => &self.fs_read,
             "fs_writable" => &self.fs_write,
             "fs_denied" => &self.fs_deny,
+            "fs_masked" => &self.fs_mask,
             "chroot" => return self.chroot.as_deref().map(absolute).as_deref() == Some(path),
             "workdir" => {
                 return self
@@ -223,6 +230,9 @@ impl RunArgs {
         }
         for p in &self.fs_deny {
             b = b.fs_deny(self.path(p));
+        }
+        for p in &self.fs_mask {
+            b = b.fs_mask(self.path(p));
         }
         if let Some(v) = &self.max_memory {
             b = b.max_memory(v.as_str());

@@ -72,6 +72,9 @@ pub(crate) fn launch(
             Err(e) if plan.root.is_some() && plan.ns.user && refused(&e) => {
                 return Err(Error::Unsupported(crate::compat::Protection::NewRoot));
             }
+            Err(e) if plan.ns.mounts.has_masks() && plan.ns.user && refused(&e) => {
+                return Err(Error::Unsupported(crate::compat::Protection::MaskedPaths));
+            }
             Err(e) => return Err(e),
         }
     }

@@ -60,7 +60,15 @@ enum Source {
 #[allow(dead_code)] // `Bind` is built by the bind methods
 enum Op {
     Proc,
-    Bind { source: Source, target: PathBuf },
+    Bind {
+        source: Source,
+        target: PathBuf,
+    },
+    /// An empty read-only view over `target` (see [`MountPlan::mask`]).
+    Mask {
+        target: PathBuf,
+        dir: bool,
+    },
 }
 
 /// Mounts for a launch, in the order they were asked for. Empty: no mount
@@ -130,6 +138,21 @@ impl MountPlan {
         });
     }
 
+    /// Hides what `target` holds: a directory gets an empty read-only
+    /// tmpfs over it (the first one; the next ones a bind of that first),
+    /// anything else `/dev/null`, which reads empty. `dir` says which
+    /// `target` is (a mount must match its mount point's kind).
+    ///
+    /// What is written to a masked file goes to `/dev/null`: callers mask
+    /// only paths the sandbox cannot write (`Sandbox::new` refuses a mask
+    /// under a writable path).
+    pub(crate) fn mask(&mut self, target: impl Into<PathBuf>, dir: bool) {
+        self.ops.push(Op::Mask {
+            target: target.into(),
+            dir,
+        });
+    }
+
     /// Mounts under the new root at `root` (a host path): see
     /// [`MountPlan::proc_target`].
     pub(crate) fn set_root(&mut self, root: PathBuf) {
@@ -149,17 +172,24 @@ impl MountPlan {
         self.ops.is_empty()
     }
 
+    /// Whether any path is masked.
+    pub(crate) fn has_masks(&self) -> bool {
+        self.ops.iter().any(|o| matches!(o, Op::Mask { .. }))
+    }
+
     /// Whether a fresh `/proc` is asked for.
     pub(crate) fn has_proc(&self) -> bool {
         self.ops.iter().any(|o| matches!(o, Op::Proc))
     }
 
-    /// Every target.
+    /// Every target that shows something to grant: not the masks (a
+    /// path under a mask is hidden, not granted again).
     pub(crate) fn targets(&self) -> impl Iterator<Item = PathBuf> + '_ {
         let proc = self.proc_target();
-        self.ops.iter().map(move |o| match o {
-            Op::Proc => proc.clone(),
-            Op::Bind { target, .. } => target.clone(),
+        self.ops.iter().filter_map(move |o| match o {
+            Op::Proc => Some(proc.clone()),
+            Op::Bind { target, .. } => Some(target.clone()),
+            Op::Mask { .. } => None,
         })
     }
 
@@ -188,8 +218,34 @@ impl MountPlan {
         });
         what.push("making / private".to_owned());
         let mut files: Option<TempDir> = None;
+        // The first masked directory: its empty tmpfs is bound over the
+        // next ones (a bind costs a quarter of a new tmpfs).
+        let mut empty_dir: Option<CString> = None;
         for (i, op) in self.ops.iter().enumerate() {
             match op {
+                Op::Mask { target, dir } => {
+                    let t = c("masked path", target)?;
+                    let (source, fstype, flags) = match (dir, &empty_dir) {
+                        (false, _) => (lit("/dev/null")?, None, MS_BIND),
+                        (true, Some(first)) => (first.clone(), None, MS_BIND),
+                        (true, None) => {
+                            empty_dir = Some(t.clone());
+                            (
+                                lit("tmpfs")?,
+                                Some(lit("tmpfs")?),
+                                MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                            )
+                        }
+                    };
+                    out.push(ChildMount {
+                        source: Some(source),
+                        content: None,
+                        target: t,
+                        fstype,
+                        flags,
+                    });
+                    what.push(format!("masking {}", target.display()));
+                }
                 Op::Proc => {
                     out.push(ChildMount {
                         source: Some(lit("proc")?),
@@ -313,5 +369,29 @@ mod tests {
         let path = dir.path().to_path_buf();
         drop(dir);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn masks_mount_dev_null_then_one_tmpfs_bound_again() {
+        let mut m = MountPlan::default();
+        m.mask("/etc/shadow", false);
+        m.mask("/etc/ssl/private", true);
+        m.mask("/etc/sudoers.d", true);
+        assert!(m.has_masks());
+        // Nothing under a mask is granted again.
+        assert_eq!(m.targets().count(), 0);
+        let PreparedMounts { ops, what, files } = m.prepare().unwrap();
+        assert!(files.is_none());
+        let s = |c: &Option<CString>| c.as_ref().map(|c| c.to_str().unwrap().to_owned());
+        assert_eq!(ops.len(), 4);
+        assert_eq!(ops[0].flags, MS_REC | MS_PRIVATE);
+        assert_eq!(s(&ops[1].source).as_deref(), Some("/dev/null"));
+        assert_eq!(ops[1].flags, MS_BIND);
+        assert_eq!(s(&ops[2].fstype).as_deref(), Some("tmpfs"));
+        assert_ne!(ops[2].flags & MS_RDONLY, 0);
+        assert_eq!(s(&ops[3].source).as_deref(), Some("/etc/ssl/private"));
+        assert_eq!(ops[3].target.to_str().unwrap(), "/etc/sudoers.d");
+        assert_eq!(ops[3].flags, MS_BIND);
+        assert_eq!(what[3], "masking /etc/sudoers.d");
     }
 }

@@ -27,6 +27,7 @@ use crate::terminal::Terminal;
 use crate::tmpdir::TempDir;
 use crate::{env, ns, sys};
 
+mod masks;
 mod prepare;
 
 pub(crate) use prepare::cpu_mask;
@@ -117,6 +118,8 @@ pub struct Sandbox {
     preload: Option<crate::seedlib::Preload>,
     /// The new root (`chroot`).
     root: Option<NewRoot>,
+    /// The policy's masked paths that exist (`fs_masked`).
+    masks: Vec<masks::Mask>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -138,10 +141,13 @@ pub(crate) fn check_kernel(policy: &Policy) -> Result<Vec<Protection>, Error> {
     {
         return Err(Error::Unsupported(first));
     }
-    if missing.contains(&Protection::NewRoot) {
-        // Running outside the new root would run another program, on
-        // other files: never best-effort.
-        return Err(Error::Unsupported(Protection::NewRoot));
+    // Running outside the new root would run another program, on other
+    // files; without the masks, the grants would show what they hide:
+    // never best-effort.
+    for p in [Protection::NewRoot, Protection::MaskedPaths] {
+        if missing.contains(&p) {
+            return Err(Error::Unsupported(p));
+        }
     }
     static WARNED: [Once; Protection::ALL.len()] = [const { Once::new() }; Protection::ALL.len()];
     for p in &missing {
@@ -191,6 +197,7 @@ impl Sandbox {
             None => policy,
         };
         let missing = check_kernel(&policy)?;
+        let masks = masks::masks(&policy)?;
         // Host names are resolved once, here, before any fork.
         let hosts = Arc::new(HostTable::resolve(&policy)?);
         let mut features = supervise::features(&policy)?;
@@ -241,6 +248,7 @@ impl Sandbox {
             mech,
             preload,
             root,
+            masks,
         };
         if clean_env {
             sandbox.with_private_tmp()

@@ -38,6 +38,14 @@ impl Sandbox {
             plan.ns.user = ns::needs_user_namespace();
             plan.ns.mounts.set_root(root.host_path().to_path_buf());
         }
+        if !self.masks.is_empty() {
+            // Mounts need CAP_SYS_ADMIN: a user namespace of its own for a
+            // caller that is not root (required: no fallback without).
+            plan.ns.user |= ns::needs_user_namespace();
+            for m in &self.masks {
+                plan.ns.mounts.mask(&m.path, m.dir);
+            }
+        }
         if let Limit::Limited(n) = policy.max_open_files() {
             let n = n.get();
             let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)

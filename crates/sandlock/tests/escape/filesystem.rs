@@ -13,6 +13,7 @@
 //! The whole tree's state (bytes, names, link counts, marker files) is
 //! compared before and after each attack.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ escape_tests!(run:
     execveat_o_path,
     device_ioctl_read_only,
     chroot_climb_out,
+    unmask_a_masked_file,
 );
 
 struct Tree {
@@ -291,4 +293,43 @@ fn chroot_climb_out(mode: Mode) {
     let after = fs::read_to_string(&target).unwrap();
     let what = format!("climbing out of a chroot to write {}", target.display());
     verdict(mode, Bare::Works, before != after, &what, &out);
+}
+
+/// A masked file (`--fs-mask`: `/dev/null` mounted over it in the
+/// sandbox's mount namespace): unmount the mask and read what is under it.
+/// Bare: the attacker under the same mask made by `unshare -U -r -m` and
+/// `mount --bind` (root of its own user namespace, as uid 65534 too), which
+/// it can unmount; sandboxed: `umount2` is refused (the deny list; uid
+/// 65534 has no capability either) and the file reads empty.
+fn unmask_a_masked_file(mode: Mode) {
+    let user = mode.user();
+    let scratch = Scratch::new(user);
+    scratch.dir("ro");
+    let secret = scratch.file("ro/secret", "SECRET-bytes");
+    let mut attack = Attack::new(mode, "fs", "mask-reveal")
+        .arg(&secret)
+        .flag("-r")
+        .flag(scratch.join("ro"))
+        .flag("--fs-mask")
+        .flag(&secret);
+    if !mode.sandboxed() {
+        let bind = "mount --bind /dev/null \"$1\" && shift && exec \"$@\"";
+        attack = attack.wrapped(&[
+            OsStr::new("/usr/bin/unshare"),
+            OsStr::new("-U"),
+            OsStr::new("-r"),
+            OsStr::new("-m"),
+            OsStr::new("--propagation"),
+            OsStr::new("private"),
+            OsStr::new("/bin/sh"),
+            OsStr::new("-c"),
+            OsStr::new(bind),
+            OsStr::new("sh"),
+            secret.as_os_str(),
+        ]);
+    }
+    let out = attack.run("");
+    let leaked = out.lines.iter().any(|l| l == "LEAK");
+    let what = format!("reading {} under its mask", secret.display());
+    verdict(mode, Bare::Works, leaked, &what, &out);
 }

@@ -11,6 +11,7 @@
 #include <libgen.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <termios.h>
 
@@ -223,6 +224,25 @@ static int a_chroot_climb(int argc, char **argv)
 	return 0;
 }
 
+/* A masked file (an empty mount over it): unmount the mask, then read
+ * what is under it. "LEAK" when the file's bytes ("SECRET...") are read. */
+static int a_mask_reveal(int argc, char **argv)
+{
+	need_args(argc, 1, "mask-reveal PATH");
+	go();
+	report("umount", umount2(argv[0], MNT_DETACH));
+	char buf[16] = {0};
+	int fd = open(argv[0], O_RDONLY);
+	report("open", fd);
+	if (fd >= 0) {
+		report("read", read(fd, buf, sizeof buf - 1));
+		close(fd);
+	}
+	if (!strncmp(buf, "SECRET", 6))
+		say("LEAK");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct mode modes[] = {
@@ -238,6 +258,7 @@ int main(int argc, char **argv)
 		{"proc-spellings", a_proc_spellings},
 		{"ioctl-winsize", a_ioctl_winsize},
 		{"chroot-climb", a_chroot_climb},
+		{"mask-reveal", a_mask_reveal},
 		{0, 0},
 	};
 	return dispatch(modes, argc, argv);

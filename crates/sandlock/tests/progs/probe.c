@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -418,6 +419,21 @@ static int op(int argc, char **argv)
 	}
 	if (!strcmp(o, "chroot"))
 		return report("chroot", chroot(a)), 2;
+	if (!strcmp(o, "umount"))
+		return report("umount", umount2(a, MNT_DETACH)), 2;
+	if (!strcmp(o, "count")) {
+		/* Entries of a directory but . and ..: "count N" or "count errno=N". */
+		DIR *d = opendir(a);
+		if (!d)
+			return report("count", -1), 2;
+		int n = 0;
+		struct dirent *e;
+		while ((e = readdir(d)))
+			n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+		closedir(d);
+		printf("count %d\n", n);
+		return 2;
+	}
 	if (!strcmp(o, "fdread")) {
 		/* Reads PATH relative to descriptor FD: "fdread FD PATH". */
 		int fd = openat(atoi(a), argc > 2 ? argv[2] : "", O_RDONLY);

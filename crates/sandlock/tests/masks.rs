@@ -1,0 +1,160 @@
+//! `--fs-mask`: paths a granted tree shows empty (an empty file, an empty
+//! read-only directory, mounted in the sandbox's own mount namespace), as
+//! root and as uid 65534; the masks hold against `umount`; bad masks are
+//! refused before anything runs. The default profile's masks of `/etc`'s
+//! secrets (as root) are tested in `filesystem.rs`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{NOBODY, Scratch, bins, probe_in, root, run_as};
+
+/// ```text
+/// ro/secret       "SECRET"   masked (file)
+/// ro/sdir/f       "SECRET"   masked (its directory)
+/// ro/pub          "public"
+/// ```
+fn tree(uid: u32) -> Scratch {
+    let s = Scratch::new(uid);
+    s.dir("ro/sdir");
+    s.file("ro/secret", "SECRET\n");
+    s.file("ro/sdir/f", "SECRET\n");
+    s.file("ro/pub", "public\n");
+    s
+}
+
+fn users() -> Vec<u32> {
+    if root() { vec![0, NOBODY] } else { vec![] }
+}
+
+/// A masked file reads empty, a masked directory lists nothing (and what
+/// it held is not found); the rest of the tree is as granted. Unmasked,
+/// the same run reads the secrets: the test can fail.
+#[test]
+fn masked_paths_read_empty() {
+    for uid in users() {
+        let s = tree(uid);
+        let ops = [
+            "cat",
+            &s.s("ro/secret"),
+            "count",
+            &s.s("ro/sdir"),
+            "read",
+            &s.s("ro/sdir/f"),
+            "ls",
+            &s.s("ro"),
+        ];
+        let ro = s.s("ro");
+        let out = probe_in(uid, &["-r", &ro], &ops);
+        assert_eq!(
+            out.stdout, "cat SECRET\ncount 1\nread ok\nls ok\n",
+            "{uid}: {out:?}"
+        );
+        let masked = [
+            "-r",
+            &ro,
+            "--fs-mask",
+            &s.s("ro/secret"),
+            "--fs-mask",
+            &s.s("ro/sdir"),
+        ];
+        let out = probe_in(uid, &masked, &ops);
+        assert_eq!(
+            out.stdout, "cat \ncount 0\nread errno=2\nls ok\n",
+            "{uid}: {out:?}"
+        );
+        assert_eq!(out.code, Some(0), "{uid}: {out:?}");
+        // The host's files are untouched.
+        assert_eq!(
+            std::fs::read_to_string(s.join("ro/secret")).unwrap(),
+            "SECRET\n"
+        );
+    }
+}
+
+/// `umount` of a mask is refused (root: by the deny list; uid 65534: it
+/// has no capability in its user namespace either), and the mask stays.
+#[test]
+fn masks_cannot_be_unmounted() {
+    for uid in users() {
+        let s = tree(uid);
+        let flags = ["-r", &s.s("ro"), "--fs-mask", &s.s("ro/secret")];
+        let out = probe_in(
+            uid,
+            &flags,
+            &["umount", &s.s("ro/secret"), "cat", &s.s("ro/secret")],
+        );
+        assert_eq!(out.stdout, "umount errno=1\ncat \n", "{uid}: {out:?}");
+    }
+}
+
+/// A masked path that does not exist is left alone: nothing to hide.
+#[test]
+fn a_missing_masked_path_is_left_alone() {
+    for uid in users() {
+        let s = tree(uid);
+        let flags = ["-r", &s.s("ro"), "--fs-mask", &s.s("ro/none")];
+        let out = probe_in(
+            uid,
+            &flags,
+            &["read", &s.s("ro/none"), "cat", &s.s("ro/pub")],
+        );
+        assert_eq!(out.stdout, "read errno=2\ncat public\n", "{uid}: {out:?}");
+    }
+}
+
+/// A masked file under a writable path is refused, before anything runs,
+/// with one line naming the value: what the sandbox wrote to it would be
+/// lost. A masked directory there is read-only (`EROFS`).
+#[test]
+fn a_masked_file_in_a_writable_tree_is_refused() {
+    for uid in users() {
+        let s = tree(uid);
+        let flags = ["-w", &s.s("ro"), "--fs-mask", &s.s("ro/secret")];
+        let out = probe_in(uid, &flags, &["echo", "ran"]);
+        assert_eq!(out.code, Some(125), "{uid}: {out:?}");
+        assert!(!out.stdout.contains("ran"), "{uid}: {out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{uid}: {out:?}");
+        assert!(out.stderr.contains("--fs-mask"), "{uid}: {out:?}");
+        assert!(out.stderr.contains(&s.s("ro/secret")), "{uid}: {out:?}");
+        let flags = ["-w", &s.s("ro"), "--fs-mask", &s.s("ro/sdir")];
+        let out = probe_in(
+            uid,
+            &flags,
+            &["write", &s.s("ro/sdir/new"), "write", &s.s("ro/pub")],
+        );
+        assert_eq!(out.stdout, "write errno=30\nwrite ok\n", "{uid}: {out:?}");
+        assert!(!s.join("ro/sdir/new").exists());
+    }
+}
+
+/// Without user namespaces, a normal user's masks cannot be mounted: the
+/// run is refused (exit 125), in best-effort mode too, and nothing runs.
+#[test]
+fn no_user_namespace_no_masks() {
+    if !root() {
+        return;
+    }
+    let s = tree(0);
+    for extra in ["", " --best-effort"] {
+        let line = format!(
+            "echo 0 > /proc/sys/user/max_user_namespaces && exec {} run{extra} -r {} --fs-mask {} -- {} echo ran",
+            bins().sandlock().display(),
+            s.s("ro"),
+            s.s("ro/secret"),
+            bins().probe().display(),
+        );
+        let out = run_as(
+            0,
+            Path::new("/usr/bin/unshare"),
+            &["-U", "-r", "/bin/sh", "-c", &line],
+            &[],
+        );
+        assert_eq!(out.code, Some(125), "{out:?}");
+        assert!(!out.stdout.contains("ran"), "{out:?}");
+        assert!(out.stderr.contains("masked paths (--fs-mask)"), "{out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    }
+}
