@@ -85,7 +85,7 @@ impl Protection {
             | Protection::PrivateProc
             | Protection::SeededDevices => crate::ns::probably_available(),
             Protection::NewRoot | Protection::MaskedPaths => {
-                crate::ns::is_global_root() || crate::ns::probably_available()
+                crate::ns::is_admin_root() || crate::ns::probably_available()
             }
             _ => self
                 .landlock_abi()

@@ -214,7 +214,7 @@ fn etc_view_in(etc: &Path) -> EtcView {
         return EtcView::default();
     }
     let whole = || vec![etc.to_string_lossy().into_owned()];
-    if crate::ns::is_global_root() {
+    if crate::ns::is_admin_root() {
         // Root mounts without a user namespace: `/etc` whole, and an empty
         // mount over each secret (one mount namespace, about 0.15 ms),
         // rather than a Landlock rule for each of the hundred-odd other

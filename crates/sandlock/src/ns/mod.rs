@@ -8,9 +8,10 @@
 //! (`enter` and `reaper`). See `docs/namespaces.md` for the API and
 //! what each namespace costs.
 //!
-//! - **User namespace**: only for a caller without `CAP_SYS_ADMIN` (and
-//!   for any caller that is not root of the initial user namespace, so that
-//!   `RLIMIT_NPROC` counts the sandbox alone). The map is the identity of
+//! - **User namespace**: only for a caller that is not root with
+//!   `CAP_SYS_ADMIN` (and, under a process cap held by `RLIMIT_NPROC`, for
+//!   root of a user namespace other than the initial one, so that the
+//!   limit counts the sandbox alone). The map is the identity of
 //!   the caller's effective uid and gid, one line each (`setgroups` denied
 //!   first, as the kernel requires of an unprivileged writer). Files of
 //!   other users then show as the overflow uid (65534).
@@ -240,29 +241,41 @@ fn under(path: &str, target: &Path) -> bool {
                 .is_some_and(|rest| rest.starts_with('/')))
 }
 
-/// Whether new namespaces need a new user namespace: the caller lacks
-/// `CAP_SYS_ADMIN`, or is not root of the initial user namespace (inside
-/// a container, `RLIMIT_NPROC` would otherwise count the container's
-/// processes of the uid, not the sandbox's).
+/// Whether new namespaces need a new user namespace: the caller is not
+/// root with `CAP_SYS_ADMIN` in effect. Root of another user namespace (a
+/// container's) creates them in its own; where `RLIMIT_NPROC` must count
+/// the sandbox's tasks alone (`-P`), the launch asks for a user namespace
+/// anyway ([`NsPlan::user`], with [`is_global_root`]).
 pub(crate) fn needs_user_namespace() -> bool {
-    !is_global_root()
+    !is_admin_root()
 }
 
-/// Whether this process is root of the initial user namespace, with
-/// `CAP_SYS_ADMIN` in effect.
-pub(crate) fn is_global_root() -> bool {
-    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ROOT.get_or_init(global_root)
+/// Whether this process is root with `CAP_SYS_ADMIN` in effect: it
+/// creates namespaces and mounts without a user namespace. One `capget`
+/// and one `geteuid`, no `/proc` (see [`is_global_root`]).
+pub(crate) fn is_admin_root() -> bool {
+    static ADMIN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ADMIN.get_or_init(admin_root)
 }
 
-fn global_root() -> bool {
+fn admin_root() -> bool {
     let admin = rustix::thread::capabilities(None)
         .map(|c| {
             c.effective
                 .contains(rustix::thread::CapabilitySet::SYS_ADMIN)
         })
         .unwrap_or(false);
-    admin && rustix::process::geteuid().is_root() && in_initial_user_namespace()
+    admin && rustix::process::geteuid().is_root()
+}
+
+/// Whether this process is root of the initial user namespace, with
+/// `CAP_SYS_ADMIN` in effect: [`is_admin_root`], and the user namespace
+/// is the initial one. Only where that difference counts: it costs a
+/// `readlink` in `/proc`, about 22 µs in a fresh process (the kernel
+/// makes the process's `/proc` entries on first use).
+pub(crate) fn is_global_root() -> bool {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| is_admin_root() && in_initial_user_namespace())
 }
 
 /// The inode number of the initial user namespace (`PROC_USER_INIT_INO`:
@@ -316,7 +329,7 @@ pub(crate) fn probably_available() -> bool {
         return known;
     }
     static SETTINGS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SETTINGS.get_or_init(|| is_global_root() || settings_allow())
+    *SETTINGS.get_or_init(|| is_admin_root() || settings_allow())
 }
 
 /// Whether a launch should ask for its optional namespaces (a PID
@@ -332,7 +345,7 @@ pub(crate) fn worth_trying() -> bool {
     if let Some(known) = known_available() {
         return known;
     }
-    is_global_root() || !apparmor_restricts()
+    is_admin_root() || !apparmor_restricts()
 }
 
 /// A number from a sysctl file, if readable.
