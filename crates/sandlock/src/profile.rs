@@ -283,16 +283,28 @@ fn secret_paths(dir: &Path, pattern: &str, out: &mut Vec<PathBuf>) {
 /// reach by file permissions alone.
 fn secrets_unreadable(dir: &Path, secrets: &[&str]) -> bool {
     secrets.iter().all(|s| {
-        matching(dir, s).iter().all(|p| {
-            let is_dir = p.is_dir();
-            let want = if is_dir {
-                Access::EXEC_OK
-            } else {
-                Access::READ_OK
-            };
-            rustix::fs::accessat(rustix::fs::CWD, p, want, AtFlags::EACCESS).is_err()
-        })
+        if s.contains('*') {
+            matching(dir, s).iter().all(|p| !reachable(p))
+        } else {
+            !reachable(&dir.join(s))
+        }
     })
+}
+
+/// Whether this process could read `path` (a file) or open what it holds
+/// by name (a directory it may search), by its permissions: readable, or
+/// searchable. One `faccessat` for a path that does not exist or can be
+/// read, two otherwise. A file that can be executed but not read, or an
+/// error other than "no such file", counts as reachable: the answer errs
+/// towards granting `/etc` entry by entry.
+fn reachable(path: &Path) -> bool {
+    let access = |mode| rustix::fs::accessat(rustix::fs::CWD, path, mode, AtFlags::EACCESS);
+    match access(Access::READ_OK) {
+        Ok(()) => true,
+        Err(rustix::io::Errno::ACCESS) => access(Access::EXEC_OK).is_ok(),
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => false,
+        Err(_) => true,
+    }
 }
 
 /// The existing paths under `dir` that `pattern` (relative, `*` within a
