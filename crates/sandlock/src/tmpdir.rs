@@ -8,36 +8,50 @@
 //! [`sweep_stale`] removes those of dead sandlock processes, while a later
 //! sandbox's command runs (a listing of that small directory).
 //!
-//! A sandbox's directory left empty is not removed but renamed to
-//! `sandlock-UID/spare`, and the next sandbox of that user renames the
-//! spare to its own name instead of creating one ([`TempDir::for_sandbox`]):
-//! two renames, where a `mkdir` and an `rmdir` allocate and free an inode
-//! and a block each time (on ext4, 50 to 110 µs of a start, more when
-//! starts follow each other quickly). Only an empty directory becomes the
-//! spare, and a claimed spare is used only if it is still an empty
-//! directory of this user (anything else is removed, and a new directory
-//! made): a sandbox never finds what another one left.
+//! A sandbox's directory is, when it can be, its user's **slot**,
+//! `sandlock-UID/slot`, taken with an exclusive `flock` that its sandlock
+//! holds for the sandbox's life ([`TempDir::for_sandbox`]): an `open` and
+//! a `flock` (about 4 µs), where a `mkdir` and an `rmdir` allocate and free
+//! an inode and a block each time (on ext4, 50 to 110 µs of a start) and
+//! two renames of a spare directory cost 20 to 40 µs. The lock lives on
+//! sandlock's descriptor (close-on-exec; the sandbox's first process closes
+//! every descriptor above 2 anyway): a sandlock that is killed releases it.
+//! The slot is emptied through that descriptor when the sandbox ends, and
+//! found empty or emptied when it is taken: a sandbox never finds what
+//! another one left. Only a directory of this user, opened without
+//! following a symlink, is a slot (anything else in its place is removed,
+//! and a new one made). While the slot is taken, another sandbox of the
+//! same user gets a new directory, removed at its end.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rustix::fs::{CWD, FileType, Mode, OFlags, RenameFlags};
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, RawDir};
 use rustix::io::Errno;
 
 use crate::error::Error;
 
-/// The spare directory's name in a user's directory (see the module
-/// documentation).
-const SPARE: &str = "spare";
+/// The slot's name in a user's directory (see the module documentation).
+const SLOT: &str = "slot";
 
-/// A private temporary directory, removed on drop (or, when empty, kept as
-/// the spare of its user's directory).
+/// The name of the reused directory of sandlock before the slot (renamed
+/// in and out): a sweep removes one left there.
+const OLD_SPARE: &str = "spare";
+
+/// How deep a tree left in the slot is removed; deeper, the slot is left
+/// (and the next sandbox makes a new directory).
+const MAX_DEPTH: u32 = 64;
+
+/// A private temporary directory, removed on drop (or, the slot, emptied
+/// and released).
 #[derive(Debug)]
 pub(crate) struct TempDir {
     path: PathBuf,
-    /// Where the directory goes on drop if it is empty: the spare.
-    spare: Option<PathBuf>,
+    /// The slot's descriptor, which holds its lock.
+    slot: Option<OwnedFd>,
 }
 
 impl TempDir {
@@ -47,10 +61,9 @@ impl TempDir {
         TempDir::create_in(&user_dir())
     }
 
-    /// A sandbox's private directory, `sandlock-PID-N-NANOS` in this user's
-    /// directory of private directories: the spare renamed when there is
-    /// one, empty and ours, else a new one (see the module documentation).
-    /// It becomes the spare again on drop if it is empty then.
+    /// A sandbox's private directory in this user's directory of private
+    /// directories: the slot when it is free, else a new directory
+    /// `sandlock-PID-N-NANOS` (see the module documentation).
     pub(crate) fn for_sandbox() -> Result<TempDir, Error> {
         TempDir::for_sandbox_in(&std::env::temp_dir())
     }
@@ -60,25 +73,14 @@ impl TempDir {
         let Some(dir) = private_dir_in(base) else {
             return TempDir::create_in(base);
         };
-        let spare = dir.join(SPARE);
-        let path = fresh_name(&dir);
-        if rustix::fs::renameat_with(CWD, &spare, CWD, &path, RenameFlags::NOREPLACE).is_ok() {
-            if empty_and_ours(&path, true) {
-                return Ok(TempDir {
-                    path,
-                    spare: Some(spare),
-                });
-            }
-            // Not a spare we left: removed (a symlink or a file as itself).
-            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-                let _ = std::fs::remove_dir_all(&path);
-            } else {
-                let _ = std::fs::remove_file(&path);
-            }
+        let path = dir.join(SLOT);
+        match take_slot(&path) {
+            Some(fd) => Ok(TempDir {
+                path,
+                slot: Some(fd),
+            }),
+            None => TempDir::create_in(&dir),
         }
-        let mut tmp = TempDir::create_in(&dir)?;
-        tmp.spare = Some(spare);
-        Ok(tmp)
     }
 
     /// [`create`](Self::create) in directory `base`.
@@ -86,7 +88,7 @@ impl TempDir {
         for _ in 0..16 {
             let path = fresh_name(base);
             match rustix::fs::mkdir(&path, Mode::RWXU) {
-                Ok(()) => return Ok(TempDir { path, spare: None }),
+                Ok(()) => return Ok(TempDir { path, slot: None }),
                 Err(Errno::EXIST) => continue,
                 Err(errno) => {
                     return Err(Error::Path {
@@ -108,6 +110,12 @@ impl TempDir {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Whether it is its user's slot (else a directory of its own, in the
+    /// same parent).
+    pub(crate) fn is_slot(&self) -> bool {
+        self.slot.is_some()
+    }
 }
 
 /// A name for a new private directory in `base`: `sandlock-PID-N-NANOS`.
@@ -121,34 +129,82 @@ fn fresh_name(base: &Path) -> PathBuf {
     base.join(format!("sandlock-{}-{n}-{nanos:08x}", std::process::id()))
 }
 
-/// Whether `path` is (not through a symlink) an empty directory of this
-/// user; with `claim`, its mode is then made `0700` if it was not.
-fn empty_and_ours(path: &Path, claim: bool) -> bool {
+/// Takes the slot at `path`: its descriptor, locked, once it is an empty
+/// `0700` directory of this user (see the module documentation); `None`
+/// when another sandbox holds it or it cannot be made one.
+fn take_slot(path: &Path) -> Option<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let Ok(fd) = rustix::fs::open(path, flags, Mode::empty()) else {
-        return false;
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => {
+            rustix::fs::mkdir(path, Mode::RWXU).ok()?;
+            rustix::fs::open(path, flags, Mode::empty()).ok()?
+        }
+        // Not a directory (a file, a symlink): not ours to use; removed,
+        // and a slot made in its place.
+        Err(Errno::LOOP | Errno::NOTDIR) => {
+            rustix::fs::unlink(path).ok()?;
+            rustix::fs::mkdir(path, Mode::RWXU).ok()?;
+            rustix::fs::open(path, flags, Mode::empty()).ok()?
+        }
+        Err(_) => return None,
     };
-    let Ok(st) = rustix::fs::fstat(&fd) else {
-        return false;
-    };
-    if FileType::from_raw_mode(st.st_mode) != FileType::Directory
-        || st.st_uid != rustix::process::geteuid().as_raw()
-    {
-        return false;
+    rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).ok()?;
+    let st = rustix::fs::fstat(&fd).ok()?;
+    if st.st_uid != rustix::process::geteuid().as_raw() {
+        return None;
     }
-    if claim && st.st_mode & 0o7777 != 0o700 && rustix::fs::fchmod(&fd, Mode::RWXU).is_err() {
-        return false;
+    if st.st_mode & 0o7777 != 0o700 {
+        rustix::fs::fchmod(&fd, Mode::RWXU).ok()?;
     }
-    let Ok(mut dir) = rustix::fs::Dir::new(fd) else {
-        return false;
-    };
-    while let Some(entry) = dir.read() {
-        match entry {
-            Ok(e) if matches!(e.file_name().to_bytes(), b"." | b"..") => {}
-            _ => return false,
+    empty_at(&fd, 0).then_some(fd)
+}
+
+/// Removes everything in the directory `dir`, through descriptors (never
+/// following a symlink: only the tree itself goes). Whether it is empty.
+fn empty_at(dir: &impl AsFd, depth: u32) -> bool {
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
+    let mut names: Vec<(std::ffi::CString, FileType)> = Vec::new();
+    // A pass reads a buffer's worth; the removals change the directory,
+    // so the listing starts again until a pass finds nothing.
+    loop {
+        names.clear();
+        if rustix::fs::seek(dir, rustix::fs::SeekFrom::Start(0)).is_err() {
+            return false;
+        }
+        let mut raw = RawDir::new(dir, &mut buf);
+        while let Some(entry) = raw.next() {
+            let Ok(e) = entry else {
+                return false;
+            };
+            let name = e.file_name();
+            if !matches!(name.to_bytes(), b"." | b"..") {
+                names.push((name.to_owned(), e.file_type()));
+            }
+        }
+        if names.is_empty() {
+            return true;
+        }
+        for (name, ty) in &names {
+            let is_dir = match ty {
+                FileType::Directory => true,
+                FileType::Unknown => rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory),
+                _ => false,
+            };
+            if is_dir {
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                let emptied = depth < MAX_DEPTH
+                    && rustix::fs::openat(dir, name, flags, Mode::empty())
+                        .is_ok_and(|sub| empty_at(&sub, depth + 1));
+                if !emptied || rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).is_err() {
+                    return false;
+                }
+            } else if rustix::fs::unlinkat(dir, name, AtFlags::empty()).is_err() {
+                return false;
+            }
         }
     }
-    true
 }
 
 /// Where this user's private directories go: `$TMPDIR/sandlock-UID`
@@ -206,24 +262,24 @@ fn owner_pid(name: &str) -> Option<i32> {
 /// that are gone (killed before they could clean up), owned by this user.
 /// A directory whose pid is alive is kept, whoever holds that pid now.
 ///
-///
-/// `holds_own`: the caller's own directory is in `base`. A directory's link
-/// count is 2 plus its subdirectories on the usual filesystems (ext4, xfs,
-/// tmpfs): when it shows no subdirectory but the caller's, `base` is not
-/// read at all (a start's worth of time). Elsewhere (btrfs counts 1) it is.
+/// `holds_own`: the caller's own directory, other than the slot, is in
+/// `base`. A directory's link count is 2 plus its subdirectories on the
+/// usual filesystems (ext4, xfs, tmpfs): when it shows no subdirectory but
+/// the caller's and the slot, `base` is not read at all (a start's worth of
+/// time). Elsewhere (btrfs counts 1) it is.
 pub(crate) fn sweep_stale(base: &Path, holds_own: bool) {
     let nothing_else = 2 + u64::from(holds_own);
     // `nlink_t` is 32 bits on some architectures.
     #[allow(clippy::useless_conversion)]
     let links = rustix::fs::stat(base).map(|st| u64::from(st.st_nlink));
-    // One more: the spare, when it is there.
-    let spare = || {
-        rustix::fs::lstat(base.join(SPARE))
+    // One more: the slot, when it is there.
+    let slot = || {
+        rustix::fs::lstat(base.join(SLOT))
             .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
     };
     match links {
         Ok(n) if n == nothing_else => return,
-        Ok(n) if n == nothing_else + 1 && spare() => return,
+        Ok(n) if n == nothing_else + 1 && slot() => return,
         _ => {}
     }
     let Ok(entries) = std::fs::read_dir(base) else {
@@ -233,6 +289,10 @@ pub(crate) fn sweep_stale(base: &Path, holds_own: bool) {
     let own = std::process::id() as i32;
     for e in entries.flatten() {
         let name = e.file_name();
+        if name == OLD_SPARE {
+            let _ = std::fs::remove_dir_all(e.path());
+            continue;
+        }
         let Some(pid) = name.to_str().and_then(owner_pid) else {
             continue;
         };
@@ -251,12 +311,11 @@ pub(crate) fn sweep_stale(base: &Path, holds_own: bool) {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        // Empty (the usual case): the spare, when there is none yet.
-        if let Some(spare) = &self.spare
-            && empty_and_ours(&self.path, false)
-            && rustix::fs::renameat_with(CWD, &self.path, CWD, spare, RenameFlags::NOREPLACE)
-                .is_ok()
-        {
+        // The slot: emptied through its descriptor (wherever a sandbox that
+        // could write its parent moved it), then released with the lock.
+        // One left full is emptied by the next sandbox that takes it.
+        if let Some(fd) = self.slot.take() {
+            empty_at(&fd, 0);
             return;
         }
         // Else one rmdir, or remove_dir_all when not empty, which does not
@@ -317,71 +376,65 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_directory_is_the_next_sandboxs() {
+    fn the_slot_is_the_next_sandboxs_emptied() {
         use std::os::unix::fs::PermissionsExt;
-        let (base, user) = scratch("spare");
-        let spare = user.join(SPARE);
+        let (base, user) = scratch("slot");
+        let slot = user.join(SLOT);
         let a = TempDir::for_sandbox_in(&base).unwrap();
-        let a_path = a.path().to_owned();
-        assert!(
-            a_path.starts_with(&user)
-                && owner_pid(&a_path.file_name().unwrap().to_string_lossy()).is_some()
-        );
-        let a_inode = inode(&a_path);
-        drop(a);
-        assert!(!a_path.exists());
-        assert_eq!(inode(&spare), a_inode);
-        // The next one is the spare, renamed (and made 0700 again).
-        std::fs::set_permissions(&spare, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(a.path(), slot);
+        let a_inode = inode(&slot);
+        // Taken: the next sandbox gets a new directory, removed at its end.
         let b = TempDir::for_sandbox_in(&base).unwrap();
-        assert_eq!(inode(b.path()), a_inode);
-        assert!(!spare.exists());
-        let mode = std::fs::metadata(b.path()).unwrap().permissions().mode();
-        assert_eq!(mode & 0o7777, 0o700);
-        // Not empty: removed, no spare left.
-        std::fs::create_dir(b.path().join("d")).unwrap();
-        std::fs::write(b.path().join("d/f"), "x").unwrap();
         let b_path = b.path().to_owned();
+        assert!(owner_pid(&b_path.file_name().unwrap().to_string_lossy()).is_some());
         drop(b);
-        assert!(!b_path.exists() && !spare.exists());
-        // With no spare: a new directory, the spare on drop.
+        assert!(!b_path.exists());
+        // What the sandbox left goes (a tree, a symlink: not what it names).
+        let outside = base.join("outside");
+        std::fs::write(&outside, "keep").unwrap();
+        std::fs::create_dir_all(slot.join("d/e")).unwrap();
+        std::fs::write(slot.join("d/e/f"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, slot.join("link")).unwrap();
+        drop(a);
+        assert_eq!(std::fs::read_dir(&slot).unwrap().count(), 0);
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
+        // The next one is the slot again (made 0700 again).
+        std::fs::set_permissions(&slot, std::fs::Permissions::from_mode(0o777)).unwrap();
         let c = TempDir::for_sandbox_in(&base).unwrap();
+        assert_eq!(inode(c.path()), a_inode);
+        let mode = std::fs::metadata(c.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o700);
         drop(c);
-        assert!(spare.is_dir());
         std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
-    fn a_spare_not_left_by_sandlock_is_not_used() {
-        let (base, user) = scratch("badspare");
-        let spare = user.join(SPARE);
+    fn a_slot_not_left_by_sandlock_is_not_a_trap() {
+        let (base, user) = scratch("badslot");
+        let slot = user.join(SLOT);
         drop(TempDir::for_sandbox_in(&base).unwrap());
-        assert!(spare.is_dir());
-        // Not empty: its contents go, the sandbox gets a new directory.
-        std::fs::write(spare.join("planted"), "x").unwrap();
+        assert!(slot.is_dir());
+        // Not empty (its sandlock was killed, or another sandbox planted
+        // something): emptied before it is used.
+        std::fs::write(slot.join("planted"), "x").unwrap();
         let t = TempDir::for_sandbox_in(&base).unwrap();
+        assert_eq!(t.path(), slot);
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
-        assert_eq!(
-            std::fs::read_dir(&user).unwrap().count(),
-            1,
-            "the planted one is gone"
-        );
         drop(t);
-        std::fs::remove_dir(&spare).unwrap();
+        std::fs::remove_dir(&slot).unwrap();
         // A symlink to a directory with contents: the link goes, the
         // directory and its contents stay.
         let target = base.join("target");
         std::fs::create_dir(&target).unwrap();
         std::fs::write(target.join("keep"), "x").unwrap();
-        std::os::unix::fs::symlink(&target, &spare).unwrap();
+        std::os::unix::fs::symlink(&target, &slot).unwrap();
         let t = TempDir::for_sandbox_in(&base).unwrap();
         assert!(!t.path().is_symlink() && t.path().is_dir());
-        assert!(std::fs::symlink_metadata(&spare).is_err());
         assert_eq!(std::fs::read_to_string(target.join("keep")).unwrap(), "x");
         drop(t);
-        std::fs::remove_dir(&spare).unwrap();
+        std::fs::remove_dir(&slot).unwrap();
         // A file: removed.
-        std::fs::write(&spare, "x").unwrap();
+        std::fs::write(&slot, "x").unwrap();
         let t = TempDir::for_sandbox_in(&base).unwrap();
         assert!(t.path().is_dir());
         assert_eq!(std::fs::read_dir(&user).unwrap().count(), 1);

@@ -245,8 +245,9 @@ fn environment_is_filtered_and_clean_env_is_minimal() {
         .unwrap()
         .to_owned();
     assert!(tmpdir.contains("sandlock-"), "{out:?}");
+    // Removed, unless it is the user's slot, which is kept (emptied).
     assert!(
-        !std::path::Path::new(&tmpdir).exists(),
+        tmpdir.ends_with("/slot") || !std::path::Path::new(&tmpdir).exists(),
         "private tmp {tmpdir} left behind"
     );
     // --env keeps a secret-looking variable; --clean-env drops the rest.
@@ -271,33 +272,35 @@ fn environment_is_filtered_and_clean_env_is_minimal() {
     assert_eq!(home, tmp);
 }
 
+/// What the command leaves in its private directory is removed at its
+/// end; the directory itself too, unless it is the user's slot (kept,
+/// emptied, for the next run: `src/tmpdir.rs`).
 #[test]
 fn private_tmp_is_writable_and_removed() {
-    let out = probe_in(0, &[], &["env", "TMPDIR"]);
-    let tmp = out
-        .stdout
-        .trim()
-        .strip_prefix("env TMPDIR=")
-        .unwrap()
-        .to_owned();
+    let tag = format!("it-{}", std::process::id());
+    let script = format!(
+        "echo $TMPDIR; echo x > $TMPDIR/{tag} && mkdir $TMPDIR/{tag}.d && echo x > $TMPDIR/{tag}.d/g && cat $TMPDIR/{tag}"
+    );
     let out = run_as(
         0,
         &bins().sandlock(),
-        &[
-            "run",
-            "--",
-            "/bin/sh",
-            "-c",
-            "echo x > $TMPDIR/f && mkdir $TMPDIR/d && echo x > $TMPDIR/d/g && cat $TMPDIR/f",
-        ],
+        &["run", "--", "/bin/sh", "-c", &script],
         &[],
     );
-    assert_eq!(out.stdout.trim(), "x", "{out:?}");
-    assert!(!std::path::Path::new(&tmp).exists());
+    let mut lines = out.stdout.lines();
+    let tmp = lines.next().unwrap_or_default().to_owned();
+    assert_eq!(lines.next(), Some("x"), "{out:?}");
+    let tmp = std::path::Path::new(&tmp);
+    assert!(!tmp.join(&tag).exists() && !tmp.join(format!("{tag}.d")).exists());
+    assert!(tmp.ends_with("slot") || !tmp.exists(), "{}", tmp.display());
     // Under this user's directory of private directories.
-    let parent = std::path::Path::new(&tmp).parent().unwrap();
+    let parent = tmp.parent().unwrap();
     let uid = rustix::process::geteuid().as_raw();
-    assert!(parent.ends_with(format!("sandlock-{uid}")), "{tmp}");
+    assert!(
+        parent.ends_with(format!("sandlock-{uid}")),
+        "{}",
+        tmp.display()
+    );
 }
 
 #[test]
@@ -488,7 +491,8 @@ fn cli_as_nobody() {
         .lines()
         .find_map(|l| l.strip_prefix("env TMPDIR="))
         .unwrap();
-    assert!(!std::path::Path::new(tmp).exists());
+    // Removed, unless it is the user's slot (kept, emptied).
+    assert!(tmp.ends_with("/slot") || !std::path::Path::new(tmp).exists());
     let out = run_as(nobody, &bins().sandlock(), &["check"], &[]);
     assert_eq!(out.code, Some(0));
 }

@@ -195,33 +195,34 @@ fn current_directory_is_readable() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "read errno=13\n");
 }
 
-/// A private temporary directory left empty becomes its user's spare, and
-/// the next sandbox's (`src/tmpdir.rs`). A sandbox that may write its
-/// user's directory of private directories replaces the spare with a
-/// directory holding a file, then with a symlink to a directory outside
-/// its grants (empty, so that only the symlink gives it away): the next
-/// sandbox, with the default profile, finds an empty directory of its own,
-/// and writes nothing through the symlink.
-fn spare_tmp_is_not_a_trap(uid: u32) {
+/// A user's sandboxes take turns in its slot, `sandlock-UID/slot`
+/// (`src/tmpdir.rs`). A sandbox that may write its user's directory of
+/// private directories replaces the slot with a directory holding a file,
+/// then with a symlink to a directory outside its grants (empty, so that
+/// only the symlink gives it away): the next sandbox, with the default
+/// profile, finds an empty directory of its own, and writes nothing
+/// through the symlink.
+fn slot_tmp_is_not_a_trap(uid: u32) {
     let s = Scratch::new(uid);
     let tmp = s.dir("tmp");
     s.dir("target");
     let tmp_s = s.s("tmp");
     let env = [("TMPDIR", tmp_s.as_str())];
-    let spare = tmp.join(format!("sandlock-{uid}/spare"));
+    let slot = tmp.join(format!("sandlock-{uid}/slot"));
     let sandlock = common::bins().sandlock();
     let target = s.s("target");
     let plants = [
-        "mkdir \"$U/spare\" && echo planted > \"$U/spare/planted\"".to_owned(),
-        format!("ln -s {target} \"$U/spare\""),
+        "mkdir \"$U/slot\" && echo planted > \"$U/slot/planted\"".to_owned(),
+        format!("ln -s {target} \"$U/slot\""),
     ];
     for plant in &plants {
-        let script = format!("U=$(dirname \"$TMPDIR\"); rm -rf \"$U/spare\"; {plant}");
+        // Its own slot (empty) removed first, by its name.
+        let script = format!("U=$(dirname \"$TMPDIR\"); rmdir \"$U/slot\"; {plant}");
         let args = ["run", "-w", &tmp_s, "--", "/bin/sh", "-c", &script];
         let out = common::run_as(uid, &sandlock, &args, &env);
         assert_eq!(out.code, Some(0), "{plant}: {out:?}");
-        // Its own directory, left empty, did not take the planted one's place.
-        assert!(std::fs::symlink_metadata(&spare).is_ok(), "{plant}");
+        // What it planted is in the slot's place.
+        assert!(std::fs::symlink_metadata(&slot).is_ok(), "{plant}");
         let probe = "ls -A \"$TMPDIR\"; echo new > \"$TMPDIR/probe\" && echo wrote";
         let args = ["run", "--", "/bin/sh", "-c", probe];
         let out = common::run_as(uid, &sandlock, &args, &env);
@@ -231,18 +232,18 @@ fn spare_tmp_is_not_a_trap(uid: u32) {
             "{plant}: {out:?}"
         );
         let written = std::fs::read_dir(s.join("target")).unwrap().count();
-        assert_eq!(written, 0, "{plant}: written through the spare");
+        assert_eq!(written, 0, "{plant}: written through the slot");
     }
 }
 
 #[test]
-fn spare_tmp_is_not_a_trap_root() {
-    spare_tmp_is_not_a_trap(0);
+fn slot_tmp_is_not_a_trap_root() {
+    slot_tmp_is_not_a_trap(0);
 }
 
 #[test]
-fn spare_tmp_is_not_a_trap_nobody() {
+fn slot_tmp_is_not_a_trap_nobody() {
     if root() {
-        spare_tmp_is_not_a_trap(NOBODY);
+        slot_tmp_is_not_a_trap(NOBODY);
     }
 }

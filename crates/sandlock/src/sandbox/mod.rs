@@ -569,7 +569,7 @@ impl Sandbox {
         {
             // While the command starts, on another CPU.
             if base != std::env::temp_dir() {
-                crate::tmpdir::sweep_stale(base, true);
+                crate::tmpdir::sweep_stale(base, !tmp.is_slot());
             }
         }
         // Its init's stack (an init sharing our memory) lasts as long as
