@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{NOBODY, Scratch, bins, probe_in, root, run_as};
+use common::{NOBODY, Scratch, bins, probe_in, root, run_without_user_namespaces};
 
 /// ```text
 /// ro/secret       "SECRET"   masked (file)
@@ -137,21 +135,16 @@ fn no_user_namespace_no_masks() {
     if !root() {
         return;
     }
-    let s = tree(0);
-    for extra in ["", " --best-effort"] {
-        let line = format!(
-            "echo 0 > /proc/sys/user/max_user_namespaces && exec {} run{extra} -r {} --fs-mask {} -- {} echo ran",
-            bins().sandlock().display(),
-            s.s("ro"),
-            s.s("ro/secret"),
-            bins().probe().display(),
-        );
-        let out = run_as(
-            0,
-            Path::new("/usr/bin/unshare"),
-            &["-U", "-r", "/bin/sh", "-c", &line],
-            &[],
-        );
+    let s = tree(NOBODY);
+    for extra in [&[][..], &["--best-effort"][..]] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        let ro = s.s("ro");
+        let secret = s.s("ro/secret");
+        let probe = bins().probe();
+        let probe = probe.to_str().unwrap();
+        args.extend_from_slice(&["-r", &ro, "--fs-mask", &secret, "--", probe, "echo", "ran"]);
+        let out = run_without_user_namespaces(&bins().sandlock(), &args);
         assert_eq!(out.code, Some(125), "{out:?}");
         assert!(!out.stdout.contains("ran"), "{out:?}");
         assert!(out.stderr.contains("masked paths (--fs-mask)"), "{out:?}");

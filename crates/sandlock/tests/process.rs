@@ -175,31 +175,31 @@ fn timeout_before_the_command_started_nobody() {
 
 /// Where the kernel refuses the namespaces (here `user.max_user_namespaces`
 /// set to 0 in a user namespace of the test's own, which limits only what
-/// is created inside it), the clone fails, the launch runs again without
-/// them, and the command runs confined as ever: Landlock refuses the write
-/// outside its grants. Without the setting the same line gets its PID
-/// namespace (the command is pid 2): the test tells the two apart.
+/// is created inside it, for uid 65534 there), the clone fails, the launch
+/// runs again without them, and the command runs confined as ever:
+/// Landlock refuses the write outside its grants. Run as `uid` directly,
+/// the same line gets its PID namespace (the command is pid 2): the test
+/// tells the two apart.
 fn refused_namespaces(uid: u32) {
-    let s = Scratch::new(uid);
-    s.dir("rw");
-    s.dir("outside");
-    let line = |limit: &str| {
-        format!(
-            "{limit}exec {} run -w {} -- {} ids write {} write {}",
-            bins().sandlock().display(),
+    let args = |s: &Scratch| -> Vec<String> {
+        vec![
+            "run".into(),
+            "-w".into(),
             s.s("rw"),
-            bins().probe().display(),
+            "--".into(),
+            bins().probe().to_string_lossy().into_owned(),
+            "ids".into(),
+            "write".into(),
             s.s("outside/x"),
+            "write".into(),
             s.s("rw/ok"),
-        )
+        ]
     };
-    let run = |limit: &str| {
-        run_as(
-            uid,
-            std::path::Path::new("/usr/bin/unshare"),
-            &["-U", "-r", "/bin/sh", "-c", &line(limit)],
-            &[],
-        )
+    let tree = |uid: u32| {
+        let s = Scratch::new(uid);
+        s.dir("rw");
+        s.dir("outside");
+        s
     };
     let pid = |out: &common::Out| {
         out.get("ids")
@@ -208,10 +208,12 @@ fn refused_namespaces(uid: u32) {
             .unwrap()
             .to_owned()
     };
-    let usual = run("");
+    let s = tree(uid);
+    let usual = run_as(uid, &bins().sandlock(), &args(&s), &[]);
     assert_eq!(usual.code, Some(0), "{usual:?}");
     assert_eq!(pid(&usual), "2", "{usual:?}");
-    let refused = run("echo 0 > /proc/sys/user/max_user_namespaces && ");
+    let s = tree(NOBODY);
+    let refused = common::run_without_user_namespaces(&bins().sandlock(), &args(&s));
     assert_eq!(refused.code, Some(0), "{refused:?}");
     assert_ne!(pid(&refused), "2", "{refused:?}");
     let lines: Vec<&str> = refused.stdout.lines().collect();
@@ -221,7 +223,9 @@ fn refused_namespaces(uid: u32) {
 
 #[test]
 fn refused_namespaces_root() {
-    refused_namespaces(0);
+    if root() {
+        refused_namespaces(0);
+    }
 }
 
 #[test]

@@ -334,3 +334,48 @@ pub fn gone_within(pid: i32, secs: u64) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Runs `program args` as uid 65534 where no user namespace can be made:
+/// in a user namespace of the test's own (mapping uids and gids 0-65535 to
+/// the same host ids, so that 65534 is itself there) whose
+/// `user.max_user_namespaces` is 0. The host's setting is left alone. The
+/// test must run as root (it writes the maps from outside).
+pub fn run_without_user_namespaces<S: AsRef<OsStr>>(program: &Path, args: &[S]) -> Out {
+    use std::io::Write;
+    // The shell unshare runs has no capability (its uid was not mapped
+    // yet at its exec); the one it execs once the maps are written is root
+    // of the namespace.
+    let script = "read go && exec /bin/sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && \
+                  exec setpriv --reuid=65534 --regid=65534 --clear-groups -- \"$@\"' sh \"$@\"";
+    let mut child = Command::new("/usr/bin/unshare")
+        .args(["-U", "--", "/bin/sh", "-c", script, "sh"])
+        .arg(program)
+        .args(args)
+        .current_dir(bins().dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // The maps can be written once unshare has made the namespace.
+    let ours = fs::read_link("/proc/self/ns/user").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while fs::read_link(format!("/proc/{pid}/ns/user")).ok().as_ref() == Some(&ours) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unshare made no namespace"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    fs::write(format!("/proc/{pid}/uid_map"), "0 0 65536\n").unwrap();
+    fs::write(format!("/proc/{pid}/gid_map"), "0 0 65536\n").unwrap();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    Out {
+        code: out.status.code(),
+        signal: out.status.signal(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
