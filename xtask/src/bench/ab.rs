@@ -73,14 +73,21 @@ fn ab(opts: &AbOptions) -> Result<(), String> {
     let root = std::env::temp_dir().join(format!("sandlock-ab-{}", std::process::id()));
     let tmp = root.join("tmp");
     let runs = root.join("runs");
-    for d in [&root, &tmp, &runs] {
+    // Each side's own $TMPDIR: the private directories a build reuses from
+    // one run to the next (its slot, an older build's spare) must not meet
+    // the other build's.
+    let tmpdirs = [root.join("tmpdir-a"), root.join("tmpdir-b")];
+    for d in [&root, &tmp, &runs, &tmpdirs[0], &tmpdirs[1]] {
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
     // The working directory is granted by the default profile: nobody must
     // be able to enter it (the runs' own files go to a directory of root's).
     set_mode(&root, 0o755)?;
     set_mode(&runs, 0o700)?;
-    let result = measure(opts, &a, &b, &root, &tmp, &runs);
+    for d in &tmpdirs {
+        set_mode(d, 0o1777)?;
+    }
+    let result = measure(opts, &a, &b, &root, &tmp, &runs, &tmpdirs);
     let _ = std::fs::remove_dir_all(&root);
     result
 }
@@ -92,6 +99,7 @@ fn measure(
     cwd: &Path,
     tmp: &Path,
     runs: &Path,
+    tmpdirs: &[PathBuf; 2],
 ) -> Result<(), String> {
     let root = is_root();
     let os = |s: &str| OsString::from(s);
@@ -147,7 +155,7 @@ fn measure(
     for line in &lines {
         let mut cells = Vec::new();
         for a_first in [true, false] {
-            let (ta, tb) = pass(&runner, line, a, b, cwd, opts.pairs, a_first)?;
+            let (ta, tb) = pass(&runner, line, [a, b], cwd, tmpdirs, opts.pairs, a_first)?;
             cells.push((ta, tb));
         }
         let [(a1, b1), (a2, b2)] = [cells[0], cells[1]];
@@ -162,14 +170,14 @@ fn measure(
 }
 
 /// One pass over `line`: a few untimed starts of each, then `pairs` pairs
-/// alternated A B B A ... (B A A B ... unless `a_first`); the medians in
-/// µs.
+/// alternated A B B A ... (B A A B ... unless `a_first`), each side with
+/// its own `TMPDIR` (`tmpdirs`); the medians in µs.
 fn pass(
     runner: &Runner,
     line: &Line,
-    a: &Path,
-    b: &Path,
+    [a, b]: [&Path; 2],
     cwd: &Path,
+    tmpdirs: &[PathBuf; 2],
     pairs: usize,
     a_first: bool,
 ) -> Result<(f64, f64), String> {
@@ -181,6 +189,10 @@ fn pass(
     let (argv_a, argv_b) = (argv(a), argv(b));
     let timeout = Duration::from_secs(30);
     let once = |argv: &[OsString]| -> Result<f64, String> {
+        let side = usize::from(argv.first() != argv_a.first());
+        // SAFETY: the xtask runs one thread; the spawn reads the
+        // environment after this, in this thread.
+        unsafe { std::env::set_var("TMPDIR", &tmpdirs[side]) };
         let run = runner.run_as(argv, cwd, timeout, line.uid)?;
         if !run.success() {
             return Err(format!("{}: {}", line.name, run.failure()));
