@@ -379,3 +379,14 @@ pub fn run_without_user_namespaces<S: AsRef<OsStr>>(program: &Path, args: &[S]) 
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// `out` is sandlock's refusal before anything ran: exit 125, one line on
+/// standard error holding each of `names`, and no `ran` from the command.
+pub fn assert_refused(out: &Out, names: &[&str]) {
+    assert_eq!(out.code, Some(125), "{out:?}");
+    assert!(!out.stdout.contains("ran"), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    for n in names {
+        assert!(out.stderr.contains(n), "{n}: {out:?}");
+    }
+}
