@@ -25,6 +25,7 @@
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Access, AtFlags, FileType, Mode, OFlags, RawDir};
+use rustix::io::Errno;
 use sandlock_policy::{Policy, PolicyBuilder};
 
 use crate::error::Error;
@@ -221,17 +222,22 @@ fn etc_view_in(etc: &Path) -> EtcView {
         // entries (about 1.1 ms at each start: a descriptor and a rule
         // each, merged into the domain, freed at the end).
         let mut found = Vec::new();
+        let mut complete = true;
         for s in ETC_SECRETS {
-            secret_paths(etc, s, &mut found);
+            secret_paths(etc, s, &mut found, &mut complete);
         }
-        let masks = found
+        let masks: Option<Vec<String>> = found
             .into_iter()
-            .filter_map(|p| p.to_str().map(str::to_owned))
+            .map(|p| p.to_str().map(str::to_owned))
             .collect();
-        return EtcView {
-            grants: whole(),
-            masks,
-        };
+        // A secret that could not be named (not UTF-8, or not looked at):
+        // `/etc` entry by entry below, which leaves out what it cannot name.
+        if let (Some(masks), true) = (masks, complete) {
+            return EtcView {
+                grants: whole(),
+                masks,
+            };
+        }
     }
     if secrets_unreadable(etc, ETC_SECRETS) {
         return EtcView {
@@ -252,20 +258,24 @@ fn etc_view_in(etc: &Path) -> EtcView {
 /// reached through one lies elsewhere, where its own path decides (a mount
 /// would follow the link; `expand` leaves links out likewise). One
 /// `lstat` a name, a listing only for a name with `*`.
-fn secret_paths(dir: &Path, pattern: &str, out: &mut Vec<PathBuf>) {
+fn secret_paths(dir: &Path, pattern: &str, out: &mut Vec<PathBuf>, complete: &mut bool) {
     let (first, rest) = match pattern.split_once('/') {
         Some((f, r)) => (f, Some(r)),
         None => (pattern, None),
     };
     let names: Vec<(String, FileType)> = if first.contains('*') {
-        entries(dir)
-            .into_iter()
-            .filter(|(n, _)| glob(first, n))
-            .collect()
+        let (all, whole) = listing(dir);
+        // A name the listing could not give (not UTF-8) could be a secret.
+        *complete &= whole;
+        all.into_iter().filter(|(n, _)| glob(first, n)).collect()
     } else {
         match rustix::fs::lstat(dir.join(first)) {
             Ok(st) => vec![(first.to_owned(), FileType::from_raw_mode(st.st_mode))],
-            Err(_) => Vec::new(),
+            Err(Errno::NOENT | Errno::NOTDIR) => Vec::new(),
+            Err(_) => {
+                *complete = false;
+                Vec::new()
+            }
         }
     };
     for (name, ty) in names {
@@ -273,7 +283,7 @@ fn secret_paths(dir: &Path, pattern: &str, out: &mut Vec<PathBuf>) {
         match (rest, ty) {
             (_, FileType::Symlink) => {}
             (None, _) => out.push(p),
-            (Some(r), FileType::Directory) => secret_paths(&p, r, out),
+            (Some(r), FileType::Directory) => secret_paths(&p, r, out, complete),
             (Some(_), _) => {}
         }
     }
@@ -301,8 +311,8 @@ fn reachable(path: &Path) -> bool {
     let access = |mode| rustix::fs::accessat(rustix::fs::CWD, path, mode, AtFlags::EACCESS);
     match access(Access::READ_OK) {
         Ok(()) => true,
-        Err(rustix::io::Errno::ACCESS) => access(Access::EXEC_OK).is_ok(),
-        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => false,
+        Err(Errno::ACCESS) => access(Access::EXEC_OK).is_ok(),
+        Err(Errno::NOENT | Errno::NOTDIR) => false,
         Err(_) => true,
     }
 }
@@ -388,33 +398,49 @@ fn expand(dir: &Path, secrets: &[&str], out: &mut Vec<String>) {
 /// `getdents64` into a buffer for the usual directory: no allocation per
 /// entry but its name (this runs at every start as root, on `/etc`).
 fn entries(dir: &Path) -> Vec<(String, FileType)> {
+    listing(dir).0
+}
+
+/// [`entries`], and whether they are all of them: `false` when the
+/// directory could not be opened or read to its end, or held a name that
+/// is not UTF-8 or whose type could not be learnt.
+fn listing(dir: &Path) -> (Vec<(String, FileType)>, bool) {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let Ok(fd) = rustix::fs::open(dir, flags, Mode::empty()) else {
-        return Vec::new();
+        return (Vec::new(), false);
     };
     let mut buf: Vec<u8> = Vec::with_capacity(32 * 1024);
     let mut raw = RawDir::new(&fd, buf.spare_capacity_mut());
     let mut out = Vec::new();
-    while let Some(Ok(e)) = raw.next() {
+    let mut complete = true;
+    while let Some(entry) = raw.next() {
+        let Ok(e) = entry else {
+            complete = false;
+            break;
+        };
         let name = e.file_name();
         if matches!(name.to_bytes(), b"." | b"..") {
             continue;
         }
         let Ok(text) = name.to_str() else {
+            complete = false;
             continue;
         };
         let ty = match e.file_type() {
             // A filesystem without types in its entries: ask.
             FileType::Unknown => match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) => FileType::from_raw_mode(st.st_mode),
-                Err(_) => continue,
+                Err(_) => {
+                    complete = false;
+                    continue;
+                }
             },
             t => t,
         };
         out.push((text.to_owned(), ty));
     }
     out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    out
+    (out, complete)
 }
 
 /// Matches `name` against `pattern`, where `*` stands for any run of characters.
@@ -601,9 +627,11 @@ mod tests {
         std::os::unix::fs::symlink("shadow", root.join("gshadow")).unwrap();
         std::os::unix::fs::symlink("other", root.join("ppp")).unwrap();
         let mut out = Vec::new();
+        let mut complete = true;
         for s in ETC_SECRETS {
-            secret_paths(&root, s, &mut out);
+            secret_paths(&root, s, &mut out, &mut complete);
         }
+        assert!(complete);
         assert_eq!(
             out,
             [
@@ -612,6 +640,37 @@ mod tests {
                 root.join("ssl/private"),
             ]
         );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// As root, a secret whose name is not UTF-8 cannot be a masked path (a
+    /// policy path is UTF-8): `/etc` is then granted entry by entry, which
+    /// leaves such names out, rather than whole.
+    #[test]
+    fn a_secret_that_cannot_be_named_turns_masks_into_entries() {
+        if !crate::ns::is_admin_root() {
+            return;
+        }
+        use std::os::unix::ffi::OsStrExt;
+        let root =
+            std::env::temp_dir().join(format!("sandlock-etc-unnamed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("ssh")).unwrap();
+        std::fs::write(root.join("shadow"), "x").unwrap();
+        std::fs::write(root.join("passwd"), "x").unwrap();
+        let view = etc_view_in(&root);
+        assert_eq!(view.grants, [root.to_str().unwrap()]);
+        assert_eq!(view.masks, [root.join("shadow").to_str().unwrap()]);
+        let odd = std::ffi::OsStr::from_bytes(b"ssh_host_\xff_key");
+        std::fs::write(root.join("ssh").join(odd), "x").unwrap();
+        let view = etc_view_in(&root);
+        assert!(view.masks.is_empty(), "{view:?}");
+        let rel: Vec<&str> = view
+            .grants
+            .iter()
+            .map(|p| p.strip_prefix(root.to_str().unwrap()).unwrap())
+            .collect();
+        assert_eq!(rel, ["/passwd"], "{view:?}");
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
