@@ -212,7 +212,13 @@ impl Filter {
 
 impl Extend<Rule> for Filter {
     fn extend<T: IntoIterator<Item = Rule>>(&mut self, iter: T) {
-        self.rules.extend(iter);
+        if self.rules.is_empty() {
+            // A `Vec` given to a filter without rules is taken as it is:
+            // collecting its own iterator keeps its buffer (no copy).
+            self.rules = iter.into_iter().collect();
+        } else {
+            self.rules.extend(iter);
+        }
     }
 }
 

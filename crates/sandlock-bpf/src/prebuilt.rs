@@ -53,34 +53,60 @@ impl Filter {
     /// The key of this filter, whose rules resolve to `resolved`.
     fn key_of(&self, resolved: &[Resolved<'_>]) -> Vec<u64> {
         let mut key = Vec::with_capacity(4 + resolved.len() * 8);
-        key.push(u64::from(self.arch().audit_arch()));
-        key.push(u64::from(self.current_default_action().to_ret()));
-        key.push(u64::from(self.current_x32_action().to_ret()));
-        key.push(resolved.len() as u64);
-        for r in resolved {
-            key.push(u64::from(r.nr));
-            key.push(u64::from(r.action.to_ret()));
-            key.push(r.conds.len() as u64);
-            for c in r.conds {
-                let (op, mask) = match c.op() {
-                    CmpOp::Eq => (0, 0),
-                    CmpOp::Ne => (1, 0),
-                    CmpOp::Lt => (2, 0),
-                    CmpOp::Le => (3, 0),
-                    CmpOp::Gt => (4, 0),
-                    CmpOp::Ge => (5, 0),
-                    CmpOp::MaskedEq(m) => (6, m),
-                };
-                let width = match c.width() {
-                    Width::U64 => 0,
-                    Width::U32 => 1,
-                };
-                key.push(u64::from(c.arg().get()) | width << 8 | op << 16);
-                key.push(mask);
-                key.push(c.value());
-            }
-        }
+        self.key_words(resolved, |w| {
+            key.push(w);
+            true
+        });
         key
+    }
+
+    /// Hands the key's words to `word` in order, while it returns `true`;
+    /// whether every word was handed.
+    fn key_words(&self, resolved: &[Resolved<'_>], mut word: impl FnMut(u64) -> bool) -> bool {
+        let head = [
+            u64::from(self.arch().audit_arch()),
+            u64::from(self.current_default_action().to_ret()),
+            u64::from(self.current_x32_action().to_ret()),
+            resolved.len() as u64,
+        ];
+        if !head.into_iter().all(&mut word) {
+            return false;
+        }
+        resolved.iter().all(|r| {
+            word(u64::from(r.nr))
+                && word(u64::from(r.action.to_ret()))
+                && word(r.conds.len() as u64)
+                && r.conds.iter().all(|c| {
+                    let (op, mask) = match c.op() {
+                        CmpOp::Eq => (0, 0),
+                        CmpOp::Ne => (1, 0),
+                        CmpOp::Lt => (2, 0),
+                        CmpOp::Le => (3, 0),
+                        CmpOp::Gt => (4, 0),
+                        CmpOp::Ge => (5, 0),
+                        CmpOp::MaskedEq(m) => (6, m),
+                    };
+                    let width = match c.width() {
+                        Width::U64 => 0,
+                        Width::U32 => 1,
+                    };
+                    word(u64::from(c.arg().get()) | width << 8 | op << 16)
+                        && word(mask)
+                        && word(c.value())
+                })
+        })
+    }
+
+    /// Whether this filter's key, for rules resolved to `resolved`, is
+    /// `key`: compared word by word as it is made, never written out.
+    fn key_is(&self, resolved: &[Resolved<'_>], key: &[u64]) -> bool {
+        let mut at = 0;
+        let all = self.key_words(resolved, |w| {
+            let same = key.get(at) == Some(&w);
+            at += 1;
+            same
+        });
+        all && at == key.len()
     }
 
     /// The program of the first of `prebuilt` whose key is this filter's,
@@ -88,11 +114,8 @@ impl Filter {
     /// the key and the generator both.
     pub fn build_or_prebuilt(&self, prebuilt: &[Prebuilt]) -> Result<Program, BuildError> {
         let resolved = self.resolve()?;
-        if !prebuilt.is_empty() {
-            let key = self.key_of(&resolved);
-            if let Some(p) = prebuilt.iter().find(|p| same_key(p.key, &key)) {
-                return Ok(Program::new(self.arch(), p.insns.to_vec()));
-            }
+        if let Some(p) = prebuilt.iter().find(|p| self.key_is(&resolved, p.key)) {
+            return Ok(Program::new(self.arch(), p.insns.to_vec()));
         }
         let insns = crate::codegen::generate(self, &resolved)?;
         Ok(Program::new(self.arch(), insns))
@@ -183,15 +206,6 @@ impl Program {
     }
 }
 
-/// Whether two keys are equal. Written as one pass that folds the
-/// differences, without an early exit, so that the compiler makes it a
-/// vector loop rather than a call to `memcmp`: the C library's may compare
-/// byte by byte (musl's does: some 32 000 instructions for a default
-/// profile's key of some 600 words, a tenth of a start's).
-fn same_key(a: &[u64], b: &[u64]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use alloc::boxed::Box;
@@ -224,15 +238,20 @@ mod tests {
 
     #[test]
     fn keys_are_equal_only_word_for_word() {
-        let a: Vec<u64> = (0..600).map(|i| i * 0x1_0000_0001).collect();
-        assert!(same_key(&a, &a.clone()));
-        assert!(same_key(&[], &[]));
-        assert!(!same_key(&a, &a[..599]));
-        for at in [0, 1, 299, 599] {
-            let mut b = a.clone();
-            b[at] ^= 1 << 63;
-            assert!(!same_key(&a, &b), "{at}");
+        let f = filter(7);
+        let resolved = f.resolve().unwrap();
+        let key = f.key_of(&resolved);
+        assert!(f.key_is(&resolved, &key));
+        assert!(!f.key_is(&resolved, &key[..key.len() - 1]));
+        let mut longer = key.clone();
+        longer.push(0);
+        assert!(!f.key_is(&resolved, &longer));
+        for at in [0, 1, key.len() / 2, key.len() - 1] {
+            let mut other = key.clone();
+            other[at] ^= 1 << 63;
+            assert!(!f.key_is(&resolved, &other), "{at}");
         }
+        assert!(!f.key_is(&resolved, &[]));
     }
 
     #[test]
