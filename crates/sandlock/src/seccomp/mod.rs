@@ -137,7 +137,10 @@ pub(crate) fn base_rules(
         sandlock_bpf::Syscall::Name(n) => arch.syscall_nr(n).is_some(),
         sandlock_bpf::Syscall::Nr(_) => true,
     };
-    let mut rules: Vec<Rule> = Vec::new();
+    // Sized for the usual filter (about 150 rules) at once: grown step by
+    // step, between the deny list's own small vectors, the start-up arena
+    // would copy it at each step (and keep every old copy).
+    let mut rules: Vec<Rule> = Vec::with_capacity(256);
     for entry in DENY_LIST {
         for name in entry.syscalls {
             if let Some(nr) = arch.syscall_nr(name) {
