@@ -12,7 +12,8 @@
 //!     whole and each existing secret is **masked** (`fs_masked`: an empty
 //!     file or directory mounted over it in the sandbox's mount namespace,
 //!     about 0.15 ms at the start, where a rule for each of `/etc`'s other
-//!     entries cost about 1.1 ms);
+//!     entries cost about 1.1 ms), unless a launch found those mounts
+//!     refused ([`masks_refused`]): then as in the next case;
 //!   - as another user who could read a secret (a member of `shadow`...),
 //!     `/etc`'s entries are granted one by one, leaving the secrets (and
 //!     symlinks, whose targets are not followed) out;
@@ -82,6 +83,15 @@ pub const ETC_SECRETS: &[&str] = &[
     "wpa_supplicant",
     "docker/key.json",
 ];
+
+/// Whether a launch of this process found the mounts that mask paths
+/// refused (root in a container whose security module forbids `mount`,
+/// say). The default profile then grants `/etc` entry by entry, as for a
+/// user who could read a secret: a policy built again after such a
+/// failure runs there. The `sandlock` command does that itself.
+pub fn masks_refused() -> bool {
+    crate::ns::masks_refused()
+}
 
 /// The default policy for this machine (see the module documentation).
 pub fn default_policy() -> Result<Policy, Error> {
@@ -215,7 +225,7 @@ fn etc_view_in(etc: &Path) -> EtcView {
         return EtcView::default();
     }
     let whole = || vec![etc.to_string_lossy().into_owned()];
-    if crate::ns::is_admin_root() {
+    if crate::ns::is_admin_root() && !crate::ns::masks_refused() {
         // Root mounts without a user namespace: `/etc` whole, and an empty
         // mount over each secret (one mount namespace, about 0.15 ms),
         // rather than a Landlock rule for each of the hundred-odd other

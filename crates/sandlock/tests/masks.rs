@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{NOBODY, Scratch, bins, probe_in, root, run_without_user_namespaces};
+use common::{NOBODY, Scratch, bins, probe_in, root, run_as, run_without_user_namespaces};
 
 /// ```text
 /// ro/secret       "SECRET"   masked (file)
@@ -143,4 +143,47 @@ fn no_user_namespace_no_masks() {
         let out = run_without_user_namespaces(&bins().sandlock(), &args);
         common::assert_refused(&out, &["masked paths (--fs-mask)"]);
     }
+}
+
+/// Where root's mounts are refused (a container's security module; here a
+/// seccomp filter of the test's, `progs/nomount.c`), the default profile's
+/// masks cannot be made: the command did not start, and `sandlock run`
+/// runs it again with `/etc` granted entry by entry, which keeps the
+/// secrets out as well (`EACCES`), silently. Masks the user asked for are
+/// not dropped: that run fails (exit 125).
+#[test]
+fn refused_mounts_turn_the_default_masks_into_entries() {
+    if !root() || !std::path::Path::new("/etc/shadow").exists() {
+        return;
+    }
+    let nomount = bins().dir().join("nomount");
+    common::gcc("tests/progs/nomount.c", &nomount, &[]);
+    let sandlock = bins().sandlock();
+    let probe = bins().probe();
+    let mut args = vec![sandlock.to_str().unwrap(), "run", "--"];
+    args.extend([probe.to_str().unwrap(), "cat", "/etc/shadow", "ls", "/etc"]);
+    let out = run_as(0, &nomount, &args, &[]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "cat errno=13\nls errno=13\n", "{out:?}");
+    assert_eq!(out.stderr, "", "{out:?}");
+    // The same line without the filter: masked (the test can fail).
+    let out = run_as(0, &sandlock, &args[1..], &[]);
+    assert_eq!(out.stdout, "cat \nls ok\n", "{out:?}");
+    // Masks the user asked for.
+    let s = tree(0);
+    let mut args = vec![sandlock.to_str().unwrap().to_owned(), "run".to_owned()];
+    args.extend([
+        "-r".to_owned(),
+        s.s("ro"),
+        "--fs-mask".to_owned(),
+        s.s("ro/secret"),
+    ]);
+    args.extend([
+        "--".to_owned(),
+        probe.to_string_lossy().into_owned(),
+        "echo".to_owned(),
+        "ran".to_owned(),
+    ]);
+    let out = run_as(0, &nomount, &args, &[]);
+    common::assert_refused(&out, &["sandbox namespaces", "operation not permitted"]);
 }
