@@ -158,6 +158,10 @@ fn default_profile_grants() {
             &["count", "/etc/ssl/private", "ls", "/etc/ssl/certs"],
         );
         assert_eq!(out.stdout, "count 0\nls ok\n", "{out:?}");
+        // Shown as what it is: empty and read-only (not a tmpfs's 1777).
+        let args = ["run", "--", "/usr/bin/stat", "-c", "%a", "/etc/ssl/private"];
+        let out = common::sandlock(&args);
+        assert_eq!(out.stdout, "555\n", "{out:?}");
     }
     // And as uid 65534, /etc/shadow is unreadable by its permissions.
     if root() {

@@ -38,7 +38,13 @@ pub(crate) fn enter(ns: &ChildNs) -> Result<(), Failure> {
     for (i, m) in ns.mounts.iter().enumerate() {
         let made = match &m.content {
             Some((dir, bytes)) => mount_content(dir, bytes, m, &mut private),
-            None => sys::mount(m.source.as_deref(), &m.target, m.fstype.as_deref(), m.flags),
+            None => sys::mount(
+                m.source.as_deref(),
+                &m.target,
+                m.fstype.as_deref(),
+                m.flags,
+                m.data.as_deref(),
+            ),
         };
         made.map_err(|e| (SetupStep::Mount, i as u32, e))?;
     }
@@ -66,13 +72,21 @@ fn mount_content<'a>(
 ) -> Result<(), Errno> {
     let source = m.source.as_deref().ok_or(Errno::INVAL)?;
     if private.is_none() {
-        if sys::mount(Some(c"tmpfs"), dir, Some(c"tmpfs"), MS_NOSUID | MS_NODEV).is_err() {
-            return sys::mount(Some(source), &m.target, None, m.flags);
+        if sys::mount(
+            Some(c"tmpfs"),
+            dir,
+            Some(c"tmpfs"),
+            MS_NOSUID | MS_NODEV,
+            None,
+        )
+        .is_err()
+        {
+            return sys::mount(Some(source), &m.target, None, m.flags, None);
         }
         *private = Some(dir);
     }
     sys::create_with(source, bytes)?;
-    sys::mount(Some(source), &m.target, None, m.flags)
+    sys::mount(Some(source), &m.target, None, m.flags, None)
 }
 
 /// Adds the plan's Landlock rules for the new mounts to `ruleset` (the

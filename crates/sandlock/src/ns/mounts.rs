@@ -98,6 +98,8 @@ pub(crate) struct ChildMount {
     pub(crate) fstype: Option<CString>,
     /// `MS_*` flags.
     pub(crate) flags: u64,
+    /// `mount`'s data: the file system's options.
+    pub(crate) data: Option<CString>,
 }
 
 impl MountPlan {
@@ -215,6 +217,7 @@ impl MountPlan {
             target: lit("/")?,
             fstype: None,
             flags: MS_REC | MS_PRIVATE,
+            data: None,
         });
         what.push("making / private".to_owned());
         let mut files: Option<TempDir> = None;
@@ -225,15 +228,18 @@ impl MountPlan {
             match op {
                 Op::Mask { target, dir } => {
                     let t = c("masked path", target)?;
-                    let (source, fstype, flags) = match (dir, &empty_dir) {
-                        (false, _) => (lit("/dev/null")?, None, MS_BIND),
-                        (true, Some(first)) => (first.clone(), None, MS_BIND),
+                    let (source, fstype, flags, data) = match (dir, &empty_dir) {
+                        (false, _) => (lit("/dev/null")?, None, MS_BIND, None),
+                        (true, Some(first)) => (first.clone(), None, MS_BIND, None),
                         (true, None) => {
                             empty_dir = Some(t.clone());
                             (
                                 lit("tmpfs")?,
                                 Some(lit("tmpfs")?),
                                 MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                // Shown as what it is: empty and read-only
+                                // (a tmpfs root is 1777 otherwise).
+                                Some(lit("mode=555")?),
                             )
                         }
                     };
@@ -243,6 +249,7 @@ impl MountPlan {
                         target: t,
                         fstype,
                         flags,
+                        data,
                     });
                     what.push(format!("masking {}", target.display()));
                 }
@@ -253,6 +260,7 @@ impl MountPlan {
                         target: c("procfs mount point", &self.proc_target())?,
                         fstype: Some(lit("proc")?),
                         flags: MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                        data: None,
                     });
                     what.push("a fresh /proc".to_owned());
                 }
@@ -285,6 +293,7 @@ impl MountPlan {
                         target: c("bind mount target", target)?,
                         fstype: None,
                         flags: MS_BIND,
+                        data: None,
                     });
                     what.push(format!("a bind mount on {}", target.display()));
                     // Read-only, keeping the flags the kernel locks on a
@@ -295,6 +304,7 @@ impl MountPlan {
                         target: c("bind mount target", target)?,
                         fstype: None,
                         flags: MS_BIND | MS_REMOUNT | MS_RDONLY | locked,
+                        data: None,
                     });
                     what.push(format!("making {} read-only", target.display()));
                 }
@@ -388,6 +398,7 @@ mod tests {
         assert_eq!(s(&ops[1].source).as_deref(), Some("/dev/null"));
         assert_eq!(ops[1].flags, MS_BIND);
         assert_eq!(s(&ops[2].fstype).as_deref(), Some("tmpfs"));
+        assert_eq!(s(&ops[2].data).as_deref(), Some("mode=555"));
         assert_ne!(ops[2].flags & MS_RDONLY, 0);
         assert_eq!(s(&ops[3].source).as_deref(), Some("/etc/ssl/private"));
         assert_eq!(ops[3].target.to_str().unwrap(), "/etc/sudoers.d");

@@ -40,16 +40,17 @@ pub(crate) fn write_file(path: &CStr, bytes: &[u8]) -> Result<(), Errno> {
     result
 }
 
-/// `mount(source, target, fstype, flags, NULL)`.
+/// `mount(source, target, fstype, flags, data)`.
 pub(crate) fn mount(
     source: Option<&CStr>,
     target: &CStr,
     fstype: Option<&CStr>,
     flags: u64,
+    data: Option<&CStr>,
 ) -> Result<(), Errno> {
     let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
     // SAFETY: every pointer is null or a NUL-terminated string that
-    // outlives the call; the data argument is null.
+    // outlives the call.
     check_raw(unsafe {
         raw_syscall!(
             libc::SYS_mount,
@@ -57,7 +58,7 @@ pub(crate) fn mount(
             target.as_ptr(),
             ptr(fstype),
             flags as libc::c_ulong,
-            std::ptr::null::<libc::c_void>(),
+            ptr(data),
         )
     })
     .map(drop)
