@@ -182,6 +182,17 @@ pub struct Out {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Out {
+    fn from(out: std::process::Output) -> Out {
+        Out {
+            code: out.status.code(),
+            signal: out.status.signal(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Out {
     /// `OP -> "ok" | "errno=N"` from the probe's lines.
     pub fn results(&self) -> BTreeMap<String, String> {
@@ -228,13 +239,7 @@ pub fn run_as<S: AsRef<OsStr>>(uid: u32, program: &Path, args: &[S], env: &[(&st
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().unwrap();
-    Out {
-        code: out.status.code(),
-        signal: out.status.signal(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Out::from(cmd.output().unwrap())
 }
 
 /// `sandlock ARGS` as root (or whoever runs the tests).
@@ -371,13 +376,7 @@ pub fn run_without_user_namespaces<S: AsRef<OsStr>>(program: &Path, args: &[S]) 
     fs::write(format!("/proc/{pid}/uid_map"), "0 0 65536\n").unwrap();
     fs::write(format!("/proc/{pid}/gid_map"), "0 0 65536\n").unwrap();
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    Out {
-        code: out.status.code(),
-        signal: out.status.signal(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Out::from(child.wait_with_output().unwrap())
 }
 
 /// `out` is sandlock's refusal before anything ran: exit 125, one line on
