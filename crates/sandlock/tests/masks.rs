@@ -1,8 +1,7 @@
 //! `--fs-mask`: paths a granted tree shows empty (an empty file, an empty
 //! read-only directory, mounted in the sandbox's own mount namespace), as
 //! root and as uid 65534; the masks hold against `umount`; bad masks are
-//! refused before anything runs. The default profile's masks of `/etc`'s
-//! secrets (as root) are tested in `filesystem.rs`.
+//! refused before anything runs.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -146,13 +145,12 @@ fn no_user_namespace_no_masks() {
 }
 
 /// Where root's mounts are refused (a container's security module; here a
-/// seccomp filter of the test's, `progs/nomount.c`), the default profile's
-/// masks cannot be made: the command did not start, and `sandlock run`
-/// runs it again with `/etc` granted entry by entry, which keeps the
-/// secrets out as well (`EACCES`), silently. Masks the user asked for are
-/// not dropped: that run fails (exit 125).
+/// seccomp filter of the test's, `progs/nomount.c`), masks the user asked
+/// for are not dropped: that run fails (exit 125) before the command
+/// starts. The default profile mounts nothing (root's `/etc` is granted
+/// entry by entry, its secrets left out): it runs there as anywhere.
 #[test]
-fn refused_mounts_turn_the_default_masks_into_entries() {
+fn refused_mounts_fail_the_masks_given() {
     if !root() || !std::path::Path::new("/etc/shadow").exists() {
         return;
     }

@@ -258,6 +258,38 @@ pub fn probe_in(uid: u32, flags: &[&str], ops: &[&str]) -> Out {
     run_as(uid, &bins().sandlock(), &args, &[])
 }
 
+/// Runs `sandlock ARGS` as `uid` whose command prints one line, then
+/// waits for a line on its standard input (probe's `line`): `meanwhile`
+/// runs on the host in between. Returns the first line, the rest of the
+/// output, and the exit code.
+pub fn run_with_pause<S: AsRef<OsStr>>(
+    uid: u32,
+    args: &[S],
+    env: &[(&str, &str)],
+    meanwhile: impl FnOnce(),
+) -> (String, String, Option<i32>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut cmd = command_as(uid, &bins().sandlock());
+    cmd.args(args)
+        .current_dir(bins().dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    meanwhile();
+    // The command may have ended already (a failed start): no error.
+    let _ = child.stdin.take().unwrap().write_all(b"\n");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    (first, rest, child.wait().unwrap().code())
+}
+
 /// Every descendant of `pid` now (from the parents in `/proc/*/stat`).
 pub fn descendants(pid: i32) -> Vec<i32> {
     let mut parent = BTreeMap::new();

@@ -324,6 +324,15 @@ static int op(int argc, char **argv)
 		sleep(atoi(a));
 		return 2;
 	}
+	if (!strcmp(o, "line")) {
+		/* Flushes, then waits for one line on stdin: "line got" or "line eof". */
+		char c = 0;
+		fflush(stdout);
+		while (read(0, &c, 1) == 1 && c != '\n')
+			;
+		printf("line %s\n", c == '\n' ? "got" : "eof");
+		return 1;
+	}
 	if (!strcmp(o, "exit")) {
 		fflush(stdout);
 		_exit(atoi(a));
