@@ -27,7 +27,8 @@ pub(crate) struct RunArgs {
     pub fs_deny: Vec<String>,
     /// Show PATH empty inside a granted tree (repeatable): an empty
     /// read-only directory, or an empty file, is mounted over it in the
-    /// sandbox's own mount namespace. Costs nothing after the start.
+    /// sandbox's own mount namespace. Costs nothing after the start; does
+    /// not survive the host renaming a file over PATH (use --fs-deny).
     #[arg(long = "fs-mask", value_name = "PATH")]
     pub fs_mask: Vec<String>,
     /// Memory of the whole sandbox (e.g. 512M): over it, allocations fail (ENOMEM).
