@@ -12,21 +12,32 @@ use std::collections::BTreeSet;
 use common::view::{START, field, run, users, view};
 use common::{Out, Scratch, bins, run_as};
 
+/// The environment is on the stack: both runs get the same private
+/// temporary directory (`TMPDIR`), the slot of a base of this test's own.
+/// Sharing the tests' base, a run could find the slot taken by a parallel
+/// test and get a directory of another name's length, shifting the stack.
 #[test]
 fn no_randomize_memory_gives_the_same_stack_twice() {
     let v = view();
     for uid in users() {
-        let a = run(
-            uid,
-            &["--no-randomize-memory"],
-            &[v.to_str().unwrap(), "stack"],
-        );
-        let b = run(
-            uid,
-            &["--no-randomize-memory"],
-            &[v.to_str().unwrap(), "stack"],
-        );
-        assert_eq!(field(&a, "stack"), field(&b, "stack"), "uid {uid}");
+        let base = Scratch::new(uid);
+        let stack = || {
+            let args = [
+                "run",
+                "--no-randomize-memory",
+                "--",
+                v.to_str().unwrap(),
+                "stack",
+            ];
+            let out = run_as(
+                uid,
+                &bins().sandlock(),
+                &args,
+                &[("TMPDIR", &base.path().to_string_lossy())],
+            );
+            field(&out, "stack")
+        };
+        assert_eq!(stack(), stack(), "uid {uid}");
     }
 }
 

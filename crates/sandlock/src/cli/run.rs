@@ -58,8 +58,19 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     code
 }
 
-/// The run itself: `Ok(None)` for `--dry-run-policy`.
+/// The run itself: `Ok(None)` for `--dry-run-policy`. When the only masks
+/// are the default profile's and the machine refused their mounts (the
+/// command did not start), once more with `/etc` entry by entry.
 fn execute(args: &RunArgs) -> Result<Option<RunResult>, Error> {
+    let masks_given = args.profile.is_some() || !args.fs_mask.is_empty();
+    match execute_once(args) {
+        Err(_) if !masks_given && sandlock::profile::masks_refused() => execute_once(args),
+        outcome => outcome,
+    }
+}
+
+/// [`execute`], with the policy as it is built now.
+fn execute_once(args: &RunArgs) -> Result<Option<RunResult>, Error> {
     let policy = flags::policy(args)?;
     let mut sandbox = Sandbox::new(policy)?;
     if args.dry_run_policy {

@@ -73,7 +73,12 @@ pub(crate) fn launch(
                 return Err(Error::Unsupported(crate::compat::Protection::NewRoot));
             }
             Err(e) if plan.ns.mounts.has_masks() && plan.ns.user && refused(&e) => {
+                super::record_masks_refused();
                 return Err(Error::Unsupported(crate::compat::Protection::MaskedPaths));
+            }
+            Err(e) if plan.ns.mounts.has_masks() && refused(&e) => {
+                super::record_masks_refused();
+                return Err(e);
             }
             Err(e) => return Err(e),
         }

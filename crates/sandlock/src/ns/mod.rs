@@ -299,6 +299,21 @@ fn in_initial_user_namespace() -> bool {
         .is_ok_and(|n| link.get(..n) == Some(INITIAL_USER_NS_LINK))
 }
 
+/// Whether a launch found the mounts that mask paths refused (its mount
+/// namespace, or a mount in it: a container's security module may refuse
+/// root either): remembered for the life of the process.
+static MASKS_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records that a launch with masked paths could not make them.
+pub(crate) fn record_masks_refused() {
+    MASKS_REFUSED.store(true, Ordering::Relaxed);
+}
+
+/// Whether a launch of this process found the masks' mounts refused.
+pub(crate) fn masks_refused() -> bool {
+    MASKS_REFUSED.load(Ordering::Relaxed)
+}
+
 /// Whether this machine gave sandboxes their namespaces: unknown until a
 /// launch tries, then remembered for the life of the process.
 static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
