@@ -94,8 +94,8 @@ impl PolicyBuilder {
         self.with("fs_denied", path, |p, v| p.fs_denied.push(v))
     }
 
-    /// Shows `path` to the sandbox as an empty read-only directory or an
-    /// empty file (see [`Policy::fs_masked`]).
+    /// Hides `path` from the sandbox by name: not found, and its directory
+    /// read-only (see [`Policy::fs_masked`]).
     pub fn fs_mask(self, path: impl Arg<AbsPath>) -> Self {
         self.with("fs_masked", path, |p, v| p.fs_masked.push(v))
     }

@@ -235,11 +235,12 @@ impl Policy {
         &self.fs_denied
     }
 
-    /// Paths the sandbox sees empty: an empty read-only directory, or an
-    /// empty file (`/dev/null`), is mounted over each in the sandbox's own
-    /// mount namespace. Unlike [`fs_denied`](Self::fs_denied), nothing is
-    /// intercepted at run time: the mount is the whole cost, paid once at
-    /// the start.
+    /// Paths hidden from the sandbox by name: in the sandbox's own mount
+    /// namespace, a read-only overlay of each one's directory holds a
+    /// whiteout of its name, so it is not found, even when the host
+    /// replaces it. Unlike [`fs_denied`](Self::fs_denied), nothing is
+    /// intercepted at run time: the mounts are the whole cost, paid once
+    /// at the start.
     pub fn fs_masked(&self) -> &[AbsPath] {
         &self.fs_masked
     }

@@ -40,7 +40,7 @@ pub enum Protection {
     /// or a user namespace). Never skipped, even in best-effort mode: the
     /// policy's paths are inside the new root.
     NewRoot,
-    /// Paths shown empty, `fs_masked` (a mount namespace: user namespaces
+    /// Paths hidden by name, `fs_masked` (a mount namespace: user namespaces
     /// for a caller that is not root). Never skipped, even in best-effort
     /// mode: what the masks hide, the policy's grants would show.
     MaskedPaths,

@@ -25,10 +25,9 @@ pub(crate) struct RunArgs {
     /// truncated, changed or removed.
     #[arg(long = "fs-deny", value_name = "PATH")]
     pub fs_deny: Vec<String>,
-    /// Show PATH empty inside a granted tree (repeatable): an empty
-    /// read-only directory, or an empty file, is mounted over it in the
-    /// sandbox's own mount namespace. Costs nothing after the start; does
-    /// not survive the host renaming a file over PATH (use --fs-deny).
+    /// Hide PATH inside a granted tree (repeatable): not found, even if
+    /// the host replaces it, by a read-only overlay of its directory in
+    /// the sandbox's own mount namespace. Costs nothing after the start.
     #[arg(long = "fs-mask", value_name = "PATH")]
     pub fs_mask: Vec<String>,
     /// Memory of the whole sandbox (e.g. 512M): over it, allocations fail (ENOMEM).

@@ -36,9 +36,10 @@ pub(crate) fn enter(ns: &ChildNs) -> Result<(), Failure> {
     }
     let mut private = None;
     for (i, m) in ns.mounts.iter().enumerate() {
-        let made = match &m.content {
-            Some((dir, bytes)) => mount_content(dir, bytes, m, &mut private),
-            None => sys::mount(
+        let made = match (&m.content, &m.overlay) {
+            (_, Some(o)) => super::overlay::mount(&m.target, o),
+            (Some((dir, bytes)), None) => mount_content(dir, bytes, m, &mut private),
+            (None, None) => sys::mount(
                 m.source.as_deref(),
                 &m.target,
                 m.fstype.as_deref(),

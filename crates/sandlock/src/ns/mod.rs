@@ -29,6 +29,7 @@
 mod enter;
 pub(crate) mod launch;
 mod mounts;
+mod overlay;
 pub(crate) mod reaper;
 
 use std::ffi::CString;
@@ -54,6 +55,10 @@ pub(crate) const CLONE_NEWUSER: u64 = 0x1000_0000;
 pub(crate) const CLONE_NEWPID: u64 = 0x2000_0000;
 /// `CLONE_NEWNET`.
 pub(crate) const CLONE_NEWNET: u64 = 0x4000_0000;
+
+/// The Landlock rights that change a tree (every one but execute, read
+/// file and read directory): a grant with any of them is writable.
+const WRITE_ACCESS: u64 = !0b1101;
 
 /// The namespaces a launch asks for. Empty by default: no namespace.
 #[derive(Debug, Default)]
@@ -194,11 +199,16 @@ impl NsPlan {
         } else {
             None
         };
+        let writable: Vec<std::path::PathBuf> = grants
+            .iter()
+            .filter(|g| g.access & WRITE_ACCESS != 0)
+            .map(|g| std::path::PathBuf::from(&g.path))
+            .collect();
         let mounts::PreparedMounts {
             ops: mounts,
             what,
             files,
-        } = self.mounts.prepare()?;
+        } = self.mounts.prepare(&writable)?;
         let mut regrants = Vec::new();
         let targets: Vec<std::path::PathBuf> = self.mounts.targets().collect();
         for g in grants {

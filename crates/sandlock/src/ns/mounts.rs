@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::StatVfsMountFlags;
 use rustix::io::Errno;
 
+use super::overlay::ChildOverlay;
 use crate::error::Error;
 use crate::tmpdir::TempDir;
 
@@ -64,10 +65,9 @@ enum Op {
         source: Source,
         target: PathBuf,
     },
-    /// An empty read-only view over `target` (see [`MountPlan::mask`]).
+    /// `target` hidden by name (see [`MountPlan::mask`]).
     Mask {
         target: PathBuf,
-        dir: bool,
     },
 }
 
@@ -100,6 +100,8 @@ pub(crate) struct ChildMount {
     pub(crate) flags: u64,
     /// `mount`'s data: the file system's options.
     pub(crate) data: Option<CString>,
+    /// Masks: an overlay over `target` (the other fields unused).
+    pub(crate) overlay: Option<ChildOverlay>,
 }
 
 impl MountPlan {
@@ -140,18 +142,15 @@ impl MountPlan {
         });
     }
 
-    /// Hides what `target` holds: a directory gets an empty read-only
-    /// tmpfs over it (the first one; the next ones a bind of that first),
-    /// anything else `/dev/null`, which reads empty. `dir` says which
-    /// `target` is (a mount must match its mount point's kind).
-    ///
-    /// What is written to a masked file goes to `/dev/null`: callers mask
-    /// only paths the sandbox cannot write (`Sandbox::new` refuses a mask
-    /// under a writable path).
-    pub(crate) fn mask(&mut self, target: impl Into<PathBuf>, dir: bool) {
+    /// Hides `target` by name: a read-only overlay over its directory,
+    /// whose top layer holds a whiteout of it (see [`super::overlay`]).
+    /// Masks are made before every other mount. The directory is shown
+    /// read-only: callers mask only paths whose directory the sandbox may
+    /// not write (`Sandbox::new` refuses the others); the writable paths
+    /// below it are bound again on top.
+    pub(crate) fn mask(&mut self, target: impl Into<PathBuf>) {
         self.ops.push(Op::Mask {
             target: target.into(),
-            dir,
         });
     }
 
@@ -184,20 +183,25 @@ impl MountPlan {
         self.ops.iter().any(|o| matches!(o, Op::Proc))
     }
 
-    /// Every target that shows something to grant: not the masks (a
-    /// path under a mask is hidden, not granted again).
+    /// Every new mount whose grants must be given again: a bind's or a
+    /// fresh `/proc`'s target, and the directory of a mask (the overlay
+    /// over it covers the host's inodes the grants name; Landlock skips a
+    /// covered mount point when it walks up).
     pub(crate) fn targets(&self) -> impl Iterator<Item = PathBuf> + '_ {
         let proc = self.proc_target();
         self.ops.iter().filter_map(move |o| match o {
             Op::Proc => Some(proc.clone()),
             Op::Bind { target, .. } => Some(target.clone()),
-            Op::Mask { .. } => None,
+            Op::Mask { target } => target.parent().map(Path::to_path_buf),
         })
     }
 
-    /// The child's operations (the first makes `/` private), their
-    /// descriptions, and the directory of generated files.
-    pub(crate) fn prepare(&self) -> Result<PreparedMounts, Error> {
+    /// The child's operations (the first makes `/` private, the masks'
+    /// overlays come next), their descriptions, and the directory of
+    /// generated files. `writable` are the launch's writable grants: below
+    /// a mask's overlay they are bound again on top, as are the mount
+    /// points there.
+    pub(crate) fn prepare(&self, writable: &[PathBuf]) -> Result<PreparedMounts, Error> {
         let mut out = Vec::new();
         let mut what = Vec::new();
         if self.ops.is_empty() {
@@ -218,41 +222,46 @@ impl MountPlan {
             fstype: None,
             flags: MS_REC | MS_PRIVATE,
             data: None,
+            overlay: None,
         });
         what.push("making / private".to_owned());
+        let masks: Vec<PathBuf> = self
+            .ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::Mask { target } => Some(target.clone()),
+                _ => None,
+            })
+            .collect();
+        if !masks.is_empty() {
+            let mut keep = super::overlay::mount_points(
+                &std::fs::read_to_string("/proc/self/mountinfo")
+                    .map_err(Error::io("/proc/self/mountinfo".to_owned()))?,
+            );
+            // A writable grant given by a link is bound where it leads.
+            keep.extend(
+                writable
+                    .iter()
+                    .map(|w| std::fs::canonicalize(w).unwrap_or(w.clone())),
+            );
+            let owner = !super::needs_user_namespace();
+            for o in super::overlay::plan(&masks, &keep) {
+                out.push(ChildMount {
+                    source: None,
+                    content: None,
+                    target: c("masked path", &o.root)?,
+                    fstype: None,
+                    flags: 0,
+                    data: None,
+                    overlay: Some(o.prepare(owner)?),
+                });
+                what.push(format!("masking in {}", o.root.display()));
+            }
+        }
         let mut files: Option<TempDir> = None;
-        // The first masked directory: its empty tmpfs is bound over the
-        // next ones (a bind costs a quarter of a new tmpfs).
-        let mut empty_dir: Option<CString> = None;
         for (i, op) in self.ops.iter().enumerate() {
             match op {
-                Op::Mask { target, dir } => {
-                    let t = c("masked path", target)?;
-                    let (source, fstype, flags, data) = match (dir, &empty_dir) {
-                        (false, _) => (lit("/dev/null")?, None, MS_BIND, None),
-                        (true, Some(first)) => (first.clone(), None, MS_BIND, None),
-                        (true, None) => {
-                            empty_dir = Some(t.clone());
-                            (
-                                lit("tmpfs")?,
-                                Some(lit("tmpfs")?),
-                                MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                                // Shown as what it is: empty and read-only
-                                // (a tmpfs root is 1777 otherwise).
-                                Some(lit("mode=555")?),
-                            )
-                        }
-                    };
-                    out.push(ChildMount {
-                        source: Some(source),
-                        content: None,
-                        target: t,
-                        fstype,
-                        flags,
-                        data,
-                    });
-                    what.push(format!("masking {}", target.display()));
-                }
+                Op::Mask { .. } => {}
                 Op::Proc => {
                     out.push(ChildMount {
                         source: Some(lit("proc")?),
@@ -261,6 +270,7 @@ impl MountPlan {
                         fstype: Some(lit("proc")?),
                         flags: MS_NOSUID | MS_NODEV | MS_NOEXEC,
                         data: None,
+                        overlay: None,
                     });
                     what.push("a fresh /proc".to_owned());
                 }
@@ -294,6 +304,7 @@ impl MountPlan {
                         fstype: None,
                         flags: MS_BIND,
                         data: None,
+                        overlay: None,
                     });
                     what.push(format!("a bind mount on {}", target.display()));
                     // Read-only, keeping the flags the kernel locks on a
@@ -305,6 +316,7 @@ impl MountPlan {
                         fstype: None,
                         flags: MS_BIND | MS_REMOUNT | MS_RDONLY | locked,
                         data: None,
+                        overlay: None,
                     });
                     what.push(format!("making {} read-only", target.display()));
                 }
@@ -359,7 +371,7 @@ mod tests {
         m.fresh_proc();
         m.fresh_proc();
         m.bind_content("/etc/hostname", b"box\n".to_vec());
-        let PreparedMounts { ops, what, files } = m.prepare().unwrap();
+        let PreparedMounts { ops, what, files } = m.prepare(&[]).unwrap();
         assert_eq!(ops.len(), 4);
         assert_eq!(ops[0].flags, MS_REC | MS_PRIVATE);
         assert_eq!(
@@ -382,27 +394,36 @@ mod tests {
     }
 
     #[test]
-    fn masks_mount_dev_null_then_one_tmpfs_bound_again() {
+    fn masks_become_one_overlay_made_first() {
+        let dir = std::env::temp_dir().join(format!("sandlock-mplan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub/x")).unwrap();
+        std::fs::write(dir.join("secret"), b"s").unwrap();
         let mut m = MountPlan::default();
-        m.mask("/etc/shadow", false);
-        m.mask("/etc/ssl/private", true);
-        m.mask("/etc/sudoers.d", true);
+        m.bind_content("/etc/hostname", b"box\n".to_vec());
+        m.mask(dir.join("secret"));
+        m.mask(dir.join("sub/x"));
         assert!(m.has_masks());
-        // Nothing under a mask is granted again.
-        assert_eq!(m.targets().count(), 0);
-        let PreparedMounts { ops, what, files } = m.prepare().unwrap();
-        assert!(files.is_none());
-        let s = |c: &Option<CString>| c.as_ref().map(|c| c.to_str().unwrap().to_owned());
-        assert_eq!(ops.len(), 4);
+        // The masks' directories' grants are given again on the overlays.
+        let targets: Vec<PathBuf> = m.targets().collect();
+        assert_eq!(targets[1..], [dir.clone(), dir.join("sub")]);
+        let PreparedMounts { ops, what, .. } = m.prepare(&[dir.join("sub/w")]).unwrap();
         assert_eq!(ops[0].flags, MS_REC | MS_PRIVATE);
-        assert_eq!(s(&ops[1].source).as_deref(), Some("/dev/null"));
-        assert_eq!(ops[1].flags, MS_BIND);
-        assert_eq!(s(&ops[2].fstype).as_deref(), Some("tmpfs"));
-        assert_eq!(s(&ops[2].data).as_deref(), Some("mode=555"));
-        assert_ne!(ops[2].flags & MS_RDONLY, 0);
-        assert_eq!(s(&ops[3].source).as_deref(), Some("/etc/ssl/private"));
-        assert_eq!(ops[3].target.to_str().unwrap(), "/etc/sudoers.d");
-        assert_eq!(ops[3].flags, MS_BIND);
-        assert_eq!(what[3], "masking /etc/sudoers.d");
+        // The overlay before the bind, which would otherwise be covered.
+        let o = ops[1].overlay.as_ref().unwrap();
+        assert_eq!(ops[1].target.to_str().unwrap(), dir.to_str().unwrap());
+        assert_eq!(what[1], format!("masking in {}", dir.display()));
+        let names = |v: &[CString]| {
+            v.iter()
+                .map(|c| c.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&o.hidden), ["secret", "sub/x"]);
+        assert_eq!(o.dirs.len(), 1);
+        assert_eq!(o.dirs[0].0.to_str().unwrap(), "sub");
+        assert_eq!(names(&o.rebinds), [dir.join("sub/w").to_str().unwrap()]);
+        assert!(o.tmpfs_data.to_str().unwrap().starts_with("mode=7"));
+        assert!(ops[2].overlay.is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -3,65 +3,62 @@
 
 use std::path::{Path, PathBuf};
 
-use rustix::fs::FileType;
 use rustix::io::Errno;
 use sandlock_policy::Policy;
 
 use crate::error::Error;
 
-/// One path to mask: its host path and whether it is a directory (the
-/// mount over it must be of the same kind).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Mask {
-    /// The host path (a rooted policy's paths are host paths already).
-    pub(crate) path: PathBuf,
-    /// Whether it is a directory (an empty read-only tmpfs goes over it),
-    /// else `/dev/null` does.
-    pub(crate) dir: bool,
-}
-
-/// The masks of `policy`, each checked:
+/// The masks of `policy` (host paths; a rooted policy's paths are host
+/// paths already), each checked:
 ///
 /// - a path that does not exist is left out: there is nothing to hide,
 ///   and the sandbox cannot create it (see the next point);
-/// - a file (anything but a directory) under a writable path is refused:
-///   the sandbox could open the mask for writing, and what it wrote would
-///   be lost to `/dev/null`. A masked directory is read-only (`EROFS`).
-pub(crate) fn masks(policy: &Policy) -> Result<Vec<Mask>, Error> {
+/// - a path whose directory is a writable path or lies in one is
+///   refused: the directory is shown through a read-only overlay (what
+///   holds the mask by name, `ns::overlay`), which would take the writes
+///   away. Writable paths below the directory are bound again on top.
+/// - a path right under `/`, or under the new root `root`, is refused: an
+///   overlay over the process's root directory would not be seen (a
+///   lookup from the root starts below what is mounted on it).
+pub(crate) fn masks(policy: &Policy, root: Option<&Path>) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     for p in policy.fs_masked() {
-        let path = p.as_path();
-        let kind = match rustix::fs::stat(path) {
-            Ok(st) => FileType::from_raw_mode(st.st_mode),
-            Err(Errno::NOENT | Errno::NOTDIR) => continue,
-            Err(errno) => {
+        // A path given by a link masks what the link leads to.
+        let path = match std::fs::canonicalize(p.as_path()) {
+            Ok(real) => real,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => continue,
+            Err(e) => {
                 return Err(Error::Path {
                     field: "fs_masked",
                     path: p.to_string(),
-                    errno,
+                    errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
                 });
             }
         };
-        let dir = kind == FileType::Directory;
-        if !dir
-            && let Some(w) = policy
-                .fs_writable()
-                .iter()
-                .find(|w| within(path, w.as_path()))
+        let path = path.as_path();
+        let refuse = |why: String| Error::Invalid {
+            field: "fs_masked",
+            value: p.to_string(),
+            why,
+        };
+        let top = root.unwrap_or(Path::new("/"));
+        let Some(dir) = path.parent().filter(|d| *d != top && within(d, top)) else {
+            return Err(refuse(format!(
+                "cannot be masked: its directory is the root ({}); mask a directory below it",
+                top.display()
+            )));
+        };
+        if let Some(w) = policy
+            .fs_writable()
+            .iter()
+            .find(|w| within(dir, w.as_path()))
         {
-            return Err(Error::Invalid {
-                field: "fs_masked",
-                value: p.to_string(),
-                why: format!(
-                    "is a file in the writable path {w}: what the sandbox wrote to it would be lost \
-                     (/dev/null is mounted over a masked file); use fs_denied, or mask a directory"
-                ),
-            });
+            return Err(refuse(format!(
+                "is in the writable path {w}: its directory would be shown read-only (a mask is \
+                 an overlay of it); use fs_denied, or grant the writable paths below it"
+            )));
         }
-        out.push(Mask {
-            path: path.to_path_buf(),
-            dir,
-        });
+        out.push(path.to_path_buf());
     }
     Ok(out)
 }
@@ -103,64 +100,70 @@ mod tests {
     }
 
     #[test]
-    fn kinds_are_read_and_missing_paths_left_out() {
+    fn missing_paths_are_left_out_links_followed() {
         let dir = Scratch::new(line!().to_string().as_str());
         let file = dir.path().join("f");
         std::fs::write(&file, b"secret").unwrap();
+        std::os::unix::fs::symlink("f", dir.path().join("link")).unwrap();
         let d = dir.path().to_str().unwrap();
         let p = policy(
             Policy::builder()
                 .fs_read(d)
-                .fs_mask(file.to_str().unwrap())
+                .fs_mask(format!("{d}/link"))
                 .fs_mask(d)
                 .fs_mask(format!("{d}/missing"))
                 .fs_mask(format!("{d}/f/below")),
         );
-        let m = masks(&p).unwrap();
-        assert_eq!(
-            m,
-            [
-                Mask {
-                    path: file.clone(),
-                    dir: false
-                },
-                Mask {
-                    path: dir.path().to_path_buf(),
-                    dir: true
-                },
-            ]
-        );
+        assert_eq!(masks(&p, None).unwrap(), [file, dir.path().to_path_buf()]);
+        // Nothing right under the root: its overlay would not be seen.
+        for (masked, root) in [
+            ("/", None),
+            ("/usr", None),
+            (d, Some(dir.path().parent().unwrap())),
+        ] {
+            let p = policy(Policy::builder().fs_read("/usr").fs_mask(masked));
+            match masks(&p, root) {
+                Err(Error::Invalid { value, why, .. }) => {
+                    assert_eq!(value, masked);
+                    assert!(why.contains("root"), "{why}");
+                }
+                other => panic!("{masked}: {other:?}"),
+            }
+        }
     }
 
     #[test]
-    fn a_file_under_a_writable_path_is_refused_a_directory_is_not() {
+    fn a_path_whose_directory_is_writable_is_refused() {
         let dir = Scratch::new(line!().to_string().as_str());
         let sub = dir.path().join("sub");
         std::fs::create_dir(&sub).unwrap();
         let file = sub.join("f");
         std::fs::write(&file, b"secret").unwrap();
         let d = dir.path().to_str().unwrap();
-        let file_mask = policy(
-            Policy::builder()
-                .fs_write(d)
-                .fs_mask(file.to_str().unwrap()),
-        );
-        match masks(&file_mask) {
-            Err(Error::Invalid { field, value, why }) => {
-                assert_eq!(field, "fs_masked");
-                assert_eq!(value, file.to_str().unwrap());
-                assert!(why.contains(d), "{why}");
+        for masked in [&file, &sub] {
+            let p = policy(
+                Policy::builder()
+                    .fs_write(d)
+                    .fs_mask(masked.to_str().unwrap()),
+            );
+            match masks(&p, None) {
+                Err(Error::Invalid { field, value, why }) => {
+                    assert_eq!(field, "fs_masked");
+                    assert_eq!(value, masked.to_str().unwrap());
+                    assert!(why.contains(d), "{why}");
+                }
+                other => panic!("{other:?}"),
             }
-            other => panic!("{other:?}"),
         }
-        let dir_mask = policy(Policy::builder().fs_write(d).fs_mask(sub.to_str().unwrap()));
-        assert_eq!(masks(&dir_mask).unwrap().len(), 1);
-        // A writable path beside the file, with a common prefix, is not above it.
-        let beside = policy(
-            Policy::builder()
-                .fs_write(format!("{}/su", d))
-                .fs_mask(file.to_str().unwrap()),
-        );
-        assert_eq!(masks(&beside).unwrap().len(), 1);
+        // A writable path below the directory, or beside it with a common
+        // prefix, is not above it.
+        for w in [format!("{d}/sub/w"), format!("{d}/su")] {
+            let p = policy(
+                Policy::builder()
+                    .fs_write(w)
+                    .fs_mask(file.to_str().unwrap()),
+            );
+            assert_eq!(masks(&p, None).unwrap().len(), 1);
+        }
     }
 }

@@ -119,7 +119,7 @@ pub struct Sandbox {
     /// The new root (`chroot`).
     root: Option<NewRoot>,
     /// The policy's masked paths that exist (`fs_masked`).
-    masks: Vec<masks::Mask>,
+    masks: Vec<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -197,7 +197,7 @@ impl Sandbox {
             None => policy,
         };
         let missing = check_kernel(&policy)?;
-        let masks = masks::masks(&policy)?;
+        let masks = masks::masks(&policy, root.as_ref().map(NewRoot::host_path))?;
         // Host names are resolved once, here, before any fork.
         let hosts = Arc::new(HostTable::resolve(&policy)?);
         let mut features = supervise::features(&policy)?;

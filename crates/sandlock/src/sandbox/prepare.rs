@@ -43,7 +43,7 @@ impl Sandbox {
             // caller that is not root (required: no fallback without).
             plan.ns.user |= ns::needs_user_namespace();
             for m in &self.masks {
-                plan.ns.mounts.mask(&m.path, m.dir);
+                plan.ns.mounts.mask(m);
             }
         }
         if let Limit::Limited(n) = policy.max_open_files() {

@@ -127,6 +127,97 @@ pub(crate) fn open_path(path: &CStr) -> Result<RawFd, Errno> {
     .map(|fd| fd as RawFd)
 }
 
+/// `open(path, O_PATH | O_DIRECTORY | O_CLOEXEC)`: a directory, as the
+/// `dirfd` of the `*at` calls below.
+pub(crate) fn open_dir(path: &CStr) -> Result<RawFd, Errno> {
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    check_raw(unsafe {
+        raw_syscall!(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        )
+    })
+    .map(|fd| fd as RawFd)
+}
+
+/// `mkdirat(dir, path, mode)`.
+pub(crate) fn mkdir_at(dir: RawFd, path: &CStr, mode: u32) -> Result<(), Errno> {
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    check_raw(unsafe { raw_syscall!(libc::SYS_mkdirat, dir, path.as_ptr(), mode) }).map(drop)
+}
+
+/// `mknodat(dir, path, S_IFCHR, 0)`: an overlay whiteout, a character
+/// device 0/0 (which needs no `CAP_MKNOD`), hiding `path` of the layers
+/// below.
+pub(crate) fn whiteout_at(dir: RawFd, path: &CStr) -> Result<(), Errno> {
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    check_raw(unsafe { raw_syscall!(libc::SYS_mknodat, dir, path.as_ptr(), libc::S_IFCHR, 0) })
+        .map(drop)
+}
+
+/// A NUL-terminated string built on the stack, for the few arguments the
+/// child can only write once it holds their descriptors
+/// (`/proc/self/fd/N`). Too long a string is `ENAMETOOLONG`.
+pub(crate) struct StackStr {
+    buf: [u8; 96],
+    len: usize,
+    overflow: bool,
+}
+
+impl StackStr {
+    /// An empty string.
+    pub(crate) fn new() -> StackStr {
+        StackStr {
+            buf: [0; 96],
+            len: 0,
+            overflow: false,
+        }
+    }
+
+    /// Appends `bytes`.
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> &mut StackStr {
+        // One byte stays for the NUL.
+        let end = self.len + bytes.len();
+        match self.buf.get_mut(self.len..end) {
+            Some(dst) if end < 96 => {
+                dst.copy_from_slice(bytes);
+                self.len = end;
+            }
+            _ => self.overflow = true,
+        }
+        self
+    }
+
+    /// Appends `/proc/self/fd/FD`.
+    pub(crate) fn fd_path(&mut self, fd: RawFd) -> &mut StackStr {
+        self.push(b"/proc/self/fd/");
+        let mut digits = [0u8; 10];
+        let mut n = fd.unsigned_abs();
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 || i == 0 {
+                break;
+            }
+        }
+        self.push(&digits[i..])
+    }
+
+    /// The string.
+    pub(crate) fn as_cstr(&mut self) -> Result<&CStr, Errno> {
+        if self.overflow {
+            return Err(Errno::NAMETOOLONG);
+        }
+        self.buf[self.len] = 0;
+        CStr::from_bytes_with_nul(&self.buf[..=self.len]).map_err(|_| Errno::INVAL)
+    }
+}
+
 /// `landlock_add_rule(ruleset, PATH_BENEATH, {access, fd}, 0)`.
 pub(crate) fn landlock_add_path(ruleset: RawFd, access: u64, fd: RawFd) -> Result<(), Errno> {
     // The kernel's `struct landlock_path_beneath_attr` is packed.

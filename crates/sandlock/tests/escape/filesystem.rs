@@ -295,12 +295,14 @@ fn chroot_climb_out(mode: Mode) {
     verdict(mode, Bare::Works, before != after, &what, &out);
 }
 
-/// A masked file (`--fs-mask`: `/dev/null` mounted over it in the
-/// sandbox's mount namespace): unmount the mask and read what is under it.
-/// Bare: the attacker under the same mask made by `unshare -U -r -m` and
-/// `mount --bind` (root of its own user namespace, as uid 65534 too), which
-/// it can unmount; sandboxed: `umount2` is refused (the deny list; uid
-/// 65534 has no capability either) and the file reads empty.
+/// A masked file (`--fs-mask`: hidden by a read-only overlay of its
+/// directory in the sandbox's mount namespace): unmount the mask, the
+/// file's and its directory's, and read what is under it. Bare: the
+/// attacker under a mask made by `unshare -U -r -m` and `mount --bind` of
+/// `/dev/null` over the file (root of its own user namespace, as uid
+/// 65534 too), which it can unmount; sandboxed: `umount2` is refused (the
+/// deny list; uid 65534 has no capability either) and the file is not
+/// found.
 fn unmask_a_masked_file(mode: Mode) {
     let user = mode.user();
     let scratch = Scratch::new(user);

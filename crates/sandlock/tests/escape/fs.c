@@ -224,13 +224,17 @@ static int a_chroot_climb(int argc, char **argv)
 	return 0;
 }
 
-/* A masked file (an empty mount over it): unmount the mask, then read
- * what is under it. "LEAK" when the file's bytes ("SECRET...") are read. */
+/* A masked file (a mount over it, or over its directory): unmount the
+ * mask, the file's and its directory's, then read what is under it.
+ * "LEAK" when the file's bytes ("SECRET...") are read. */
 static int a_mask_reveal(int argc, char **argv)
 {
 	need_args(argc, 1, "mask-reveal PATH");
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", argv[0]);
 	go();
 	report("umount", umount2(argv[0], MNT_DETACH));
+	report("umount-dir", umount2(dirname(dir), MNT_DETACH));
 	char buf[16] = {0};
 	int fd = open(argv[0], O_RDONLY);
 	report("open", fd);

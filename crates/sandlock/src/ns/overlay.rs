@@ -1,0 +1,403 @@
+//! Masks by overlay: the paths of `fs_masked` hidden by name.
+//!
+//! A mount over the masked path itself would hold its directory entry
+//! only: when a process outside the sandbox renames a file over the path
+//! (`passwd` with `/etc/shadow`, an editor saving), the kernel detaches
+//! every mount on the old entry, in every mount namespace, and the sandbox
+//! would see the new file. So the directory holding the masked paths gets
+//! a read-only overlay instead: its top layer, a `tmpfs` of the
+//! namespace's own, holds a whiteout (a character device 0/0) for each
+//! masked name, and the directory itself is the layer below. A name is
+//! looked up in the top layer first, whatever the host does to the
+//! directory below: a masked path is not found (`ENOENT`), as a file or as
+//! a directory.
+//!
+//! - Masks are grouped: one overlay over the highest directory holding a
+//!   masked path (`/etc` for `/etc/shadow` and `/etc/ssl/private`; the top
+//!   layer then holds `ssl/` with a whiteout `private` in it), unless a
+//!   mount point lies between, which gets its own overlay.
+//! - An overlay shows its lower directory's own file system only: the
+//!   mount points below it (a container's `/etc/hosts`), and the writable
+//!   grants below it (the overlay is read-only), are bound again on top,
+//!   from descriptors opened before it covered them.
+//! - Landlock skips a covered mount point when it walks up a path: the
+//!   grants of the overlaid directory and below it are given again on the
+//!   overlay (`MountPlan::targets`).
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::io::Errno;
+
+use crate::error::Error;
+use crate::sys::child::close;
+use crate::sys::ns as sys;
+
+/// `MS_RDONLY`.
+const MS_RDONLY: u64 = 0x1;
+/// `MS_NOSUID`.
+const MS_NOSUID: u64 = 0x2;
+/// `MS_NODEV`.
+const MS_NODEV: u64 = 0x4;
+/// `MS_NOEXEC`.
+const MS_NOEXEC: u64 = 0x8;
+/// `MS_BIND`.
+const MS_BIND: u64 = 0x1000;
+/// `MS_REC`.
+const MS_REC: u64 = 0x4000;
+
+/// The most paths one overlay binds again on top (the child keeps their
+/// descriptors on its stack).
+pub(crate) const MAX_REBINDS: usize = 32;
+
+/// One overlay, as planned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Overlay {
+    /// The directory it covers.
+    pub(crate) root: PathBuf,
+    /// Directories of the top layer, relative, parents first (those that
+    /// hold a masked path further down).
+    pub(crate) dirs: Vec<PathBuf>,
+    /// Whiteouts of the top layer, relative: the masked paths.
+    pub(crate) hidden: Vec<PathBuf>,
+    /// Paths below `root` bound again on top, topmost only: mount points
+    /// and writable grants.
+    pub(crate) rebinds: Vec<PathBuf>,
+}
+
+/// Whether `path` is `outer` or below it (by components).
+fn within(path: &Path, outer: &Path) -> bool {
+    path.starts_with(outer)
+}
+
+/// Groups `masks` (absolute paths) into overlays. `keep` are the paths
+/// that must show through unchanged: mount points and writable grants
+/// (absolute). A mask below another mask is dropped; a path with no
+/// parent (`/`) cannot be masked (refused before: `Sandbox::new`).
+pub(crate) fn plan(masks: &[PathBuf], keep: &[PathBuf]) -> Vec<Overlay> {
+    let masks: Vec<&PathBuf> = masks
+        .iter()
+        .filter(|m| !masks.iter().any(|o| o != *m && within(m, o)))
+        .filter(|m| m.parent().is_some())
+        .collect();
+    // A keep path strictly between `outer` and `inner` (or `inner` itself).
+    let split = |outer: &Path, inner: &Path| {
+        keep.iter()
+            .any(|k| k != outer && within(k, outer) && within(inner, k))
+    };
+    let parents: Vec<&Path> = masks.iter().filter_map(|m| m.parent()).collect();
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for p in &parents {
+        // The highest parent above `p` with no mount point in between.
+        let root = parents
+            .iter()
+            .filter(|q| within(p, q) && !split(q, p))
+            .min_by_key(|q| q.components().count())
+            .unwrap_or(p);
+        if !roots.iter().any(|r| r == root) {
+            roots.push(root.to_path_buf());
+        }
+    }
+    roots.sort();
+    roots
+        .into_iter()
+        .map(|root| {
+            let mut dirs: Vec<PathBuf> = Vec::new();
+            let mut hidden = Vec::new();
+            for m in &masks {
+                let Some(parent) = m.parent() else { continue };
+                let mine = within(parent, &root)
+                    && !split(&root, parent)
+                    // Not a deeper overlay's (one whose root is closer).
+                    && parents
+                        .iter()
+                        .filter(|q| within(parent, q) && !split(q, parent))
+                        .min_by_key(|q| q.components().count())
+                        .is_some_and(|q| *q == root.as_path());
+                if !mine {
+                    continue;
+                }
+                let Ok(rel) = m.strip_prefix(&root) else {
+                    continue;
+                };
+                let mut above = PathBuf::new();
+                let comps: Vec<Component<'_>> = rel.components().collect();
+                for c in &comps[..comps.len().saturating_sub(1)] {
+                    above.push(c);
+                    if !dirs.contains(&above) {
+                        dirs.push(above.clone());
+                    }
+                }
+                hidden.push(rel.to_path_buf());
+            }
+            let mut rebinds: Vec<PathBuf> = keep
+                .iter()
+                .filter(|k| **k != root && within(k, &root))
+                .filter(|k| !masks.iter().any(|m| within(k, m)))
+                .cloned()
+                .collect();
+            rebinds.sort();
+            rebinds.dedup();
+            let topmost: Vec<PathBuf> = rebinds
+                .iter()
+                .filter(|k| !rebinds.iter().any(|o| o != *k && within(k, o)))
+                .cloned()
+                .collect();
+            Overlay {
+                root,
+                dirs,
+                hidden,
+                rebinds: topmost,
+            }
+        })
+        .collect()
+}
+
+/// The mount points of `/proc/self/mountinfo`'s text (its fifth field,
+/// with the kernel's octal escapes of space, tab, newline and backslash
+/// undone).
+pub(crate) fn mount_points(mountinfo: &str) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(p.as_bytes()))))
+        .collect()
+}
+
+fn unescape(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let octal = s
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (s[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// An overlay as the child makes it: every string prepared.
+#[derive(Debug)]
+pub(crate) struct ChildOverlay {
+    /// The `tmpfs` options of the top layer (its root shows the covered
+    /// directory's mode, and owner where it can be mapped).
+    pub(crate) tmpfs_data: CString,
+    /// Directories of the top layer, relative, parents first, with modes.
+    pub(crate) dirs: Vec<(CString, u32)>,
+    /// Whiteouts of the top layer, relative.
+    pub(crate) hidden: Vec<CString>,
+    /// Absolute paths bound again on top.
+    pub(crate) rebinds: Vec<CString>,
+}
+
+impl Overlay {
+    /// Its strings for the child. `owner`: whether the top layer's root may
+    /// be given the covered directory's owner (no user namespace: every
+    /// id maps).
+    pub(crate) fn prepare(&self, owner: bool) -> Result<ChildOverlay, Error> {
+        let c = |field: &'static str, p: &Path| {
+            CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::Invalid {
+                field,
+                value: p.display().to_string(),
+                why: "contains a NUL byte".to_owned(),
+            })
+        };
+        if self.rebinds.len() > MAX_REBINDS {
+            return Err(Error::Invalid {
+                field: "fs_masked",
+                value: self.root.display().to_string(),
+                why: format!(
+                    "holds {} mount points and writable paths to show through a mask (at most \
+                     {MAX_REBINDS})",
+                    self.rebinds.len()
+                ),
+            });
+        }
+        let stat = |p: &Path| {
+            rustix::fs::stat(p).map_err(|errno| Error::Path {
+                field: "fs_masked",
+                path: p.display().to_string(),
+                errno,
+            })
+        };
+        let st = stat(&self.root)?;
+        let mut data = format!("mode={:o}", st.st_mode & 0o7777);
+        if owner {
+            data.push_str(&format!(",uid={},gid={}", st.st_uid, st.st_gid));
+        }
+        let dirs = self
+            .dirs
+            .iter()
+            .map(|d| {
+                Ok((
+                    c("fs_masked", d)?,
+                    stat(&self.root.join(d))?.st_mode & 0o7777,
+                ))
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(ChildOverlay {
+            tmpfs_data: CString::new(data).map_err(|_| Error::os("mask plan")(Errno::INVAL))?,
+            dirs,
+            hidden: self
+                .hidden
+                .iter()
+                .map(|h| c("fs_masked", h))
+                .collect::<Result<_, _>>()?,
+            rebinds: self
+                .rebinds
+                .iter()
+                .map(|r| c("fs_masked", r))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// Mounts the overlay `o` over `root`, in the child (raw system calls on
+/// prepared strings, nothing allocated).
+pub(crate) fn mount(root: &std::ffi::CStr, o: &ChildOverlay) -> Result<(), Errno> {
+    let mut fds: [RawFd; MAX_REBINDS + 2] = [-1; MAX_REBINDS + 2];
+    let result = mount_with(root, o, &mut fds);
+    for fd in fds {
+        if fd >= 0 {
+            close(fd);
+        }
+    }
+    result
+}
+
+fn mount_with(
+    root: &std::ffi::CStr,
+    o: &ChildOverlay,
+    fds: &mut [RawFd; MAX_REBINDS + 2],
+) -> Result<(), Errno> {
+    if o.rebinds.len() > MAX_REBINDS {
+        return Err(Errno::TOOBIG);
+    }
+    // Everything the overlay will cover, held first: the directory (its
+    // lower layer) and what is bound again on top.
+    fds[0] = sys::open_dir(root)?;
+    for (i, r) in o.rebinds.iter().enumerate() {
+        fds[2 + i] = sys::open_path(r)?;
+    }
+    sys::mount(
+        Some(c"tmpfs"),
+        root,
+        Some(c"tmpfs"),
+        MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        Some(&o.tmpfs_data),
+    )?;
+    fds[1] = sys::open_dir(root)?;
+    for (d, mode) in &o.dirs {
+        sys::mkdir_at(fds[1], d, *mode)?;
+    }
+    for h in &o.hidden {
+        sys::whiteout_at(fds[1], h)?;
+    }
+    let mut data = sys::StackStr::new();
+    data.push(b"lowerdir=")
+        .fd_path(fds[1])
+        .push(b":")
+        .fd_path(fds[0]);
+    sys::mount(
+        Some(c"overlay"),
+        root,
+        Some(c"overlay"),
+        MS_RDONLY,
+        Some(data.as_cstr()?),
+    )?;
+    for (i, r) in o.rebinds.iter().enumerate() {
+        let mut src = sys::StackStr::new();
+        src.fd_path(fds[2 + i]);
+        sys::mount(Some(src.as_cstr()?), r, None, MS_BIND | MS_REC, None)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> PathBuf {
+        PathBuf::from(s)
+    }
+
+    #[test]
+    fn masks_group_under_the_highest_parent() {
+        let masks = [
+            p("/etc/shadow"),
+            p("/etc/ssl/private"),
+            p("/etc/security/opasswd"),
+            p("/srv/a/key"),
+            p("/etc/ssl/private/inner"),
+        ];
+        let keep = [p("/etc/hosts"), p("/etc"), p("/"), p("/etc/shadow")];
+        let o = plan(&masks, &keep);
+        assert_eq!(o.len(), 2, "{o:?}");
+        assert_eq!(o[0].root, p("/etc"));
+        assert_eq!(o[0].dirs, [p("ssl"), p("security")]);
+        assert_eq!(
+            o[0].hidden,
+            [p("shadow"), p("ssl/private"), p("security/opasswd")]
+        );
+        // The masked mount point is hidden, not bound again.
+        assert_eq!(o[0].rebinds, [p("/etc/hosts")]);
+        assert_eq!(o[1].root, p("/srv/a"));
+        assert_eq!(o[1].hidden, [p("key")]);
+        assert!(o[1].rebinds.is_empty());
+    }
+
+    /// A mount point between two masks' directories splits them: the
+    /// deeper one gets an overlay of its own, made once the mount point is
+    /// bound again on the first.
+    #[test]
+    fn a_mount_point_between_splits_the_overlay() {
+        let masks = [p("/etc/shadow"), p("/etc/ssl/private")];
+        let keep = [p("/etc/ssl"), p("/etc/ssl/certs/x")];
+        let o = plan(&masks, &keep);
+        assert_eq!(o.len(), 2, "{o:?}");
+        assert_eq!(o[0].root, p("/etc"));
+        assert_eq!(o[0].hidden, [p("shadow")]);
+        assert!(o[0].dirs.is_empty());
+        assert_eq!(o[0].rebinds, [p("/etc/ssl")]);
+        assert_eq!(o[1].root, p("/etc/ssl"));
+        assert_eq!(o[1].hidden, [p("private")]);
+        assert_eq!(o[1].rebinds, [p("/etc/ssl/certs/x")]);
+    }
+
+    #[test]
+    fn mountinfo_points_are_unescaped() {
+        let text = "22 1 8:1 / / rw - ext4 /dev/vda rw\n\
+                    30 22 0:5 / /mnt/a\\040b rw - tmpfs tmpfs rw\n\
+                    31 22 0:6 / /mnt/back\\134slash rw - tmpfs tmpfs rw\n";
+        assert_eq!(
+            mount_points(text),
+            [p("/"), p("/mnt/a b"), p("/mnt/back\\slash")]
+        );
+    }
+
+    #[test]
+    fn stack_strings_name_descriptors() {
+        let mut s = sys::StackStr::new();
+        s.push(b"lowerdir=").fd_path(7).push(b":").fd_path(1234);
+        assert_eq!(
+            s.as_cstr().unwrap().to_bytes(),
+            b"lowerdir=/proc/self/fd/7:/proc/self/fd/1234"
+        );
+        let mut long = sys::StackStr::new();
+        for _ in 0..10 {
+            long.push(b"0123456789");
+        }
+        assert_eq!(long.as_cstr().unwrap_err(), Errno::NAMETOOLONG);
+    }
+}
