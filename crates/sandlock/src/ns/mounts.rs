@@ -234,14 +234,15 @@ impl MountPlan {
             })
             .collect();
         if !masks.is_empty() {
-            let mut keep = super::overlay::mount_points(
-                &std::fs::read_to_string("/proc/self/mountinfo")
-                    .map_err(Error::io("/proc/self/mountinfo".to_owned()))?,
-            );
-            // A writable grant given by a link is bound where it leads.
+            let mut keep = super::overlay::mount_points()?;
+            // The writable grants in a mask's directory (the others are
+            // left alone: one given by a link from elsewhere into it would
+            // find it read-only), bound where they lead.
+            let dirs: Vec<&Path> = masks.iter().filter_map(|m| m.parent()).collect();
             keep.extend(
                 writable
                     .iter()
+                    .filter(|w| dirs.iter().any(|d| w.starts_with(d)))
                     .map(|w| std::fs::canonicalize(w).unwrap_or(w.clone())),
             );
             let owner = !super::needs_user_namespace();
