@@ -11,7 +11,7 @@
 //!   - as root of the machine (with `CAP_SYS_ADMIN`), `/etc` is granted
 //!     whole and each existing secret is **masked** (`fs_masked`: hidden
 //!     by name, by a read-only overlay of `/etc` in the sandbox's mount
-//!     namespace whose top layer holds a whiteout for each; about 0.3 ms
+//!     namespace whose top layer holds a whiteout for each; about 0.5 ms
 //!     at the start, where a rule for each of `/etc`'s other entries costs
 //!     about 1 ms). A secret the host replaces while the sandbox runs
 //!     (`passwd` renames a new `/etc/shadow` over the old one) stays
@@ -231,7 +231,7 @@ fn etc_view_in(etc: &Path) -> EtcView {
     let whole = || vec![etc.to_string_lossy().into_owned()];
     if crate::ns::is_admin_root() && !crate::ns::masks_refused() {
         // Root mounts without a user namespace: `/etc` whole, and its
-        // secrets hidden by an overlay (one mount namespace, about 0.3 ms),
+        // secrets hidden by an overlay (one mount namespace, about 0.5 ms),
         // rather than a Landlock rule for each of the hundred-odd other
         // entries (about 1 ms at each start: a descriptor and a rule each,
         // merged into the domain, freed at the end).
