@@ -153,6 +153,12 @@ pub(crate) fn run(a: &ChildArgs<'_>) -> ! {
             die(a, SetupStep::Stdio, e);
         }
     }
+    // A directory as a standard stream would reach a masked path's
+    // directory under its mask (the overlay covers the host's directory,
+    // which such a descriptor holds): refused.
+    if a.ns.is_some_and(ChildNs::has_masks) && (0..3).any(sys::is_directory) {
+        die(a, SetupStep::Stdio, Errno::ISDIR);
+    }
     if let Err(e) = sys::default_sigpipe() {
         die(a, SetupStep::Signals, e);
     }

@@ -117,6 +117,54 @@ fn a_masked_file_replaced_on_the_host_stays_hidden() {
     }
 }
 
+/// A command started in the masked path's directory (or below it) does
+/// not reach the masked path by a relative path: its working directory is
+/// entered again through the overlay (the caller's was the host's
+/// directory, under it). A standard stream that is a directory there is
+/// refused before the command runs: it would be a way around the mask.
+#[test]
+fn the_working_directory_goes_through_the_mask() {
+    for uid in users() {
+        let s = tree(uid);
+        let ro = s.s("ro");
+        let bin = bins().dir().to_string_lossy().into_owned();
+        let probe = bins().probe();
+        let flags = [
+            "run",
+            "-r",
+            &bin,
+            "-r",
+            &ro,
+            "--fs-mask",
+            &s.s("ro/secret"),
+            "--",
+        ];
+        for (cwd, up) in [("ro", ""), ("ro/sdir", "../")] {
+            let out = common::command_as(uid, &bins().sandlock())
+                .args(flags)
+                .arg(&probe)
+                .args(["cat", &format!("{up}secret"), "cat", &format!("{up}pub")])
+                .current_dir(s.join(cwd))
+                .output()
+                .unwrap();
+            let out = common::Out::from(out);
+            assert_eq!(
+                out.stdout, "cat errno=2\ncat public\n",
+                "{uid} in {cwd}: {out:?}"
+            );
+        }
+        let out = common::command_as(uid, &bins().sandlock())
+            .args(flags)
+            .arg(&probe)
+            .args(["echo", "ran"])
+            .stdin(std::fs::File::open(s.join("ro")).unwrap())
+            .output()
+            .unwrap();
+        let out = common::Out::from(out);
+        common::assert_refused(&out, &["directory"]);
+    }
+}
+
 /// `umount` of a mask's overlay is refused (root: by the deny list; uid
 /// 65534: it has no capability in its user namespace either), and the
 /// mask stays.

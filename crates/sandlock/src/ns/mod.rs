@@ -143,6 +143,13 @@ impl Prepared {
     }
 }
 
+impl ChildNs {
+    /// Whether paths are masked (an overlay hides them).
+    pub(crate) fn has_masks(&self) -> bool {
+        self.mounts.iter().any(|m| m.overlay.is_some())
+    }
+}
+
 impl NsPlan {
     /// Whether any namespace is asked for.
     pub(crate) fn is_empty(&self) -> bool {

@@ -72,6 +72,17 @@ impl Sandbox {
         }
         if let Some(w) = workdir {
             plan.cwd = Some(cstring("workdir", w.as_os_str().to_owned())?);
+        } else if !self.masks.is_empty() {
+            // The working directory is entered again by its path once the
+            // masks are mounted: the caller's is the host's directory, and
+            // a relative path from it would pass under an overlay that
+            // covers it (or covers a directory above it).
+            let cwd = std::env::current_dir().map_err(|e| Error::Path {
+                field: "working directory",
+                path: ".".to_owned(),
+                errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
+            })?;
+            plan.cwd = Some(cstring("working directory", cwd.into_os_string())?);
         }
         Ok(plan)
     }

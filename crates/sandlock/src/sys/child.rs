@@ -161,6 +161,17 @@ pub(crate) fn enter_root(path: &CStr, expected: RawFd) -> Result<(), Errno> {
     }
 }
 
+/// Whether `fd` is an open directory (`fstat`; `false` when it is not
+/// open).
+pub(crate) fn is_directory(fd: RawFd) -> bool {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is a writable `struct stat` on our stack; the kernel
+    // fills it on success, and it is read only then.
+    let ret = unsafe { raw_syscall!(libc::SYS_fstat, fd, st.as_mut_ptr()) };
+    // SAFETY: initialised by the successful call.
+    check_raw(ret).is_ok() && unsafe { st.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
 /// `chdir(path)`.
 pub(crate) fn chdir(path: &CStr) -> Result<(), Errno> {
     // SAFETY: `path` is NUL-terminated and outlives the call.
