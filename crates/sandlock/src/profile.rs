@@ -90,7 +90,7 @@ pub const ETC_SECRETS: &[&str] = &[
 
 /// Whether a launch of this process found the mounts that mask paths
 /// refused (root in a container whose security module forbids `mount`,
-/// say). The default profile then grants `/etc` entry by entry, as for a
+/// say), or a masked path shown elsewhere by another mount. The default profile then grants `/etc` entry by entry, as for a
 /// user who could read a secret: a policy built again after such a
 /// failure runs there. The `sandlock` command does that itself.
 pub fn masks_refused() -> bool {

@@ -165,6 +165,51 @@ fn the_working_directory_goes_through_the_mask() {
     }
 }
 
+/// A masked path's directory reachable through another mount of it (a
+/// bind mount elsewhere) would show the path there: a Landlock grant
+/// holds the directory's inode, whatever the mount. So such a mask is
+/// refused (exit 125, naming the other place), and the default profile's
+/// masks of `/etc` give way to `/etc` entry by entry. The bind mounts are
+/// made in a mount namespace of the test's own (`unshare -m`).
+#[test]
+fn a_directory_mounted_elsewhere_is_not_masked_half() {
+    if !root() {
+        return;
+    }
+    let s = tree(0);
+    s.dir("alt");
+    s.dir("etc2");
+    let sl = bins().sandlock();
+    let probe = bins().probe();
+    let script = format!(
+        "mount --bind {ro} {alt} && mount --bind /etc {etc2} && \
+         {sl} run -r {ro} --fs-mask {sec} -- {probe} cat {alt}/secret; \
+         echo code=$?; exec {sl} run -- {probe} cat {etc2}/shadow cat {etc2}/passwd cat /etc/passwd",
+        ro = s.s("ro"),
+        alt = s.s("alt"),
+        etc2 = s.s("etc2"),
+        sl = sl.display(),
+        sec = s.s("ro/secret"),
+        probe = probe.display(),
+    );
+    let args = ["-m", "--propagation", "private", "sh", "-c", &script];
+    let out = run_as(0, std::path::Path::new("/usr/bin/unshare"), &args, &[]);
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some("code=125"), "{out:?}");
+    assert!(out.stderr.contains(&s.s("alt/secret")), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    // The default profile: /etc entry by entry, through either mount.
+    assert_eq!(lines.next(), Some("cat errno=13"), "{out:?}");
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with("cat root:")),
+        "{out:?}"
+    );
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with("cat root:")),
+        "{out:?}"
+    );
+}
+
 /// `umount` of a mask's overlay is refused (root: by the deny list; uid
 /// 65534: it has no capability in its user namespace either), and the
 /// mask stays.

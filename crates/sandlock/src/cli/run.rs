@@ -58,13 +58,14 @@ pub(crate) fn run(args: RunArgs) -> i32 {
     code
 }
 
-/// The run itself: `Ok(None)` for `--dry-run-policy`. When the only masks
-/// are the default profile's and the machine refused their mounts (the
-/// command did not start), once more with `/etc` entry by entry.
+/// The run itself: `Ok(None)` for `--dry-run-policy`. When masks could
+/// not be made (the machine refused their mounts, or another mount shows
+/// a masked path; the command did not start), once more: the default
+/// profile then grants `/etc` entry by entry, and masks the user asked
+/// for fail again, with their own message.
 fn execute(args: &RunArgs) -> Result<Option<RunResult>, Error> {
-    let masks_given = args.profile.is_some() || !args.fs_mask.is_empty();
     match execute_once(args) {
-        Err(_) if !masks_given && sandlock::profile::masks_refused() => execute_once(args),
+        Err(_) if sandlock::profile::masks_refused() => execute_once(args),
         outcome => outcome,
     }
 }

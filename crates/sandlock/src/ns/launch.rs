@@ -55,7 +55,16 @@ pub(crate) fn launch(
     }
     let skip = ns.is_empty() || (!ns.required() && super::known_available() == Some(false));
     if !skip {
-        let prepared = ns.prepare(&grants)?;
+        let prepared = match ns.prepare(&grants) {
+            Ok(p) => p,
+            Err(e @ Error::Namespace { .. }) if ns.mounts.has_masks() => {
+                // The masks cannot be made here (another mount shows a
+                // masked path): as when the kernel refuses them.
+                super::record_masks_refused();
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         if !prepared.child.reaper {
             become_subreaper();
         }

@@ -234,7 +234,19 @@ impl MountPlan {
             })
             .collect();
         if !masks.is_empty() {
-            let mut keep = super::overlay::mount_points()?;
+            let table = super::overlay::mount_table()?;
+            if let Some((masked, other)) = super::overlay::shown_elsewhere(&masks, &table) {
+                return Err(Error::Namespace {
+                    what: format!(
+                        "masking {}: another mount shows it at {} (a mask hides one path; use \
+                         fs_denied)",
+                        masked.display(),
+                        other.display()
+                    ),
+                    errno: Errno::PERM,
+                });
+            }
+            let mut keep: Vec<PathBuf> = table.into_iter().map(|t| t.point).collect();
             // The writable grants in a mask's directory (the others are
             // left alone: one given by a link from elsewhere into it would
             // find it read-only), bound where they lead.
