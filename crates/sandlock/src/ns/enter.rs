@@ -6,6 +6,7 @@ use std::os::fd::RawFd;
 
 use rustix::io::Errno;
 
+use super::mounts::{MS_NODEV, MS_NOSUID};
 use super::{ChildMount, ChildNs};
 use crate::error::SetupStep;
 use crate::sys::child::close;
@@ -14,11 +15,6 @@ use crate::sys::ns as sys;
 /// A failed step: what, which operation (index into the plan's
 /// descriptions, for mounts), and the errno.
 pub(crate) type Failure = (SetupStep, u32, Errno);
-
-/// `MS_NOSUID`.
-const MS_NOSUID: u64 = 0x2;
-/// `MS_NODEV`.
-const MS_NODEV: u64 = 0x4;
 
 const SETGROUPS: &std::ffi::CStr = c"/proc/self/setgroups";
 const UID_MAP: &std::ffi::CStr = c"/proc/self/uid_map";

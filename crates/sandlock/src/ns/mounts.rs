@@ -25,13 +25,13 @@ use crate::error::Error;
 use crate::tmpdir::TempDir;
 
 /// `MS_RDONLY`.
-const MS_RDONLY: u64 = 0x1;
+pub(super) const MS_RDONLY: u64 = 0x1;
 /// `MS_NOSUID`.
-const MS_NOSUID: u64 = 0x2;
+pub(super) const MS_NOSUID: u64 = 0x2;
 /// `MS_NODEV`.
-const MS_NODEV: u64 = 0x4;
+pub(super) const MS_NODEV: u64 = 0x4;
 /// `MS_NOEXEC`.
-const MS_NOEXEC: u64 = 0x8;
+pub(super) const MS_NOEXEC: u64 = 0x8;
 /// `MS_REMOUNT`.
 const MS_REMOUNT: u64 = 0x20;
 /// `MS_NOATIME`.
@@ -39,9 +39,9 @@ const MS_NOATIME: u64 = 0x400;
 /// `MS_NODIRATIME`.
 const MS_NODIRATIME: u64 = 0x800;
 /// `MS_BIND`.
-const MS_BIND: u64 = 0x1000;
+pub(super) const MS_BIND: u64 = 0x1000;
 /// `MS_REC`.
-const MS_REC: u64 = 0x4000;
+pub(super) const MS_REC: u64 = 0x4000;
 /// `MS_PRIVATE`.
 const MS_PRIVATE: u64 = 1 << 18;
 /// `MS_RELATIME`.

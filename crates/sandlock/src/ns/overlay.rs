@@ -39,22 +39,10 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::io::Errno;
 
+use super::mounts::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC};
 use crate::error::Error;
 use crate::sys::child::close;
 use crate::sys::ns as sys;
-
-/// `MS_RDONLY`.
-const MS_RDONLY: u64 = 0x1;
-/// `MS_NOSUID`.
-const MS_NOSUID: u64 = 0x2;
-/// `MS_NODEV`.
-const MS_NODEV: u64 = 0x4;
-/// `MS_NOEXEC`.
-const MS_NOEXEC: u64 = 0x8;
-/// `MS_BIND`.
-const MS_BIND: u64 = 0x1000;
-/// `MS_REC`.
-const MS_REC: u64 = 0x4000;
 
 /// The most paths one overlay binds again on top (the child keeps their
 /// descriptors on its stack).
