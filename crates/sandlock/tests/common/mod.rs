@@ -227,19 +227,32 @@ pub fn command_as(uid: u32, program: &Path) -> Command {
     c
 }
 
-/// Runs `program args` as `uid` (0: as we are; else through setpriv),
-/// from the binaries' directory, with `env` added.
-pub fn run_as<S: AsRef<OsStr>>(uid: u32, program: &Path, args: &[S], env: &[(&str, &str)]) -> Out {
+/// `program args` as `uid` (see [`command_as`]), from the binaries'
+/// directory, with `env` added; its standard streams left to the caller.
+fn command_in_bins<S: AsRef<OsStr>>(
+    uid: u32,
+    program: &Path,
+    args: &[S],
+    env: &[(&str, &str)],
+) -> Command {
     let mut cmd = command_as(uid, program);
-    cmd.args(args)
-        .current_dir(bins().dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args).current_dir(bins().dir());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    Out::from(cmd.output().unwrap())
+    cmd
+}
+
+/// Runs `program args` as `uid` (0: as we are; else through setpriv),
+/// from the binaries' directory, with `env` added.
+pub fn run_as<S: AsRef<OsStr>>(uid: u32, program: &Path, args: &[S], env: &[(&str, &str)]) -> Out {
+    let out = command_in_bins(uid, program, args, env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    Out::from(out)
 }
 
 /// `sandlock ARGS` as root (or whoever runs the tests).
@@ -269,16 +282,12 @@ pub fn run_with_pause<S: AsRef<OsStr>>(
     meanwhile: impl FnOnce(),
 ) -> (String, String, Option<i32>) {
     use std::io::{BufRead, BufReader, Read, Write};
-    let mut cmd = command_as(uid, &bins().sandlock());
-    cmd.args(args)
-        .current_dir(bins().dir())
+    let mut child = command_in_bins(uid, &bins().sandlock(), args, env)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
