@@ -54,7 +54,7 @@ fn bench(opts: &BenchOptions) -> Result<ExitCode, String> {
             println!("  {name:<10} {what}");
         }
         println!(
-            "sandboxes (besides bare): landlock sandlock {} bwrap firejail syd",
+            "sandboxes (besides bare): landlock landlock-spawn sandlock {} bwrap firejail syd",
             tools::SANDLOCK_CLI_VERSIONS
                 .iter()
                 .map(|v| format!("sandlock-cli-{v}"))

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::measure::{Run, sys};
 use super::record::ScenarioRecord;
 use super::run::{Ctx, Slot, finish, progress, progress_done, round_order, skipped};
+use super::sandbox::Kind;
 use super::scenario::Scenario;
 use super::stage::Stage;
 use crate::workspace;
@@ -54,6 +55,9 @@ pub fn scenario(ctx: &Ctx<'_>, sc: &Scenario, requests: u32, rounds: usize) -> S
     let mut slots = Vec::new();
     let mut commands = Vec::new();
     for sandbox in ctx.sandboxes {
+        if sandbox.kind == Kind::LandlockSpawn {
+            continue;
+        }
         let wrapped = sandbox.wrap(&sc.rules, cwd, &ctx.stage.tmp, &server_argv);
         let mut slot = Slot::new(sandbox, wrapped.as_ref().map_err(Clone::clone));
         if let Ok(w) = &wrapped {

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 
 use super::measure::{Run, Runner, sys};
 use super::record::{Measured, Outcome, Row, ScenarioRecord};
-use super::sandbox::{Sandbox, Wrapped};
+use super::sandbox::{Kind, Sandbox, Wrapped};
 use super::scenario::{Metric, Scenario, parse_loop_line};
 use super::stage::Stage;
 use super::stats::{Summary, paired_ratios};
@@ -226,6 +226,10 @@ pub fn process(
     let mut slots = Vec::new();
     let mut commands: Vec<Vec<OsString>> = Vec::new();
     for sandbox in ctx.sandboxes {
+        // The spawning helper differs from landlock-exec only in its start.
+        if sandbox.kind == Kind::LandlockSpawn && !matches!(metric, Metric::Wall) {
+            continue;
+        }
         let wrapped = sandbox.wrap(&sc.rules, cwd, tmp, argv);
         let mut slot = Slot::new(sandbox, wrapped.as_ref().map_err(Clone::clone));
         if let Ok(w) = &wrapped {

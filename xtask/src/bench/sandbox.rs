@@ -55,6 +55,10 @@ pub enum Kind {
     Bare,
     /// `landlock-exec`: the same Landlock paths, nothing else.
     Landlock,
+    /// `landlock-exec --spawn`: the same, with the command run as a child
+    /// the helper waits for (start-up scenarios only): what a sandbox costs
+    /// at least when a process of its own stays around the command.
+    LandlockSpawn,
     /// This workspace's `sandlock run`.
     Sandlock,
     /// A published `sandlock-cli` from crates.io.
@@ -137,6 +141,10 @@ impl Sandbox {
                 w.enforces_deny = false;
             }
             Kind::Landlock => landlock(&mut w, rules, &read, &write),
+            Kind::LandlockSpawn => {
+                w.argv.push("--spawn".into());
+                landlock(&mut w, rules, &read, &write);
+            }
             Kind::Sandlock if rules.sandlock_default => {
                 w.argv.push("run".into());
                 w.argv.push("--".into());
@@ -502,6 +510,10 @@ mod tests {
     fn landlock_says_what_it_cannot_express() {
         let w = wrap(Kind::Landlock);
         let a = strings(&w).join(" ");
+        // The spawning helper gets the same rules, behind its own flag.
+        let spawn = strings(&wrap(Kind::LandlockSpawn));
+        assert_eq!(spawn[1], "--spawn");
+        assert_eq!(spawn[2..].join(" "), strings(&w)[1..].join(" "));
         assert!(
             a.contains("--ro /stage/bin --rw /stage/tmp --connect 4000 -- /stage/bin/w"),
             "{a}"

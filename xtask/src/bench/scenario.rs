@@ -222,7 +222,7 @@ pub fn all(quick: bool, stage: &Stage, ports: Ports) -> Vec<Scenario> {
         start_up(
             "startup-default",
             "start-up: /bin/true; sandlock as `sandlock run -- /bin/true` (its default \
-             profile: as root, /etc entry by entry), the others with the same grants",
+             profile: as root, /etc with its secrets hidden by an overlay), the others with the same grants",
             Rules {
                 sandlock_default: true,
                 ..Rules::default()

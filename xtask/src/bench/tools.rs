@@ -119,6 +119,11 @@ pub fn discover(
             program: built.0.clone(),
         },
         Sandbox {
+            name: "landlock-spawn".to_owned(),
+            kind: Kind::LandlockSpawn,
+            program: built.0.clone(),
+        },
+        Sandbox {
             name: "sandlock".to_owned(),
             kind: Kind::Sandlock,
             program: built.1.clone(),
@@ -293,7 +298,7 @@ pub fn versions(sandboxes: &[Sandbox]) -> BTreeMap<String, String> {
         let args: &[&str] = match s.kind {
             Kind::Bwrap | Kind::Firejail | Kind::Syd => &["--version"],
             Kind::SandlockCli(_) | Kind::Sandlock => &["--version"],
-            Kind::Bare | Kind::Landlock => continue,
+            Kind::Bare | Kind::Landlock | Kind::LandlockSpawn => continue,
         };
         let out = workspace::output_of(&program.to_string_lossy(), args);
         let text = match (s.kind, out) {

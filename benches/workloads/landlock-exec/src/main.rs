@@ -1,11 +1,16 @@
 //! `landlock-exec`: the "Landlock alone" row of `cargo xtask bench`.
 //!
 //! ```text
-//! landlock-exec [--ro PATH]... [--rw PATH]... [--connect PORT]... [--bind PORT]... -- CMD [ARG]...
+//! landlock-exec [--spawn] [--ro PATH]... [--rw PATH]... [--connect PORT]... [--bind PORT]... -- CMD [ARG]...
 //! ```
 //!
 //! Applies one Landlock ruleset to itself and execs `CMD`, so a benchmark can
-//! tell the kernel's own Landlock cost apart from what sandlock adds on top:
+//! tell the kernel's own Landlock cost apart from what sandlock adds on top.
+//! With `--spawn` it runs `CMD` as a child instead, waits for it and exits
+//! with its status (128+N for a signal N): the least a sandbox costs that
+//! keeps a process of its own around the command, as every supervising
+//! sandbox does (the "landlock-spawn" row).
+//!
 //!
 //! - every filesystem right the running kernel knows is handled; `--ro` paths
 //!   get read + execute (files and directories), `--rw` paths get every right;
@@ -38,6 +43,7 @@ struct Request {
     write: Vec<PathBuf>,
     connect: Vec<u16>,
     bind: Vec<u16>,
+    spawn: bool,
     command: Vec<OsString>,
 }
 
@@ -51,6 +57,10 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request, String> {
         if flag == "--" {
             req.command = args.collect();
             break;
+        }
+        if flag == "--spawn" {
+            req.spawn = true;
+            continue;
         }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag {
@@ -131,13 +141,39 @@ fn main() -> ExitCode {
         return ExitCode::from(125);
     }
     let (program, args) = req.command.split_at(1);
-    let err = Command::new(&program[0]).args(args).exec();
+    let mut command = Command::new(&program[0]);
+    command.args(args);
+    if req.spawn {
+        return match command.status() {
+            Ok(status) => ExitCode::from(exit_code(status)),
+            Err(err) => {
+                eprintln!("landlock-exec: spawn {:?}: {err}", program[0]);
+                ExitCode::from(if err.kind() == std::io::ErrorKind::NotFound {
+                    127
+                } else {
+                    126
+                })
+            }
+        };
+    }
+    let err = command.exec();
     eprintln!("landlock-exec: exec {:?}: {err}", program[0]);
     ExitCode::from(if err.kind() == std::io::ErrorKind::NotFound {
         127
     } else {
         126
     })
+}
+
+/// A shell's exit code for a child's status: its own code, or 128+N when
+/// signal N ended it.
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
+        (None, None) => 125,
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +205,17 @@ mod tests {
         assert_eq!(req.connect, [80]);
         assert_eq!(req.bind, [8080]);
         assert_eq!(req.command, os(&["ls", "-l"]));
+        assert!(!req.spawn);
+        let req = parse(os(&["--spawn", "--ro", "/usr", "--", "true"])).unwrap();
+        assert!(req.spawn);
+        assert_eq!(req.read, [PathBuf::from("/usr")]);
+    }
+
+    #[test]
+    fn spawned_status_becomes_the_exit_code() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(exit_code(std::process::ExitStatus::from_raw(3 << 8)), 3);
+        assert_eq!(exit_code(std::process::ExitStatus::from_raw(9)), 137);
     }
 
     #[test]
