@@ -4,6 +4,7 @@
 mod ab;
 mod compare;
 mod criterion;
+mod floor;
 mod listener;
 mod measure;
 mod plot;
@@ -26,6 +27,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::cli::BenchOptions;
 use crate::workspace;
 use record::{Record, SCHEMA, ScenarioRecord};
+use sandbox::Kind;
 pub use sandbox::SYSTEM_DIRS;
 use scenario::{CATALOGUE, Workload};
 
@@ -54,7 +56,7 @@ fn bench(opts: &BenchOptions) -> Result<ExitCode, String> {
             println!("  {name:<10} {what}");
         }
         println!(
-            "sandboxes (besides bare): landlock landlock-spawn sandlock {} bwrap firejail syd",
+            "sandboxes (besides bare): landlock landlock-spawn kernel-floor sandlock {} bwrap firejail syd",
             tools::SANDLOCK_CLI_VERSIONS
                 .iter()
                 .map(|v| format!("sandlock-cli-{v}"))
@@ -181,6 +183,16 @@ fn measure(opts: &BenchOptions, mode: &str) -> Result<Record, String> {
         }
     }
     let stage = stage::Stage::create()?;
+    if let (Ok(sandlock), Some(floor)) = (
+        &built.1,
+        sandboxes
+            .iter_mut()
+            .find(|s| s.kind == Kind::KernelFloor && s.program.is_ok()),
+    ) && let Err(e) = floor::write_filter(sandlock, &stage.root.join(floor::FILTER_FILE))
+    {
+        eprintln!("   kernel-floor: {e}");
+        floor.program = Err(e);
+    }
     // The build just wrote hundreds of megabytes: their writeback (the
     // flusher kworkers, the journal) ran during the first scenario and
     // slowed its wrappers by a quarter. Flushed before anything is timed.

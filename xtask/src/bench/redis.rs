@@ -55,7 +55,7 @@ pub fn scenario(ctx: &Ctx<'_>, sc: &Scenario, requests: u32, rounds: usize) -> S
     let mut slots = Vec::new();
     let mut commands = Vec::new();
     for sandbox in ctx.sandboxes {
-        if sandbox.kind == Kind::LandlockSpawn {
+        if matches!(sandbox.kind, Kind::LandlockSpawn | Kind::KernelFloor) {
             continue;
         }
         let wrapped = sandbox.wrap(&sc.rules, cwd, &ctx.stage.tmp, &server_argv);

@@ -227,7 +227,8 @@ pub fn process(
     let mut commands: Vec<Vec<OsString>> = Vec::new();
     for sandbox in ctx.sandboxes {
         // The spawning helper differs from landlock-exec only in its start.
-        if sandbox.kind == Kind::LandlockSpawn && !matches!(metric, Metric::Wall) {
+        let start_up_only = matches!(sandbox.kind, Kind::LandlockSpawn | Kind::KernelFloor);
+        if start_up_only && !matches!(metric, Metric::Wall) {
             continue;
         }
         let wrapped = sandbox.wrap(&sc.rules, cwd, tmp, argv);

@@ -59,6 +59,11 @@ pub enum Kind {
     /// the helper waits for (start-up scenarios only): what a sandbox costs
     /// at least when a process of its own stays around the command.
     LandlockSpawn,
+    /// `landlock-exec --floor`: the same rules, enforced in the command
+    /// behind sandlock's kernel sequence (namespaces, init, seccomp filter
+    /// with a listener) without sandlock's own logic (start-up scenarios
+    /// only): sandlock's floor.
+    KernelFloor,
     /// This workspace's `sandlock run`.
     Sandlock,
     /// A published `sandlock-cli` from crates.io.
@@ -143,6 +148,10 @@ impl Sandbox {
             Kind::Landlock => landlock(&mut w, rules, &read, &write),
             Kind::LandlockSpawn => {
                 w.argv.push("--spawn".into());
+                landlock(&mut w, rules, &read, &write);
+            }
+            Kind::KernelFloor => {
+                push(&mut w.argv, "--floor", cwd.join(super::floor::FILTER_FILE));
                 landlock(&mut w, rules, &read, &write);
             }
             Kind::Sandlock if rules.sandlock_default => {
@@ -514,6 +523,9 @@ mod tests {
         let spawn = strings(&wrap(Kind::LandlockSpawn));
         assert_eq!(spawn[1], "--spawn");
         assert_eq!(spawn[2..].join(" "), strings(&w)[1..].join(" "));
+        let floor = strings(&wrap(Kind::KernelFloor));
+        assert_eq!(floor[1..3], ["--floor", "/stage/kernel-floor.bpf"]);
+        assert_eq!(floor[3..].join(" "), strings(&w)[1..].join(" "));
         assert!(
             a.contains("--ro /stage/bin --rw /stage/tmp --connect 4000 -- /stage/bin/w"),
             "{a}"

@@ -124,6 +124,15 @@ pub fn discover(
             program: built.0.clone(),
         },
         Sandbox {
+            name: "kernel-floor".to_owned(),
+            kind: Kind::KernelFloor,
+            program: match (&built.0, &built.1) {
+                (Ok(helper), Ok(_)) => Ok(helper.clone()),
+                (Err(e), _) => Err(e.clone()),
+                (_, Err(_)) => Err("needs this workspace's sandlock for its filter".to_owned()),
+            },
+        },
+        Sandbox {
             name: "sandlock".to_owned(),
             kind: Kind::Sandlock,
             program: built.1.clone(),
@@ -298,7 +307,7 @@ pub fn versions(sandboxes: &[Sandbox]) -> BTreeMap<String, String> {
         let args: &[&str] = match s.kind {
             Kind::Bwrap | Kind::Firejail | Kind::Syd => &["--version"],
             Kind::SandlockCli(_) | Kind::Sandlock => &["--version"],
-            Kind::Bare | Kind::Landlock | Kind::LandlockSpawn => continue,
+            Kind::Bare | Kind::Landlock | Kind::LandlockSpawn | Kind::KernelFloor => continue,
         };
         let out = workspace::output_of(&program.to_string_lossy(), args);
         let text = match (s.kind, out) {

@@ -1,7 +1,7 @@
 //! `landlock-exec`: the "Landlock alone" row of `cargo xtask bench`.
 //!
 //! ```text
-//! landlock-exec [--spawn] [--ro PATH]... [--rw PATH]... [--connect PORT]... [--bind PORT]... -- CMD [ARG]...
+//! landlock-exec [--spawn | --floor FILTER] [--ro PATH]... [--rw PATH]... [--connect PORT]... [--bind PORT]... -- CMD [ARG]...
 //! ```
 //!
 //! Applies one Landlock ruleset to itself and execs `CMD`, so a benchmark can
@@ -9,7 +9,9 @@
 //! With `--spawn` it runs `CMD` as a child instead, waits for it and exits
 //! with its status (128+N for a signal N): the least a sandbox costs that
 //! keeps a process of its own around the command, as every supervising
-//! sandbox does (the "landlock-spawn" row).
+//! sandbox does (the "landlock-spawn" row). With `--floor FILTER` it makes
+//! the kernel's part of sandlock's start around the command (see `floor`):
+//! the "kernel-floor" row.
 //!
 //!
 //! - every filesystem right the running kernel knows is handled; `--ro` paths
@@ -22,14 +24,17 @@
 //! an unconfined process. It does not install seccomp filters and cannot
 //! subtract a path from an allowed tree: those are sandlock's own layers.
 
+mod floor;
+
 use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
+    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus,
 };
 
 /// The newest Landlock ABI the helper asks for; older kernels are refused by
@@ -44,6 +49,7 @@ struct Request {
     connect: Vec<u16>,
     bind: Vec<u16>,
     spawn: bool,
+    floor: Option<PathBuf>,
     command: Vec<OsString>,
 }
 
@@ -64,6 +70,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request, String> {
         }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag {
+            "--floor" => req.floor = Some(PathBuf::from(value)),
             "--ro" => req.read.push(PathBuf::from(value)),
             "--rw" => req.write.push(PathBuf::from(value)),
             "--connect" | "--bind" => {
@@ -83,10 +90,14 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request, String> {
     if req.command.is_empty() {
         return Err("no command given after --".to_owned());
     }
+    if req.spawn && req.floor.is_some() {
+        return Err("--spawn and --floor exclude each other".to_owned());
+    }
     Ok(req)
 }
 
-fn restrict(req: &Request) -> Result<(), String> {
+/// The ruleset of `req`, created and filled, not yet enforced.
+fn ruleset(req: &Request) -> Result<RulesetCreated, String> {
     let fs_all = AccessFs::from_all(ABI_WANTED);
     let fs_read = AccessFs::from_read(ABI_WANTED);
     let mut ruleset = Ruleset::default()
@@ -119,13 +130,27 @@ fn restrict(req: &Request) -> Result<(), String> {
                 .map_err(|e| format!("rule for port {port}: {e}"))?;
         }
     }
-    let status = ruleset
+    Ok(ruleset)
+}
+
+fn restrict(req: &Request) -> Result<(), String> {
+    let status = ruleset(req)?
         .restrict_self()
         .map_err(|e| format!("restrict_self: {e}"))?;
     if status.ruleset != RulesetStatus::FullyEnforced {
         return Err(format!("ruleset not fully enforced: {:?}", status.ruleset));
     }
     Ok(())
+}
+
+/// `--floor`: the ruleset goes to the command, enforced there.
+fn floor(req: &Request, filter: &std::path::Path) -> Result<u8, String> {
+    let bytes = std::fs::read(filter).map_err(|e| format!("--floor {}: {e}", filter.display()))?;
+    let filter =
+        floor::read_filter(&bytes).map_err(|e| format!("--floor {}: {e}", filter.display()))?;
+    let fd: Option<OwnedFd> = ruleset(req)?.into();
+    let fd = fd.ok_or("Landlock is not supported here")?;
+    floor::run(fd, filter, &req.command)
 }
 
 fn main() -> ExitCode {
@@ -136,6 +161,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(filter) = &req.floor {
+        return match floor(&req, filter) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("landlock-exec: {e}");
+                ExitCode::from(125)
+            }
+        };
+    }
     if let Err(e) = restrict(&req) {
         eprintln!("landlock-exec: {e}");
         return ExitCode::from(125);
