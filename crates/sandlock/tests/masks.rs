@@ -285,6 +285,42 @@ fn writable_paths_and_masks() {
     }
 }
 
+/// A writable path below a mask's directory given by a link from
+/// elsewhere (`-w ~/link`, `~/link -> ro/out`) shows through as it does
+/// given directly: bound again on top, by where it leads.
+#[test]
+fn writable_paths_reached_by_a_link_show_through() {
+    for uid in users() {
+        let s = tree(uid);
+        s.dir("ro/out");
+        let link = s.join("link");
+        std::os::unix::fs::symlink(s.join("ro/out"), &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(uid), Some(uid)).unwrap();
+        let flags = [
+            "-r",
+            &s.s("ro"),
+            "-w",
+            &s.s("link"),
+            "--fs-mask",
+            &s.s("ro/secret"),
+        ];
+        let ops = [
+            "write",
+            &s.s("link/a"),
+            "write",
+            &s.s("ro/out/b"),
+            "cat",
+            &s.s("ro/secret"),
+        ];
+        let out = probe_in(uid, &flags, &ops);
+        assert_eq!(
+            out.stdout, "write ok\nwrite ok\ncat errno=2\n",
+            "{uid}: {out:?}"
+        );
+        assert!(s.join("ro/out/a").exists() && s.join("ro/out/b").exists());
+    }
+}
+
 /// A mount point below a mask's directory (a container's `/etc/hosts`)
 /// shows through the overlay: it is bound again on top. The mount is
 /// made in a mount namespace of the test's own (`unshare -m`), around

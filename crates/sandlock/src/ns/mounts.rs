@@ -247,15 +247,20 @@ impl MountPlan {
                 });
             }
             let mut keep: Vec<PathBuf> = table.into_iter().map(|t| t.point).collect();
-            // The writable grants in a mask's directory (the others are
-            // left alone: one given by a link from elsewhere into it would
-            // find it read-only), bound where they lead.
+            // The writable grants in a mask's directory, bound again where
+            // they lead: resolved first, so that one given by a link from
+            // elsewhere into the directory is found there too. Only those
+            // on a masked directory's file system can be below it without
+            // a mount point between (which is bound again anyway): the
+            // others are not resolved.
             let dirs: Vec<&Path> = masks.iter().filter_map(|m| m.parent()).collect();
+            let devs: Vec<u64> = dirs.iter().filter_map(|d| device(d)).collect();
             keep.extend(
                 writable
                     .iter()
-                    .filter(|w| dirs.iter().any(|d| w.starts_with(d)))
-                    .map(|w| std::fs::canonicalize(w).unwrap_or(w.clone())),
+                    .filter(|w| device(w).is_some_and(|dev| devs.contains(&dev)))
+                    .map(|w| std::fs::canonicalize(w).unwrap_or_else(|_| w.clone()))
+                    .filter(|w| dirs.iter().any(|d| super::overlay::within(w, d))),
             );
             let owner = !super::needs_user_namespace();
             for o in super::overlay::plan(&masks, &keep) {
@@ -352,6 +357,12 @@ pub(crate) struct PreparedMounts {
     pub(crate) what: Vec<String>,
     /// The directory of generated files (removed when dropped).
     pub(crate) files: Option<TempDir>,
+}
+
+/// The device of the file system holding `path` (links followed).
+fn device(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.dev())
 }
 
 /// The `MS_*` flags of the mount holding `path` that a remount must keep.

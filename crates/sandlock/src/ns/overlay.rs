@@ -68,7 +68,7 @@ pub(crate) struct Overlay {
 /// as the kernel shows them), so bytes compare as components would, at a
 /// fraction of `Path::starts_with`'s cost (this runs at every start as
 /// root).
-fn within(path: &Path, outer: &Path) -> bool {
+pub(super) fn within(path: &Path, outer: &Path) -> bool {
     let (p, o) = (path.as_os_str().as_bytes(), outer.as_os_str().as_bytes());
     let o = o.strip_suffix(b"/").unwrap_or(o);
     p.strip_prefix(o)
