@@ -422,6 +422,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sandlock-mplan-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("sub/x")).unwrap();
+        std::fs::create_dir_all(dir.join("sub/w")).unwrap();
         std::fs::write(dir.join("secret"), b"s").unwrap();
         let mut m = MountPlan::default();
         m.bind_content("/etc/hostname", b"box\n".to_vec());
