@@ -20,7 +20,7 @@
 //! (a [`crate::Reply::Hold`] continuation), never on the receive loop, when
 //! the socket may block.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{CWD, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
@@ -397,6 +397,11 @@ pub fn read_open_request(
     ))
 }
 
+/// How many times [`open`] makes a lookup whose scope it added again
+/// after the kernel's `EAGAIN` (openat2(2): a rename or mount anywhere on
+/// the machine during a scoped walk through `..`).
+const SCOPED_TRIES: u32 = 16;
+
 /// Open the checked request on the task's behalf, relative to its cwd (or
 /// the dirfd it passed), with `resolve` added to its own resolve flags.
 /// Returns our fd (with `O_CLOEXEC`) and whether the task asked for
@@ -417,9 +422,23 @@ pub fn open(
     let cloexec = req.flags.contains(OFlags::CLOEXEC);
     let flags = req.flags | OFlags::CLOEXEC;
     let mode = Mode::from_bits_truncate(req.mode);
+    // A scope added here (not the task's own) must not turn a lookup
+    // through `..` that met a rename elsewhere on the machine into an
+    // `EAGAIN` the task never asked for: such lookups are made again.
+    let scope = ResolveFlags::IN_ROOT | ResolveFlags::BENEATH;
+    let again = resolve.intersects(scope) && !req.resolve.intersects(scope);
     let resolve = req.resolve | resolve;
+    let openat2 = |dir: BorrowedFd<'_>| {
+        let mut tries = 1;
+        loop {
+            match rustix::fs::openat2(dir, path, flags, mode, resolve) {
+                Err(Errno::AGAIN) if again && tries < SCOPED_TRIES => tries += 1,
+                result => return result,
+            }
+        }
+    };
     let fd = if path.starts_with('/') {
-        rustix::fs::openat2(CWD, path, flags, mode, resolve)?
+        openat2(CWD)?
     } else if req.dirfd == AT_FDCWD {
         let mut cwd = heapless::String::<32>::new();
         core::fmt::Write::write_fmt(&mut cwd, format_args!("/proc/{}/cwd", child.pid()))
@@ -429,10 +448,10 @@ pub fn open(
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        rustix::fs::openat2(&base, path, flags, mode, resolve)?
+        openat2(base.as_fd())?
     } else {
         let base = child.get_fd(req.dirfd)?;
-        rustix::fs::openat2(&base, path, flags, mode, resolve)?
+        openat2(base.as_fd())?
     };
     Ok((fd, cloexec))
 }

@@ -210,6 +210,68 @@ fn open_on_behalf_honours_cloexec() {
     }
 }
 
+static DOTDOT_FILE: OnceLock<std::ffi::CString> = OnceLock::new();
+static DOTDOT_DIR: OnceLock<std::ffi::CString> = OnceLock::new();
+
+/// A scope the handler adds (`RESOLVE_BENEATH`) is sandlock's, not the
+/// task's: a lookup through `..` that meets a rename elsewhere on the
+/// machine (the kernel's `EAGAIN`, openat2(2)) is made again, and the
+/// task's 2000 opens of `sub/../file` all succeed while a thread of the
+/// test renames a file in a loop.
+#[test]
+fn open_with_an_added_scope_survives_renames_elsewhere() {
+    let (_tmp, path) = temp_file("dotdot", &DOTDOT_FILE);
+    let dir = path.parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let _ = DOTDOT_DIR.set(std::ffi::CString::new(dir.to_str().unwrap()).unwrap());
+    let (child, listener) = spawn(
+        &notify_on(&["openat"]),
+        Body::Fn(|| {
+            let dir = DOTDOT_DIR.get().unwrap();
+            // SAFETY: valid C strings; each descriptor is closed.
+            unsafe {
+                if libc::chdir(dir.as_ptr()) != 0 {
+                    return 2;
+                }
+                let mut failed = 0;
+                for _ in 0..2000 {
+                    let fd = libc::openat(libc::AT_FDCWD, c"sub/../file".as_ptr(), libc::O_RDONLY);
+                    if fd < 0 {
+                        failed += 1;
+                    } else {
+                        libc::close(fd);
+                    }
+                }
+                i32::from(failed > 0)
+            }
+        }),
+    );
+    let renames = std::env::temp_dir().join(format!("sandlock-notify-ren-{}", std::process::id()));
+    std::fs::create_dir_all(&renames).unwrap();
+    let (a, b) = (renames.join("a"), renames.join("b"));
+    std::fs::write(&a, "x").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let renamer = std::thread::spawn(move || {
+        while !flag.load(Ordering::Relaxed) {
+            let _ = std::fs::rename(&a, &b);
+            let _ = std::fs::rename(&b, &a);
+        }
+    });
+    let sup = Supervisor::builder(listener)
+        .handle_name("openat", handlers::open(ResolveFlags::BENEATH, |_| None))
+        .unwrap()
+        .spawn()
+        .unwrap();
+    child.go();
+    let code = child.wait();
+    stop.store(true, Ordering::Relaxed);
+    renamer.join().unwrap();
+    sup.join();
+    let _ = std::fs::remove_dir_all(&renames);
+    assert_eq!(code, 0, "an open through .. failed");
+}
+
 #[test]
 fn open_check_refuses_without_opening() {
     let (_tmp, _) = temp_file("check", &CHECK_FILE);

@@ -108,6 +108,7 @@ mod procmem;
 pub mod profile;
 mod ruleset;
 mod sandbox;
+mod scoped;
 pub mod seccomp;
 mod seedlib;
 mod spawn;

@@ -81,7 +81,7 @@ impl NewRoot {
         } else {
             rel
         };
-        rustix::fs::openat2(
+        crate::scoped::openat2(
             self.fd.as_fd(),
             rel,
             OFlags::PATH | OFlags::CLOEXEC,

@@ -430,3 +430,54 @@ pub fn assert_refused(out: &Out, names: &[&str]) {
         assert!(out.stderr.contains(n), "{n}: {out:?}");
     }
 }
+
+/// A thread of the test renaming a file of its own scratch directory back
+/// and forth, as fast as it can, until dropped: a lookup through `..`
+/// with `RESOLVE_IN_ROOT` or `RESOLVE_BENEATH` anywhere on the machine
+/// then sometimes gets `EAGAIN` from the kernel (openat2(2)).
+#[allow(dead_code)]
+pub struct Renamer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+    _dir: Scratch,
+}
+
+#[allow(dead_code)]
+impl Renamer {
+    pub fn start() -> Renamer {
+        let dir = Scratch::new(0);
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        fs::write(&a, "x").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                let _ = fs::rename(&a, &b);
+                let _ = fs::rename(&b, &a);
+                n += 2;
+            }
+            n
+        });
+        Renamer {
+            stop,
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    /// Stops the thread; how many renames it made.
+    pub fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().map_or(0, |t| t.join().unwrap())
+    }
+}
+
+impl Drop for Renamer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

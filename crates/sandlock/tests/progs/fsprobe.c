@@ -264,6 +264,26 @@ static int op(int argc, char **argv)
 		}
 		return 2;
 	}
+	if (!strcmp(name, "opens")) {
+		/* opens N PATH: N opens of PATH; "ok", or the last errno and
+		 * how many failed. */
+		int n = atoi(a), failed = 0, last = 0;
+		for (int i = 0; i < n; i++) {
+			int fd = open(b, O_RDONLY | O_CLOEXEC);
+			if (fd < 0) {
+				failed++;
+				last = errno;
+			} else {
+				close(fd);
+			}
+		}
+		if (failed)
+			printf("%s errno=%d failed=%d\n", label, last, failed);
+		else
+			printf("%s ok\n", label);
+		fflush(stdout);
+		return 3;
+	}
 	if (!strcmp(name, "flip"))
 		return flip(a, b, atoi(argc > 3 ? argv[3] : "1000")), 4;
 	printf("%s unknown-op\n", label);

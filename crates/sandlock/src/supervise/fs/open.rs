@@ -244,7 +244,7 @@ fn open(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Fail> {
     let flags = our_flags(job.flags);
     let scope = job.resolve | job.start.scope | ResolveFlags::NO_MAGICLINKS;
     let start = job.start.fd();
-    let fast = rustix::fs::openat2(
+    let fast = crate::scoped::openat2(
         start,
         job.path.as_slice(),
         flags,
@@ -254,7 +254,7 @@ fn open(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Fail> {
     let (fd, lexical_real) = match fast {
         Ok(fd) => (fd, true),
         Err(Errno::LOOP) if !job.resolve.contains(ResolveFlags::NO_SYMLINKS) => {
-            match rustix::fs::openat2(start, job.path.as_slice(), flags, job.mode, scope) {
+            match crate::scoped::openat2(start, job.path.as_slice(), flags, job.mode, scope) {
                 Ok(fd) => (fd, false),
                 // A magic link (ELOOP), or procfs' `self` resolved for us
                 // rather than for the task: walk it component by component.
@@ -444,7 +444,7 @@ fn create(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Fail> {
         if core.found_denied(&r, &dir)? || dir.proc != Proc::No {
             return Err(Fail::Denied);
         }
-        let fd = rustix::fs::openat2(&dir.fd, ".", ours, mode, ResolveFlags::BENEATH)?;
+        let fd = crate::scoped::openat2(&dir.fd, ".", ours, mode, ResolveFlags::BENEATH)?;
         return Ok(Opened::Fd(fd));
     }
     let (mut parent, last) = r.parent(&job.start, &job.path)?;
@@ -452,7 +452,7 @@ fn create(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Fail> {
     let mut links = 0u32;
     let mut tries = 0u32;
     loop {
-        let probe = rustix::fs::openat2(
+        let probe = crate::scoped::openat2(
             &parent.fd,
             last.as_slice(),
             OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -470,7 +470,7 @@ fn create(core: &Arc<FsCore>, job: &OpenJob) -> Result<Opened, Fail> {
                 {
                     return Err(Fail::Denied);
                 }
-                match rustix::fs::openat2(
+                match crate::scoped::openat2(
                     &parent.fd,
                     last.as_slice(),
                     ours | OFlags::EXCL,

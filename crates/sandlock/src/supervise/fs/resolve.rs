@@ -187,7 +187,7 @@ fn open_path(
         flags |= OFlags::NOFOLLOW;
     }
     let p = if p.is_empty() { &b"."[..] } else { p };
-    rustix::fs::openat2(
+    crate::scoped::openat2(
         dir,
         p,
         flags,
@@ -297,7 +297,7 @@ impl Resolver<'_> {
                 at = self.at_of(&cur, &stat, &real);
                 continue;
             }
-            let next = rustix::fs::openat2(
+            let next = crate::scoped::openat2(
                 &cur,
                 c.as_slice(),
                 OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,

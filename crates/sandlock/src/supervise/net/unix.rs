@@ -168,7 +168,7 @@ fn open_at(
     };
     let rel: &[u8] = if rel.is_empty() { b"." } else { rel };
     let rel = OsStr::from_bytes(rel);
-    rustix::fs::openat2(
+    crate::scoped::openat2(
         from,
         rel,
         flags | OFlags::PATH | OFlags::CLOEXEC,
@@ -212,7 +212,7 @@ pub(crate) fn resolve(
         }
         let parent_fd = open_at(base, dir.as_ref(), parent, OFlags::DIRECTORY)?;
         let last_os = OsStr::from_bytes(last);
-        let fd = rustix::fs::openat2(
+        let fd = crate::scoped::openat2(
             &parent_fd,
             last_os,
             OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
