@@ -51,6 +51,7 @@ fn sandlock_killed_mid_run(mode: Mode) {
         left = s.attackers();
     }
     let reached = net.bad.count();
+    s.end_survivors(&left);
     let out = s.finish();
     let what = format!("after SIGKILL to sandlock: alive {left:?}, {reached} connections");
     verdict(

@@ -393,6 +393,17 @@ impl Session {
         }
     }
 
+    /// Kills `pids` (survivors a test has already counted): they hold the
+    /// output pipes, which [`finish`](Self::finish) would otherwise wait
+    /// on for 5 s.
+    pub fn end_survivors(&self, pids: &[i32]) {
+        for &pid in pids {
+            if let Some(pid) = Pid::from_raw(pid) {
+                let _ = kill_process(pid, Signal::KILL);
+            }
+        }
+    }
+
     /// Close stdin, wait for the end, and collect everything.
     pub fn finish(mut self) -> Outcome {
         self.release();

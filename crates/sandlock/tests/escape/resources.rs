@@ -142,6 +142,7 @@ fn setsid_escapes_timeout(mode: Mode) {
     s.go("");
     let status = s.wait_exit();
     let left = lingering(|| s.attackers(), Instant::now());
+    s.end_survivors(&left);
     let out = s.finish();
     assert!(
         ran || !mode.sandboxed(),
@@ -172,6 +173,7 @@ fn setsid_daemon_outlives_command(mode: Mode) {
     s.go("");
     s.wait_exit();
     let left = lingering(|| s.attackers(), Instant::now());
+    s.end_survivors(&left);
     let out = s.finish();
     let what = format!("a setsid() daemon outliving the sandboxed command: {left:?}");
     verdict(mode, Bare::Works, !left.is_empty(), &what, &out);
