@@ -65,7 +65,7 @@ fn text(r: &RunResult) -> String {
 }
 
 /// The supervisor's count: ten children at once under -P 5 (four made,
-/// six refused with EAGAIN), 300 sequential forks under -P 10, a thread
+/// six refused with EAGAIN; three and seven on a loaded machine), 300 sequential forks under -P 10, a thread
 /// bomb under -P 20.
 fn supervisor_counting(pidns: bool) {
     let p = probe();
@@ -77,8 +77,22 @@ fn supervisor_counting(pidns: bool) {
         &[p.as_os_str(), "forks".as_ref(), "10".as_ref()],
     );
     let out = String::from_utf8_lossy(&r.stdout).into_owned();
-    assert_eq!(field(&out, "made"), Some(4.0), "{}", text(&r));
-    assert_eq!(field(&out, "eagain"), Some(6.0), "{}", text(&r));
+    // Never more than four. One fewer when the machine is loaded: a
+    // grant whose child already exists may still count as pending for a
+    // moment (the count errs on the side of the limit, see
+    // limits/processes.rs); seen with 12 test threads on 2 CPUs.
+    let (made, eagain) = (field(&out, "made"), field(&out, "eagain"));
+    assert!(
+        matches!(made, Some(m) if m == 4.0 || m == 3.0),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(
+        made.zip(eagain).map(|(m, e)| m + e),
+        Some(10.0),
+        "{}",
+        text(&r)
+    );
 
     let policy = base().max_processes(10).build().unwrap();
     let r = run(
