@@ -9,33 +9,39 @@ fn helper() -> Command {
     Command::new(env!("CARGO_BIN_EXE_landlock-exec"))
 }
 
+/// `--ro` for each system directory that exists (not `/etc`).
+fn system_dirs_ro() -> Vec<&'static str> {
+    let mut args = Vec::new();
+    for dir in ["/usr", "/bin", "/lib", "/lib64"] {
+        if std::path::Path::new(dir).exists() {
+            args.extend(["--ro", dir]);
+        }
+    }
+    args
+}
+
+/// The exit code of `landlock-exec --spawn --ro / -- CMD...`.
+fn spawned_code(cmd: &[&str]) -> Option<i32> {
+    let mut c = helper();
+    c.args(["--spawn", "--ro", "/", "--"]).args(cmd);
+    c.status().unwrap().code()
+}
+
 #[test]
 fn spawned_command_exit_code_is_passed_on() {
-    let status = helper()
-        .args(["--spawn", "--ro", "/", "--", "/bin/sh", "-c", "exit 3"])
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(3));
+    assert_eq!(spawned_code(&["/bin/sh", "-c", "exit 3"]), Some(3));
 }
 
 #[test]
 fn spawned_command_killed_by_a_signal_gives_128_plus_n() {
-    let status = helper()
-        .args(["--spawn", "--ro", "/", "--", "/bin/sh", "-c", "kill -9 $$"])
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(137));
+    assert_eq!(spawned_code(&["/bin/sh", "-c", "kill -9 $$"]), Some(137));
 }
 
 #[test]
 fn spawned_command_is_confined() {
     // Only /usr, /bin, /lib* readable: /etc/hostname is not.
     let mut args = vec!["--spawn"];
-    for dir in ["/usr", "/bin", "/lib", "/lib64"] {
-        if std::path::Path::new(dir).exists() {
-            args.extend(["--ro", dir]);
-        }
-    }
+    args.extend(system_dirs_ro());
     args.extend(["--", "/bin/cat", "/etc/hostname"]);
     let out = helper().args(&args).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -47,11 +53,7 @@ fn spawned_command_is_confined() {
 
 #[test]
 fn missing_command_gives_127() {
-    let status = helper()
-        .args(["--spawn", "--ro", "/", "--", "/nonexistent/command"])
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(127));
+    assert_eq!(spawned_code(&["/nonexistent/command"]), Some(127));
 }
 
 /// A filter file of one instruction: `ret ALLOW`.
@@ -88,11 +90,7 @@ mod tempfile_path {
 fn floor(filter: &str, system_only: bool, cmd: &[&str]) -> std::process::Output {
     let mut args = vec!["--floor", filter];
     if system_only {
-        for dir in ["/usr", "/bin", "/lib", "/lib64"] {
-            if std::path::Path::new(dir).exists() {
-                args.extend(["--ro", dir]);
-            }
-        }
+        args.extend(system_dirs_ro());
     } else {
         args.extend(["--ro", "/"]);
     }
