@@ -128,7 +128,7 @@ pub(crate) fn run(a: &ChildArgs<'_>) -> ! {
         sys::exit(125);
     }
     if let Some(n) = a.ns
-        && let Err((step, detail, e)) = ns::enter(n)
+        && let Err((step, detail, e)) = ns::enter(n, a.landlock)
     {
         fail(a.sock, step.code(), e, detail, 125);
     }

@@ -21,8 +21,10 @@ const UID_MAP: &std::ffi::CStr = c"/proc/self/uid_map";
 const GID_MAP: &std::ffi::CStr = c"/proc/self/gid_map";
 
 /// Writes the id maps, makes the mounts and sets the host name. The child
-/// is already in its new namespaces (`clone` created them).
-pub(crate) fn enter(ns: &ChildNs) -> Result<(), Failure> {
+/// is already in its new namespaces (`clone` created them). A generated
+/// file bound over a grant's path (the seed library) is granted in
+/// `ruleset` as it is bound, by its own descriptor (see `mount_content`).
+pub(crate) fn enter(ns: &ChildNs, ruleset: Option<RawFd>) -> Result<(), Failure> {
     if let Some(maps) = &ns.id_maps {
         let step = |e| (SetupStep::UserNamespace, 0, e);
         // An unprivileged writer must give up setgroups before gid_map.
@@ -34,7 +36,7 @@ pub(crate) fn enter(ns: &ChildNs) -> Result<(), Failure> {
     for (i, m) in ns.mounts.iter().enumerate() {
         let made = match (&m.content, &m.overlay) {
             (_, Some(o)) => super::overlay::mount(&m.target, o),
-            (Some((dir, bytes)), None) => mount_content(dir, bytes, m, &mut private),
+            (Some((dir, bytes)), None) => mount_content(dir, bytes, m, &mut private, ns, ruleset),
             (None, None) => sys::mount(
                 m.source.as_deref(),
                 &m.target,
@@ -61,29 +63,56 @@ pub(crate) fn enter(ns: &ChildNs) -> Result<(), Failure> {
 /// and bound, so nothing outside can reach or change it between its
 /// creation and the mount. Where the tmpfs cannot be mounted, the named
 /// copy sandlock wrote is bound instead.
+///
+/// A grant of the target is given here, on a descriptor of the bound file
+/// itself, not later by the target's path: a process outside that
+/// unlinks the target (its directory is the user's) detaches the mount in
+/// every namespace, and a file it puts there would be the one granted
+/// (a library of its own, preloaded into the sandbox).
 fn mount_content<'a>(
     dir: &'a CStr,
     bytes: &[u8],
     m: &ChildMount,
     private: &mut Option<&'a CStr>,
+    ns: &ChildNs,
+    ruleset: Option<RawFd>,
 ) -> Result<(), Errno> {
     let source = m.source.as_deref().ok_or(Errno::INVAL)?;
-    if private.is_none() {
-        if sys::mount(
+    if private.is_none()
+        && sys::mount(
             Some(c"tmpfs"),
             dir,
             Some(c"tmpfs"),
             MS_NOSUID | MS_NODEV,
             None,
         )
-        .is_err()
-        {
-            return sys::mount(Some(source), &m.target, None, m.flags, None);
-        }
+        .is_ok()
+    {
         *private = Some(dir);
     }
-    sys::create_with(source, bytes)?;
-    sys::mount(Some(source), &m.target, None, m.flags, None)
+    if private.is_some() {
+        sys::create_with(source, bytes)?;
+    }
+    let fd = sys::open_path(source)?;
+    let made =
+        sys::mount(Some(source), &m.target, None, m.flags, None).and_then(|()| match ruleset {
+            Some(r) => ns
+                .regrants
+                .iter()
+                .filter(|(path, _)| path.as_c_str() == m.target.as_c_str())
+                .try_for_each(|(_, access)| sys::landlock_add_path(r, *access, fd)),
+            None => Ok(()),
+        });
+    close(fd);
+    made
+}
+
+/// Whether `path` is the target of a generated file's bind, granted as it
+/// was bound ([`mount_content`]).
+fn granted_at_mount(ns: &ChildNs, path: &CStr) -> bool {
+    ns.mounts
+        .iter()
+        .any(|m| m.content.is_some() && m.overlay.is_none() && m.target.as_c_str() == path)
 }
 
 /// Adds the plan's Landlock rules for the new mounts to `ruleset` (the
@@ -92,6 +121,9 @@ fn mount_content<'a>(
 /// nothing inside.
 pub(crate) fn regrant(ns: &ChildNs, ruleset: RawFd) -> Result<(), Failure> {
     for (i, (path, access)) in ns.regrants.iter().enumerate() {
+        if granted_at_mount(ns, path) {
+            continue;
+        }
         let fd = match sys::open_path(path) {
             Ok(fd) => fd,
             Err(Errno::NOENT | Errno::NOTDIR) => continue,
